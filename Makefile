@@ -1,0 +1,54 @@
+# Hotline: `make run` and `make test` do all set-up on a fresh Debian 12 machine (as root,
+# Python 3.11): apt packages, a .venv, the package and its extras. A second call is quick:
+# each step is skipped when its stamp is newer than what it depends on.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMPS := .make
+
+# System packages: speech (espeak-ng, sox), SIP test clients, browser tests, PostgreSQL for
+# storage tests, graphviz for `hotline flows graph`, Python venv/headers for builds.
+APT_PACKAGES := python3-venv python3-dev build-essential espeak-ng libespeak-ng1 sox \
+	sip-tester baresip chromium chromium-driver postgresql graphviz \
+	ca-certificates
+
+.PHONY: run test lint setup clean
+
+run: setup
+	$(BIN)/hotline serve
+
+test: setup
+	$(BIN)/ruff check app tests bench
+	$(BIN)/mypy
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/pytest -q -ra
+
+lint: setup
+	$(BIN)/ruff check app tests bench
+	$(BIN)/mypy
+
+setup: $(STAMPS)/apt $(STAMPS)/venv
+
+$(STAMPS)/apt: Makefile
+	@mkdir -p $(STAMPS)
+	@missing=$$(for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+		echo "apt: installing $$missing"; \
+		if [ "$$(id -u)" != 0 ]; then echo "need root to install: $$missing" >&2; exit 1; fi; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@touch $@
+
+$(STAMPS)/venv: pyproject.toml $(STAMPS)/apt
+	@mkdir -p $(STAMPS)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip wheel setuptools
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $@
+
+clean:
+	rm -rf $(STAMPS) $(VENV) .mypy_cache .ruff_cache

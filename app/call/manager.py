@@ -1,0 +1,89 @@
+"""Starts and tracks the process's calls; finalizes them on shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+
+from app.call.media import CallMedia
+from app.call.session import CallDeps, CallInfo, CallSession
+from app.log import get_logger
+
+
+class UnknownHotlineError(ValueError):
+    """No flow serves the dialled number."""
+
+
+@dataclass(frozen=True)
+class Hotline:
+    number: str
+    flow_id: str
+    locales: tuple[str, ...]
+    default_locale: str
+    recording: bool
+
+
+class CallManager:
+    def __init__(self, deps: CallDeps, hotlines: dict[str, Hotline]) -> None:
+        self.deps = deps
+        self.hotlines = hotlines
+        self._sessions: dict[str, CallSession] = {}
+        self._tasks: dict[str, asyncio.Task[str]] = {}
+        self._log = get_logger()
+
+    def hotline(self, number: str) -> Hotline:
+        hotline = self.hotlines.get(number)
+        if hotline is None:
+            known = ", ".join(sorted(self.hotlines)) or "none"
+            raise UnknownHotlineError(f"no flow serves hotline number {number!r} (known: {known})")
+        return hotline
+
+    async def start_call(self, media: CallMedia, *, hotline_number: str, caller_number: str,
+                         locale: str | None, channel: str) -> str:
+        """Start a call on ``media``; returns its call_id. Raises UnknownHotlineError."""
+        hotline = self.hotline(hotline_number)
+        if locale is not None and locale not in hotline.locales:
+            raise ValueError(
+                f"hotline {hotline_number} speaks {', '.join(hotline.locales)}, not {locale!r}"
+            )
+        call_id = uuid.uuid4().hex
+        info = CallInfo(
+            call_id=call_id, flow_id=hotline.flow_id, hotline_number=hotline_number,
+            caller_number=caller_number or "anonymous", locale=locale or hotline.default_locale,
+            channel=channel, recording=hotline.recording,
+        )
+        session = CallSession(info, media, self.deps)
+        task = asyncio.create_task(session.run(), name=f"call-{call_id}")
+        self._sessions[call_id] = session
+        self._tasks[call_id] = task
+        task.add_done_callback(lambda t, cid=call_id: self._done(cid, t))
+        return call_id
+
+    def _done(self, call_id: str, task: asyncio.Task[str]) -> None:
+        self._sessions.pop(call_id, None)
+        self._tasks.pop(call_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            self._log.error("call_task_failed", call_id=call_id, error=repr(task.exception()))
+
+    def session(self, call_id: str) -> CallSession | None:
+        return self._sessions.get(call_id)
+
+    def active(self) -> list[str]:
+        return list(self._tasks)
+
+    def task(self, call_id: str) -> asyncio.Task[str] | None:
+        return self._tasks.get(call_id)
+
+    async def wait(self, call_id: str, timeout_s: float) -> str:
+        task = self._tasks.get(call_id)
+        if task is None:
+            raise KeyError(call_id)
+        return await asyncio.wait_for(asyncio.shield(task), timeout_s)
+
+    async def shutdown(self) -> None:
+        """Stop every call; each one finalizes its own record (outcome ``interrupted``)."""
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

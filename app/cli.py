@@ -1,0 +1,65 @@
+"""The ``hotline`` command: serve, call, transcribe, say, intents, flows, models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from app.asr.cli import models_app, transcribe
+from app.call.cli import call
+from app.flows.cli import flows_app
+from app.nlu.cli import intents_app
+from app.tts.cli import say
+
+app = typer.Typer(
+    name="hotline",
+    help="Hotline: an AI voice front-end for customer-service hotlines.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(models_app, name="models", help="Speech models: list and pull.")
+app.add_typer(intents_app, name="intents", help="Intents: train, eval, test, predict.")
+app.add_typer(flows_app, name="flows", help="IVR flows: check, chat, test, graph.")
+app.command("transcribe", help="Transcribe a WAV file with Vosk.")(transcribe)
+app.command("say", help="Synthesize speech to a WAV file.")(say)
+app.command("call", help="Place a simulated WebRTC call from a WAV file.")(call)
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="YAML settings file (HOTLINE_CONFIG)")
+]
+
+
+@app.command()
+def serve(
+    config: ConfigOpt = None,
+    host: Annotated[str | None, typer.Option(help="bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port")] = None,
+) -> None:
+    """Run the Hotline server (API, softphone, call handling)."""
+    import uvicorn
+
+    from app.log import configure_logging
+    from app.main import create_app
+    from app.settings import load_settings
+
+    overrides: dict[str, object] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    settings = load_settings(config, **overrides)
+    configure_logging(settings.log_level, settings.log_json)
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, log_config=None,
+        timeout_graceful_shutdown=10,
+    )
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

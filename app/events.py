@@ -1,0 +1,140 @@
+"""The few typed events everything exchanges.
+
+Audio travels as ``AudioChunk`` (a slotted dataclass: it is the hot path). Everything else is
+a pydantic model with a ``type`` field, so the agent console and the event log receive it as
+JSON without translation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+SAMPLE_WIDTH_BYTES = 2
+CALL_SAMPLE_RATE_HZ = 16_000
+FRAME_MS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class AudioChunk:
+    """Signed 16-bit little-endian mono PCM, normally 20 ms long."""
+
+    pcm: bytes
+    sample_rate_hz: int
+    media_ts_ms: int = 0
+
+    @property
+    def n_samples(self) -> int:
+        return len(self.pcm) // SAMPLE_WIDTH_BYTES
+
+    @property
+    def duration_ms(self) -> float:
+        return 1000.0 * self.n_samples / self.sample_rate_hz
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Word(BaseModel):
+    word: str
+    start_s: float
+    end_s: float
+    confidence: float
+
+
+class Transcript(BaseModel):
+    type: Literal["transcript"] = "transcript"
+    text: str
+    is_final: bool
+    locale: str = ""
+    confidence: float = 0.0
+    start_s: float = 0.0
+    end_s: float = 0.0
+    words: list[Word] = Field(default_factory=list)
+    grammar: bool = False
+
+
+class Dtmf(BaseModel):
+    type: Literal["dtmf"] = "dtmf"
+    digit: str
+    media_ts_ms: int = 0
+    duration_ms: int = 0
+
+
+class IntentCandidate(BaseModel):
+    intent: str
+    confidence: float
+
+
+IntentReason = Literal[
+    "ok", "low_confidence", "ambiguous", "empty", "unknown_locale", "model_unavailable",
+    "too_long",
+]
+
+
+class IntentResult(BaseModel):
+    type: Literal["intent"] = "intent"
+    text: str
+    locale: str
+    intent: str | None
+    confidence: float
+    ranking: list[IntentCandidate] = Field(default_factory=list)
+    reason: IntentReason = "ok"
+
+
+EntityKind = Literal["digits", "phone", "date", "datetime", "time", "money"]
+
+
+class Entity(BaseModel):
+    kind: EntityKind
+    value: str  # canonical: digits "4567", phone E.164, date ISO 8601, money "12.50 CNY"
+    text: str  # the span as heard
+    start: int = 0
+    end: int = 0
+
+
+SentimentLabel = Literal["negative", "neutral", "positive"]
+
+
+class Sentiment(BaseModel):
+    type: Literal["sentiment"] = "sentiment"
+    score: float = Field(ge=-1.0, le=1.0)
+    label: SentimentLabel
+
+
+class CallStarted(BaseModel):
+    type: Literal["call_started"] = "call_started"
+    call_id: str
+    hotline_number: str
+    caller_number: str
+    channel: Literal["webrtc", "sip", "cli"]
+    locale: str
+
+
+class CallEnded(BaseModel):
+    type: Literal["call_ended"] = "call_ended"
+    call_id: str
+    outcome: str
+    duration_s: float
+
+
+class HandoffRequested(BaseModel):
+    type: Literal["handoff_requested"] = "handoff_requested"
+    call_id: str
+    queue: str
+    reason: str
+    note: str = ""
+    intent: str | None = None
+    sentiment: float | None = None
+    transcript: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class SpeechActivity(BaseModel):
+    """VAD edges from a recognizer stream: the caller started or stopped speaking."""
+
+    type: Literal["speech_start", "speech_end"]
+    media_ts_ms: int = 0

@@ -1,0 +1,142 @@
+"""Hotline settings: pydantic-settings, env prefix HOTLINE_, optional YAML file.
+
+Read once (``load_settings``) at the edge (CLI, ``create_app``) and passed down explicitly.
+The YAML file is named by ``HOTLINE_CONFIG`` or ``--config``; environment variables win over
+the file, the file wins over the defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="HOTLINE_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    # -- where things live
+    data_dir: Path = Field(default=PROJECT_ROOT / "data", description="SQLite, recordings, caches")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: SQLite file under data_dir"
+    )
+    models_dir: Path = PROJECT_ROOT / "models"
+    intents_dir: Path = PROJECT_ROOT / "intents"
+    flows_dir: Path = PROJECT_ROOT / "ivr_flows"
+
+    # -- server
+    host: str = "127.0.0.1"
+    port: int = 8080
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    # -- speech recognition (Vosk)
+    asr_models: dict[str, str] = Field(
+        default_factory=lambda: {
+            "en": "vosk-model-small-en-us-0.15",
+            "zh": "vosk-model-small-cn-0.22",
+        },
+        description="locale -> Vosk model name (a folder under models/vosk or a package)",
+    )
+    asr_workers: int = Field(default=2, ge=1, description="decoder thread pool size")
+    asr_queue_max_chunks: int = Field(default=250, ge=10, description="per-stream backlog")
+    asr_silence_timeout_s: float = Field(default=0.7, gt=0)
+    asr_vad_aggressiveness: int = Field(default=2, ge=0, le=3)
+    asr_grammar_min_confidence: float = Field(default=0.6, ge=0, le=1)
+
+    # -- speech synthesis (pyttsx3 + espeak-ng)
+    tts_voices: dict[str, str] = Field(
+        default_factory=lambda: {"en": "en-us", "zh": "cmn-latn-pinyin"}
+    )
+    tts_rate_wpm: int = Field(default=165, ge=60, le=400)
+    tts_timeout_s: float = Field(default=20.0, gt=0)
+    tts_workers: int = Field(default=1, ge=1, le=8, description="espeak worker processes")
+    tts_queue_max: int = Field(default=64, ge=1, description="waiting synth requests")
+
+    # -- understanding
+    intent_model_dir: Path | None = Field(
+        default=None, description="default: models_dir/intents"
+    )
+    intent_encoder_path: Path | None = Field(
+        default=None, description="local Hugging Face encoder dir; default all-MiniLM-L6-v2"
+    )
+    intent_threshold: float = Field(default=0.5, ge=0, le=1)
+    intent_margin: float = Field(default=0.1, ge=0, le=1)
+    intent_train_on_start: bool = True
+    sentiment_model_path: Path | None = Field(
+        default=None, description="local transformers sentiment model; default lexicon-based"
+    )
+
+    # -- calls
+    default_locale: str = "zh"
+    webrtc_stun_servers: list[str] = Field(default_factory=list)
+    webrtc_turn_servers: list[str] = Field(default_factory=list)
+    webrtc_turn_username: str | None = None
+    webrtc_turn_password: str | None = None
+    webrtc_ice_timeout_s: float = Field(
+        default=15.0, gt=0, description="a WebRTC call whose ICE never connects ends after this"
+    )
+    webrtc_media_timeout_s: float = Field(
+        default=10.0, gt=0, description="no caller audio for this long = the peer vanished"
+    )
+    call_max_duration_s: float = Field(default=3600, gt=0)
+    queue_max_wait_s: float = Field(default=120, gt=0)
+    queue_position_every_s: float = Field(default=30, gt=0)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'hotline.db').resolve()}"
+
+    @property
+    def intent_model_path(self) -> Path:
+        return self.intent_model_dir or (self.models_dir / "intents")
+
+    @property
+    def vosk_models_dir(self) -> Path:
+        return self.models_dir / "vosk"
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.data_dir / "recordings"
+
+    @property
+    def tts_cache_dir(self) -> Path:
+        return self.data_dir / "tts_cache"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config = os.environ.get("HOTLINE_CONFIG")
+        if config:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config))
+        return tuple(sources)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Read settings once. ``config_file`` (YAML) is used as if HOTLINE_CONFIG named it."""
+    if config_file is not None:
+        if not config_file.is_file():
+            raise FileNotFoundError(f"settings file not found: {config_file}")
+        os.environ["HOTLINE_CONFIG"] = str(config_file)
+    return Settings(**overrides)

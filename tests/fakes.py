@@ -1,0 +1,102 @@
+"""Lowest-layer stand-ins, for failure injection and for driving a call's timeline exactly.
+
+``PipeMedia`` is a media leg with no network under it: what the test "says" goes into the
+session as real-time 20 ms chunks (silence in between, as a phone line sends), and what the
+bot plays is collected with the time it was sent. The session, ASR, TTS, flow engine and
+database above it are the real ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from app.events import CALL_SAMPLE_RATE_HZ, FRAME_MS, AudioChunk, Dtmf
+from app.media.audio import frames
+
+_SILENCE = b"\x00" * (CALL_SAMPLE_RATE_HZ * FRAME_MS // 1000 * 2)
+
+
+@dataclass
+class SentAudio:
+    at_s: float
+    chunk: AudioChunk
+
+
+@dataclass
+class PipeMedia:
+    sample_rate_hz: int = CALL_SAMPLE_RATE_HZ
+    max_ahead_ms: float = 300.0
+    sent: list[SentAudio] = field(default_factory=list)
+    flushed_ms: int = 0
+    closed: bool = False
+
+    def __post_init__(self) -> None:
+        self._caller: asyncio.Queue[AudioChunk | Dtmf | None] = asyncio.Queue()
+        self._t0 = time.monotonic()
+        self._play_clock = self._t0
+        self._hangup = asyncio.Event()
+
+    # -- the caller's side
+    def say(self, pcm: bytes) -> float:
+        """Queue caller audio; returns how long it lasts in seconds."""
+        for chunk in frames(pcm, self.sample_rate_hz):
+            self._caller.put_nowait(chunk)
+        return len(pcm) / 2 / self.sample_rate_hz
+
+    def press(self, digit: str) -> None:
+        self._caller.put_nowait(Dtmf(digit=digit))
+
+    def hang_up(self) -> None:
+        self._hangup.set()
+        self._caller.put_nowait(None)
+
+    def now_s(self) -> float:
+        return time.monotonic() - self._t0
+
+    def bot_audio_s(self) -> float:
+        return sum(s.chunk.duration_ms for s in self.sent) / 1000
+
+    # -- CallMedia
+    async def inbound(self) -> AsyncIterator[AudioChunk | Dtmf]:
+        ts = 0
+        next_at = time.monotonic()
+        while not self._hangup.is_set():
+            next_at += FRAME_MS / 1000
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            item: AudioChunk | Dtmf | None
+            item = self._caller.get_nowait() if not self._caller.empty() else None
+            if item is None and self._hangup.is_set():
+                return
+            if isinstance(item, Dtmf):
+                yield item
+                item = None
+            ts += FRAME_MS
+            yield item if isinstance(item, AudioChunk) else AudioChunk(
+                _SILENCE, self.sample_rate_hz, ts
+            )
+
+    async def play(self, chunk: AudioChunk) -> None:
+        now = time.monotonic()
+        self._play_clock = max(self._play_clock, now)
+        self.sent.append(SentAudio(self._play_clock - self._t0, chunk))
+        self._play_clock += chunk.duration_ms / 1000
+        ahead_s = self._play_clock - now - self.max_ahead_ms / 1000
+        if ahead_s > 0:
+            await asyncio.sleep(ahead_s)
+
+    def flush(self) -> int:
+        now = time.monotonic()
+        dropped_s = max(0.0, self._play_clock - now)
+        # chunks not yet "on the wire" are dropped
+        self.sent = [s for s in self.sent if s.at_s + self._t0 <= now]
+        self._play_clock = now
+        dropped = int(dropped_s * 1000)
+        self.flushed_ms += dropped
+        return dropped
+
+    async def close(self) -> None:
+        self.closed = True
+        self._hangup.set()
