@@ -1,0 +1,257 @@
+"""Speech synthesis for calls: text or a recorded WAV in, call-rate PCM and 20 ms chunks out.
+
+``TtsService`` is created once per process (``main.py`` lifespan) and shared by every call.
+Text is cut into sentences; each sentence is one cache entry and one worker request, so a
+stream starts playing after the first sentence while the next one renders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.events import FRAME_MS, SAMPLE_WIDTH_BYTES, AudioChunk
+from app.log import get_logger
+from app.media.audio import AudioFormatError, Pcm, frames, read_wav, resample, rms_dbfs
+from app.settings import Settings
+from app.tts.cache import PromptCache, cache_key
+from app.tts.errors import TtsError
+from app.tts.pool import DEFAULT_WORKER_ENTRY, PoolStats, WorkerPool
+from app.tts.text import check_text, check_voice_can_read, split_segments
+
+MIN_RATE_HZ, MAX_RATE_HZ = 8_000, 48_000
+SILENT_DBFS = -60.0  # a render quieter than this is "the voice could not speak it"
+
+
+
+@dataclass
+class TtsStats:
+    cache_hits: int = 0
+    cache_misses: int = 0
+    corrupt_entries: int = 0
+    prompt_conversions: int = 0
+
+
+def resolve_voice(configured: str, voices: list[dict[str, Any]]) -> str | None:
+    """The name espeak-ng is given for a configured voice, or ``None`` if not installed.
+
+    pyttsx3 reports voice ids lowercased with their folder ("sit/cmn-latn-pinyin"), while the
+    file is "sit/cmn-Latn-pinyin"; given the mixed-case path pyttsx3 writes no audio at all,
+    and an unknown name silently falls back to English. So the configured value is matched
+    (case-insensitively) against each voice's languages, id, file name and display name, and
+    espeak-ng is given the lowercased file name, which it matches case-insensitively.
+    """
+    want = configured.strip().lower()
+    for voice in voices:
+        vid = str(voice.get("id", "")).lower()
+        names = {vid, vid.rsplit("/", 1)[-1], str(voice.get("name", "")).lower()}
+        names.update(str(lang).lower() for lang in voice.get("languages", []))
+        if want in names:
+            langs = [str(lang).lower() for lang in voice.get("languages", [])]
+            return want if want in langs else vid.rsplit("/", 1)[-1]
+    return None
+
+
+def check_rate(sample_rate_hz: int) -> int:
+    if not MIN_RATE_HZ <= sample_rate_hz <= MAX_RATE_HZ:
+        raise ValueError(
+            f"sample rate {sample_rate_hz} Hz out of range {MIN_RATE_HZ}..{MAX_RATE_HZ} Hz"
+        )
+    return sample_rate_hz
+
+
+class TtsService:
+    def __init__(self, settings: Settings, *, worker_entry: str = DEFAULT_WORKER_ENTRY) -> None:
+        self.settings = settings
+        self.rate_wpm = settings.tts_rate_wpm
+        self.cache = PromptCache(settings.tts_cache_dir)
+        self.pool = WorkerPool(
+            size=settings.tts_workers, timeout_s=settings.tts_timeout_s,
+            queue_max=settings.tts_queue_max, entry=worker_entry,
+        )
+        self.stats = TtsStats()
+        self.voices: dict[str, str] = {}  # locale -> espeak-ng voice name
+        self.missing_voices: dict[str, str] = {}  # locale -> configured voice not installed
+        self._prompts: dict[tuple[str, int, int, int], Pcm] = {}
+
+    @property
+    def worker_stats(self) -> PoolStats:
+        return self.pool.stats
+
+    @property
+    def worker_pids(self) -> list[int | None]:
+        return self.pool.pids
+
+    async def start(self) -> None:
+        """Start the workers and check every configured voice is installed."""
+        await self.pool.start()
+        for locale, configured in self.settings.tts_voices.items():
+            name = resolve_voice(configured, self.pool.voices)
+            if name is None:
+                self.missing_voices[locale] = configured
+                get_logger().error("tts_voice_missing", locale=locale, voice=configured)
+            else:
+                self.voices[locale] = name
+        get_logger().info("tts_ready", voices=self.voices, workers=self.settings.tts_workers)
+
+    async def aclose(self) -> None:
+        await self.pool.aclose()
+
+    async def __aenter__(self) -> TtsService:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def voice_for(self, locale: str) -> str:
+        """The espeak-ng voice for ``locale`` ("zh", "zh-CN" and "zh_CN" all mean "zh")."""
+        for key in (locale, locale.replace("_", "-").split("-")[0].lower()):
+            if key in self.voices:
+                return self.voices[key]
+            if key in self.missing_voices:
+                raise TtsError(
+                    "voice_missing", f"voice {self.missing_voices[key]!r} for locale {key!r} "
+                    "is not installed in espeak-ng (see: espeak-ng --voices)",
+                )
+        known = ", ".join(sorted(self.settings.tts_voices)) or "none"
+        raise TtsError(
+            "unknown_locale", f"no voice for locale {locale!r}; configured locales: {known} "
+            "(settings tts_voices)",
+        )
+
+    async def synthesize(self, text: str, locale: str, sample_rate_hz: int) -> Pcm:
+        """The whole utterance at ``sample_rate_hz`` (cached per sentence)."""
+        pcm, _ = await self._render_text(text, locale, sample_rate_hz)
+        return pcm
+
+    async def stream(
+        self, text: str, locale: str, sample_rate_hz: int
+    ) -> AsyncGenerator[AudioChunk, None]:
+        """20 ms chunks; the next sentence renders while this one plays.
+
+        Close it when abandoning it early (``contextlib.aclosing``) so the prefetch stops.
+        """
+        voice = self.voice_for(locale)
+        check_rate(sample_rate_hz)
+        segments = self._segments(text, voice)
+        step = sample_rate_hz * FRAME_MS // 1000 * SAMPLE_WIDTH_BYTES
+        rest, ts_ms = b"", 0
+        pending: asyncio.Task[tuple[Pcm, bool]] | None = None
+        try:
+            current = await self._segment(segments[0], voice, sample_rate_hz)
+            for i in range(len(segments)):
+                if i + 1 < len(segments):
+                    pending = asyncio.create_task(
+                        self._segment(segments[i + 1], voice, sample_rate_hz),
+                        name="tts-prefetch",
+                    )
+                buf = rest + current[0].data
+                whole = len(buf) - len(buf) % step
+                for chunk in frames(buf[:whole], sample_rate_hz, start_ms=ts_ms):
+                    yield chunk
+                    ts_ms += FRAME_MS
+                rest = buf[whole:]
+                if pending is not None:
+                    current, pending = await pending, None
+            for chunk in frames(rest, sample_rate_hz, start_ms=ts_ms):
+                yield chunk
+        finally:
+            if pending is not None:
+                pending.cancel()
+                await asyncio.gather(pending, return_exceptions=True)
+
+    async def prompt_wav(self, path: Path, sample_rate_hz: int) -> Pcm:
+        """A studio-recorded prompt, converted once to mono s16 at the call's rate."""
+        check_rate(sample_rate_hz)
+        try:
+            key = await asyncio.to_thread(_prompt_key, path, sample_rate_hz)
+        except OSError as exc:
+            raise TtsError("bad_prompt", f"recorded prompt {path}: {exc.strerror}") from None
+        cached = self._prompts.get(key)
+        if cached is not None:
+            return cached
+        try:
+            pcm = await asyncio.to_thread(_convert_wav, path, sample_rate_hz)
+        except AudioFormatError as exc:
+            raise TtsError("bad_prompt", f"recorded prompt {exc}") from None
+        self.stats.prompt_conversions += 1
+        self._prompts[key] = pcm
+        return pcm
+
+    async def prerender(self, items: list[tuple[str, str]], sample_rate_hz: int) -> int:
+        """Render (text, locale) prompts into the cache; returns how many were not cached."""
+        rendered = 0
+        for text, locale in items:
+            try:
+                _, misses = await self._render_text(text, locale, sample_rate_hz)
+            except TtsError as exc:
+                raise TtsError(exc.reason, f"prompt {text!r} ({locale}): {exc}") from None
+            rendered += misses > 0
+        return rendered
+
+    async def _render_text(self, text: str, locale: str, sample_rate_hz: int) -> tuple[Pcm, int]:
+        voice = self.voice_for(locale)
+        check_rate(sample_rate_hz)
+        segments = self._segments(text, voice)
+        tasks = [
+            asyncio.create_task(self._segment(s, voice, sample_rate_hz), name="tts-segment")
+            for s in segments
+        ]
+        try:
+            parts = await asyncio.gather(*tasks)
+        except BaseException:  # one sentence failed or the caller gave up: stop the others
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        data = b"".join(pcm.data for pcm, _ in parts)
+        return Pcm(data, sample_rate_hz), sum(miss for _, miss in parts)
+
+    @staticmethod
+    def _segments(text: str, voice: str) -> list[str]:
+        cleaned = check_text(text)
+        check_voice_can_read(cleaned, voice)
+        return split_segments(cleaned)
+
+    async def _segment(self, text: str, voice: str, sample_rate_hz: int) -> tuple[Pcm, bool]:
+        """One sentence from the cache, or rendered, checked and cached; (pcm, was_rendered)."""
+        key = cache_key(text, voice, self.rate_wpm, sample_rate_hz)
+        try:
+            cached = await asyncio.to_thread(self.cache.load, key)
+        except ValueError as exc:
+            self.stats.corrupt_entries += 1
+            get_logger().warning("tts_cache_corrupt", why=str(exc))
+            cached = None
+        if cached is not None and cached.sample_rate_hz == sample_rate_hz:
+            self.stats.cache_hits += 1
+            return cached, False
+        self.stats.cache_misses += 1
+        native = await self.pool.render(text, voice, self.rate_wpm)
+        data = await asyncio.to_thread(
+            resample, native.data, native.sample_rate_hz, sample_rate_hz
+        )
+        if not data or rms_dbfs(data) < SILENT_DBFS:
+            raise TtsError(
+                "unspeakable", f"voice {voice!r} produced no audible speech for {text!r}"
+            )
+        pcm = Pcm(data, sample_rate_hz)
+        try:
+            await asyncio.to_thread(self.cache.store, key, pcm)
+        except OSError as exc:
+            get_logger().warning("tts_cache_write_failed", why=str(exc))
+        return pcm, True
+
+
+def _prompt_key(path: Path, sample_rate_hz: int) -> tuple[str, int, int, int]:
+    """A recorded prompt is converted again only when the file changes."""
+    st = path.stat()
+    return str(path.resolve()), st.st_mtime_ns, st.st_size, sample_rate_hz
+
+
+def _convert_wav(path: Path, sample_rate_hz: int) -> Pcm:
+    pcm = read_wav(path)
+    return Pcm(resample(pcm.data, pcm.sample_rate_hz, sample_rate_hz), sample_rate_hz)
