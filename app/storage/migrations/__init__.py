@@ -1,0 +1,1 @@
+"""Alembic migrations for the Hotline database (run by ``Database.migrate()``)."""

@@ -1,0 +1,400 @@
+"""CallRepository: the call's append-only event log, its CDR, transcript and recordings.
+
+Methods are synchronous (the call session runs them with ``asyncio.to_thread``); each is one
+transaction, committed (durable) when it returns; concurrent ``append_event`` calls share a
+commit (``eventlog.GroupCommitLog``). ``seq`` numbers come from a per-call
+counter incremented under the row lock, so concurrent appends get 1, 2, 3... with no gap.
+The CDR is computed from the log at ``end_call`` (or ``finalize_interrupted`` after a crash).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.storage.db import Database
+from app.storage.errors import CallNotFoundError
+from app.storage.eventlog import MAX_BATCH, GroupCommitLog
+from app.storage.models import SPEAKERS, CallEventRow, CallRow, RecordingRow, TranscriptTurnRow
+from app.storage.schemas import (
+    CallDetail,
+    CallPage,
+    Cdr,
+    EventOut,
+    RecordingOut,
+    SentimentPoint,
+    TurnOut,
+)
+
+INTERRUPTED = "interrupted"
+MAX_PAGE = 500
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+_CDR_EVENT_TYPES = ("call_started", "intent", "transfer", "call_ended")
+
+
+def _aware(name: str, value: datetime) -> datetime:
+    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be a timezone-aware datetime, got {value!r}")
+    return value.astimezone(UTC)
+
+
+def _text(name: str, value: object, max_len: int) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    if len(value) > max_len:
+        raise ValueError(f"{name} is longer than {max_len} characters: {value[:40]!r}...")
+    return value
+
+
+def _caller_number(value: object) -> str:
+    """The caller's number as signalled; "" when withheld or unknown (a browser caller)."""
+    if not isinstance(value, str) or len(value) > 64:
+        raise ValueError(f"caller_number must be a string of at most 64 characters, got {value!r}")
+    return value
+
+
+def _number(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _json_object(name: str, value: object) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} must be a dict, got {type(value).__name__}")
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} is not JSON-serializable: {exc}") from exc
+    return value
+
+
+def _check_event_payload(event_type: str, payload: dict[str, Any]) -> None:
+    """The fields the CDR and the call detail read must have the right shape."""
+    if event_type == "node_entered":
+        _text("node_entered event 'node'", payload.get("node"), 128)
+    elif event_type == "sentiment":
+        _number("sentiment event 'score'", payload.get("score"))
+        _text("sentiment event 'label'", payload.get("label"), 32)
+    elif event_type == "transfer":
+        _text("transfer event 'queue'", payload.get("queue"), 64)
+    elif event_type == "intent" and payload.get("intent") is not None:
+        _text("intent event 'intent'", payload.get("intent"), 64)
+
+
+def _apply_cdr(
+    row: CallRow, events: Sequence[CallEventRow], outcome: str, ended_at: datetime
+) -> None:
+    """Fill the CDR fields of ``row`` from its event log (ordered by seq)."""
+    started_at = row.started_at
+    if ended_at < started_at:
+        raise ValueError(
+            f"call {row.id!r} cannot end at {ended_at.isoformat()}, "
+            f"before it started at {started_at.isoformat()}"
+        )
+    for ev in events:
+        if ev.type == "call_started" and row.answered_at is None:
+            row.answered_at = ev.at
+        elif ev.type == "intent" and ev.payload.get("intent"):
+            row.final_intent = str(ev.payload["intent"])
+        elif ev.type == "transfer" and ev.payload.get("queue"):
+            row.handoff_target = str(ev.payload["queue"])
+    row.outcome = outcome
+    row.ended_at = ended_at
+    row.duration_s = (ended_at - started_at).total_seconds()
+
+
+class CallRepository:
+    """Calls, their event logs and records in one ``Database``. Thread-safe."""
+
+    def __init__(self, db: Database, *, max_event_batch: int = MAX_BATCH) -> None:
+        """``max_event_batch``: most events committed together (1 = a commit per event)."""
+        self.db = db
+        self._log = GroupCommitLog(db.begin_write, db.where, max_batch=max_event_batch)
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def start_call(
+        self,
+        call_id: str,
+        hotline_number: str,
+        caller_number: str,
+        channel: str,
+        locale: str,
+        started_at: datetime,
+        flow_id: str | None = None,
+        *,
+        caller_region: str | None = None,
+        node_id: str | None = None,
+    ) -> None:
+        """Create the call's row (``caller_number`` "" when withheld); raises ValueError if
+        ``call_id`` already exists."""
+        row = CallRow(
+            id=_text("call_id", call_id, 64),
+            hotline_number=_text("hotline_number", hotline_number, 32),
+            caller_number=_caller_number(caller_number),
+            channel=_text("channel", channel, 16),
+            locale=_text("locale", locale, 16),
+            started_at=_aware("started_at", started_at),
+            flow_id=None if flow_id is None else _text("flow_id", flow_id, 64),
+            caller_region=(
+                None if caller_region is None else _text("caller_region", caller_region, 64)
+            ),
+            node_id=None if node_id is None else _text("node_id", node_id, 64),
+            last_seq=0,
+        )
+        try:
+            with self.db.session(write=True) as s:
+                if s.get(CallRow, call_id) is not None:
+                    raise ValueError(f"call {call_id!r} already exists")
+                s.add(row)
+        except IntegrityError as exc:  # a concurrent start_call with the same id won the race
+            raise ValueError(f"call {call_id!r} already exists") from exc
+
+    def append_event(self, call_id: str, event: dict[str, Any], at: datetime) -> int:
+        """Append one event (a dict with a ``type``); returns its seq once it is durable.
+
+        Concurrent appends (from several calls' threads) share one commit (group commit).
+        Raises CallNotFoundError, ValueError (bad event), DatabaseUnavailableError."""
+        if not isinstance(event, dict):
+            raise ValueError(f"event must be a dict, got {type(event).__name__}")
+        event_type = event.get("type")
+        if not isinstance(event_type, str) or not _NAME.match(event_type):
+            raise ValueError(f'event needs a "type" (lower_snake_case name), got {event_type!r}')
+        fields = {k: v for k, v in event.items() if k != "type"}
+        payload = _json_object(f"{event_type} event", fields)
+        _check_event_payload(event_type, payload)
+        return self._log.append(call_id, event_type, payload, _aware("at", at))
+
+    def add_turn(
+        self,
+        call_id: str,
+        speaker: str,
+        text: str,
+        start_s: float,
+        end_s: float,
+        confidence: float,
+        intent: str | None = None,
+    ) -> None:
+        """One transcript turn; times are seconds from the start of the call."""
+        if speaker not in SPEAKERS:
+            raise ValueError(f"speaker must be one of {', '.join(SPEAKERS)}, got {speaker!r}")
+        if not isinstance(text, str):
+            raise ValueError(f"text must be a string, got {type(text).__name__}")
+        start = _number("start_s", start_s)
+        end = _number("end_s", end_s)
+        if start < 0 or end < start:
+            raise ValueError(f"turn times must satisfy 0 <= start_s <= end_s, got {start}..{end}")
+        conf = _number("confidence", confidence)
+        if not 0.0 <= conf <= 1.0:
+            raise ValueError(f"confidence must be within [0, 1], got {conf}")
+        turn = TranscriptTurnRow(
+            call_id=call_id, speaker=speaker, text=text, start_s=start, end_s=end,
+            confidence=conf, intent=None if intent is None else _text("intent", intent, 64),
+        )
+        with self.db.session(write=True) as s:
+            self._require_call(s, call_id)
+            s.add(turn)
+
+    def save_flow_state(self, call_id: str, state: dict[str, Any]) -> None:
+        """Replace the call's saved flow state (JSON-serializable dict)."""
+        value = _json_object("flow state", state)
+        with self.db.session(write=True) as s:
+            result = s.execute(
+                update(CallRow)
+                .where(CallRow.id == call_id)
+                .values(flow_state=value)
+                .returning(CallRow.id)
+                .execution_options(synchronize_session=False)
+            ).scalar_one_or_none()
+            if result is None:
+                raise CallNotFoundError(call_id)
+
+    def add_recording(
+        self, call_id: str, path: str, duration_s: float, caller_notified: bool
+    ) -> None:
+        """Register a recording file of the call (``caller_notified``: the flow announced it)."""
+        duration = _number("duration_s", duration_s)
+        if duration < 0:
+            raise ValueError(f"duration_s must be >= 0, got {duration}")
+        if not isinstance(caller_notified, bool):
+            raise ValueError(f"caller_notified must be a bool, got {caller_notified!r}")
+        row = RecordingRow(
+            call_id=call_id, path=_text("path", str(path), 1024), duration_s=duration,
+            caller_notified=caller_notified, created_at=datetime.now(UTC),
+        )
+        with self.db.session(write=True) as s:
+            self._require_call(s, call_id)
+            s.add(row)
+
+    def end_call(self, call_id: str, outcome: str, ended_at: datetime) -> Cdr:
+        """Compute and store the CDR from the event log. Idempotent: a call already ended
+        keeps its CDR (the first outcome wins) and is returned unchanged."""
+        _text("outcome", outcome, 32)
+        if not _NAME.match(outcome):
+            raise ValueError(f"outcome must be a lower_snake_case name, got {outcome!r}")
+        ended = _aware("ended_at", ended_at)
+        with self.db.session(write=True) as s:
+            row = s.get(CallRow, call_id, with_for_update=True)
+            if row is None:
+                raise CallNotFoundError(call_id)
+            if row.ended_at is None:
+                self._close(s, row, outcome, ended, {})
+            return Cdr.model_validate(row)
+
+    def finalize_interrupted(self, now: datetime, *, node_id: str | None = None) -> list[str]:
+        """End every call that has no end (a crash or kill -9 left it in flight): outcome
+        ``interrupted``, ended at its last event. ``node_id`` limits this to one node's calls
+        (several nodes sharing one PostgreSQL). Returns the finalized call ids."""
+        finalized_at = _aware("now", now).isoformat()
+        with self.db.session(write=True) as s:
+            query = select(CallRow).where(CallRow.ended_at.is_(None)).order_by(CallRow.started_at)
+            if node_id is not None:
+                query = query.where(CallRow.node_id == node_id)
+            rows = s.scalars(query.with_for_update()).all()
+            for row in rows:
+                last_at = s.scalar(
+                    select(func.max(CallEventRow.at)).where(CallEventRow.call_id == row.id)
+                )
+                ended = max(last_at, row.started_at) if last_at is not None else row.started_at
+                self._close(s, row, INTERRUPTED, ended, {"finalized_at": finalized_at})
+            return [row.id for row in rows]
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def list_calls(
+        self,
+        started_from: datetime | None = None,
+        started_to: datetime | None = None,
+        hotline_number: str | None = None,
+        outcome: str | None = None,
+        intent: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> CallPage:
+        """Calls newest first; ``started_from`` inclusive, ``started_to`` exclusive."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+            raise ValueError(f"limit must be an int in 1..{MAX_PAGE}, got {limit!r}")
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise ValueError(f"offset must be an int >= 0, got {offset!r}")
+        conditions: list[ColumnElement[bool]] = []
+        if started_from is not None:
+            conditions.append(CallRow.started_at >= _aware("started_from", started_from))
+        if started_to is not None:
+            conditions.append(CallRow.started_at < _aware("started_to", started_to))
+        if hotline_number is not None:
+            conditions.append(CallRow.hotline_number == hotline_number)
+        if outcome is not None:
+            conditions.append(CallRow.outcome == outcome)
+        if intent is not None:
+            conditions.append(CallRow.final_intent == intent)
+        with self.db.session() as s:
+            total = s.scalar(select(func.count()).select_from(CallRow).where(*conditions)) or 0
+            rows = s.scalars(
+                select(CallRow)
+                .where(*conditions)
+                .order_by(CallRow.started_at.desc(), CallRow.id.desc())
+                .limit(limit)
+                .offset(offset)
+            ).all()
+            items = [Cdr.model_validate(r) for r in rows]
+        return CallPage(items=items, total=total, limit=limit, offset=offset)
+
+    def get_call(self, call_id: str) -> CallDetail | None:
+        """Everything about one call (None if unknown)."""
+        with self.db.session() as s:
+            row = s.get(CallRow, call_id)
+            if row is None:
+                return None
+            turns = s.scalars(
+                select(TranscriptTurnRow)
+                .where(TranscriptTurnRow.call_id == call_id)
+                .order_by(TranscriptTurnRow.start_s, TranscriptTurnRow.id)
+            ).all()
+            events = self._events(s, call_id, 0)
+            recordings = self._recordings(s, call_id)
+            cdr = Cdr.model_validate(row)
+            return CallDetail(
+                cdr=cdr,
+                turns=[TurnOut.model_validate(t) for t in turns],
+                events=events,
+                flow_path=[str(e.payload["node"]) for e in events if e.type == "node_entered"],
+                sentiment=[
+                    SentimentPoint(
+                        at=e.at,
+                        t_s=(e.at - cdr.started_at).total_seconds(),
+                        score=float(e.payload["score"]),
+                        label=str(e.payload["label"]),
+                    )
+                    for e in events
+                    if e.type == "sentiment"
+                ],
+                recordings=recordings,
+            )
+
+    def events(self, call_id: str, after_seq: int = 0) -> list[EventOut]:
+        """The call's events with ``seq > after_seq``, in order (a live view catches up)."""
+        if isinstance(after_seq, bool) or not isinstance(after_seq, int) or after_seq < 0:
+            raise ValueError(f"after_seq must be an int >= 0, got {after_seq!r}")
+        with self.db.session() as s:
+            self._require_call(s, call_id)
+            return self._events(s, call_id, after_seq)
+
+    def recordings(self, call_id: str) -> list[RecordingOut]:
+        """The call's recordings, oldest first (for the download endpoint)."""
+        with self.db.session() as s:
+            self._require_call(s, call_id)
+            return self._recordings(s, call_id)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _require_call(s: Session, call_id: str) -> None:
+        if s.scalar(select(CallRow.id).where(CallRow.id == call_id)) is None:
+            raise CallNotFoundError(call_id)
+
+    @staticmethod
+    def _recordings(s: Session, call_id: str) -> list[RecordingOut]:
+        rows = s.scalars(
+            select(RecordingRow).where(RecordingRow.call_id == call_id).order_by(RecordingRow.id)
+        ).all()
+        return [RecordingOut.model_validate(r) for r in rows]
+
+    @staticmethod
+    def _events(s: Session, call_id: str, after_seq: int) -> list[EventOut]:
+        rows = s.scalars(
+            select(CallEventRow)
+            .where(CallEventRow.call_id == call_id, CallEventRow.seq > after_seq)
+            .order_by(CallEventRow.seq)
+        ).all()
+        return [EventOut.model_validate(r) for r in rows]
+
+    @staticmethod
+    def _close(
+        s: Session, row: CallRow, outcome: str, ended_at: datetime, extra: dict[str, Any]
+    ) -> None:
+        """Fill the CDR from the log and log ``call_ended`` unless the session already did.
+        ``row`` is locked by the caller (FOR UPDATE / SQLite write lock)."""
+        events = s.scalars(
+            select(CallEventRow)
+            .where(CallEventRow.call_id == row.id, CallEventRow.type.in_(_CDR_EVENT_TYPES))
+            .order_by(CallEventRow.seq)
+        ).all()
+        _apply_cdr(row, events, outcome, ended_at)
+        if not any(e.type == "call_ended" for e in events):
+            row.last_seq += 1
+            payload = {"outcome": outcome, "duration_s": row.duration_s, **extra}
+            s.add(
+                CallEventRow(
+                    call_id=row.id, seq=row.last_seq, at=ended_at, type="call_ended",
+                    payload=payload,
+                )
+            )

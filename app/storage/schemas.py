@@ -1,0 +1,86 @@
+"""Read models returned by ``CallRepository``: pydantic, so FastAPI serializes them as is."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+Speaker = Literal["caller", "bot", "agent"]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True, frozen=True)
+
+
+class Cdr(_Out):
+    """The call detail record. ``ended_at``/``duration_s``/``outcome`` are None while live."""
+
+    id: str
+    hotline_number: str
+    caller_number: str
+    channel: str
+    locale: str
+    started_at: datetime
+    answered_at: datetime | None
+    ended_at: datetime | None
+    duration_s: float | None
+    outcome: str | None
+    final_intent: str | None
+    handoff_target: str | None
+    flow_id: str | None
+    flow_state: dict[str, Any] | None
+    caller_region: str | None
+
+
+class EventOut(_Out):
+    """One logged event: JSON with a ``type`` field, as the agent console receives it."""
+
+    call_id: str
+    seq: int
+    at: datetime
+    type: str
+    payload: dict[str, Any]
+
+
+class TurnOut(_Out):
+    speaker: Speaker
+    text: str
+    start_s: float
+    end_s: float
+    confidence: float
+    intent: str | None
+
+
+class RecordingOut(_Out):
+    id: int
+    path: str
+    duration_s: float
+    caller_notified: bool
+    created_at: datetime
+
+
+class SentimentPoint(_Out):
+    """One ``sentiment`` event: ``t_s`` seconds after the call started."""
+
+    at: datetime
+    t_s: float
+    score: float
+    label: str
+
+
+class CallPage(_Out):
+    items: list[Cdr]
+    total: int
+    limit: int
+    offset: int
+
+
+class CallDetail(_Out):
+    cdr: Cdr
+    turns: list[TurnOut]
+    events: list[EventOut]
+    flow_path: list[str]
+    sentiment: list[SentimentPoint]
+    recordings: list[RecordingOut]
