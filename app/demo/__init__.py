@@ -1,0 +1,1 @@
+"""Small demo services that ship with the project (the demo hotline's order lookup)."""

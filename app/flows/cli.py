@@ -1,0 +1,177 @@
+"""`hotline flows ...`: check, chat, test, graph."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from app.flows.loader import check_files, flow_files, load_flow, load_flows
+from app.flows.schema import Flow
+from app.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from app.flows.engine import IntentAnswers
+    from app.flows.scripts import Understand
+
+flows_app = typer.Typer(no_args_is_help=True)
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="YAML settings file (HOTLINE_CONFIG)")
+]
+
+
+def _catalog(settings: Settings) -> IntentAnswers | None:
+    """The intents catalog (for intent names and FAQ answers), or None when absent."""
+    try:
+        from app.nlu.intents import load_intents
+    except ImportError:
+        return None
+    if not settings.intents_dir.is_dir():
+        return None
+    try:
+        catalog = load_intents(settings.intents_dir)
+    except ValueError as exc:
+        typer.echo(f"warning: intents not loaded: {exc}", err=True)
+        return None
+    return catalog if catalog.names() else None
+
+
+def _understander(settings: Settings) -> Understand | None:
+    try:
+        from app.nlu.service import NluService
+    except ImportError:
+        return None
+    from app.flows.runtime import CallerInput
+
+    try:
+        service = NluService(settings)
+        service.ensure_trained(progress=True)
+        problem = service.load()
+    except (OSError, ValueError, RuntimeError) as exc:
+        problem = str(exc)
+    if problem is not None:
+        typer.echo(f"warning: NLU unavailable ({problem}); phrases and keypad only", err=True)
+        return None
+
+    def understand(text: str, locale: str) -> CallerInput:
+        u = service.understand(text, locale)
+        return CallerInput.speech(text, intent=u.intent, entities=u.entities,
+                                  sentiment=u.sentiment)
+
+    return understand
+
+
+def _find_flow(name: str, settings: Settings, catalog: IntentAnswers | None) -> Flow:
+    known = catalog.names() if catalog else None
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml") or path.is_file():
+        return load_flow(path, known)
+    flows = load_flows(settings.flows_dir, known)
+    if name not in flows:
+        raise typer.BadParameter(f"no flow {name!r} in {settings.flows_dir} "
+                                 f"(have: {', '.join(sorted(flows))})")
+    return flows[name]
+
+
+@flows_app.command()
+def check(
+    files: Annotated[list[Path] | None, typer.Argument(help="flow files; default: all")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Check flow files: schema, targets, loops, queues, locales, intents, DTMF keys."""
+    settings = load_settings(config)
+    catalog = _catalog(settings)
+    if catalog is None:
+        typer.echo("warning: no intents catalog; intent names not checked", err=True)
+    paths = files or flow_files(settings.flows_dir)
+    flows, errors = check_files(paths, catalog.names() if catalog else None)
+    for err in errors:
+        typer.echo(f"{err.file}:{err.line}: {err.reason}")
+    if errors:
+        typer.echo(f"{len(errors)} error(s) in {len(paths)} file(s)", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"ok: {len(flows)} flow(s): {', '.join(sorted(flows))}")
+
+
+@flows_app.command()
+def test(
+    scripts: Annotated[list[Path] | None, typer.Argument(help="scripts; default: all")] = None,
+    nlu: Annotated[bool, typer.Option(help="use the real NLU for turns without an intent")]
+    = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="print transcripts")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Run conversation scripts (ivr_flows/tests/*.yaml); exit 1 on any failure."""
+    from app.flows.engine import FlowEngine
+    from app.flows.scripts import load_script, run_script, script_files
+
+    settings = load_settings(config)
+    catalog = _catalog(settings)
+    flows = load_flows(settings.flows_dir, catalog.names() if catalog else None)
+    engine = FlowEngine(flows, catalog)
+    understand = _understander(settings) if nlu else None
+    paths = scripts or script_files(settings.flows_dir / "tests")
+    failed = 0
+    for path in paths:
+        try:
+            script = load_script(path)
+        except ValueError as exc:
+            typer.echo(f"FAIL {path}: {exc}")
+            failed += 1
+            continue
+        result = asyncio.run(run_script(script, engine, str(path), understand))
+        typer.echo(f"{'PASS' if result.ok else 'FAIL'} {path.name}: {result.name}")
+        for f in result.failures:
+            typer.echo(f"     {f}")
+        if verbose or not result.ok:
+            for line in result.transcript:
+                typer.echo(f"       {line}")
+        failed += 0 if result.ok else 1
+    typer.echo(f"{len(paths) - failed} passed, {failed} failed")
+    if failed or not paths:
+        raise typer.Exit(1)
+
+
+@flows_app.command()
+def chat(
+    flow: Annotated[str, typer.Argument(help="flow id or file")],
+    locale: Annotated[str | None, typer.Option(help="call locale")] = None,
+    caller: Annotated[str, typer.Option(help="caller number")] = "+8613800138000",
+    at: Annotated[str | None, typer.Option(help="call time, ISO 8601 with offset")] = None,
+    nlu: Annotated[bool, typer.Option(help="use the real NLU classifier")] = True,
+    config: ConfigOpt = None,
+) -> None:
+    """Talk to a flow in the terminal: type speech, `#1` for keys, `.` for silence."""
+    from app.flows.chat import run_chat
+
+    settings = load_settings(config)
+    catalog = _catalog(settings)
+    found = _find_flow(flow, settings, catalog)
+    when = datetime.fromisoformat(at) if at else None
+    understand = _understander(settings) if nlu else None
+    if understand is None:
+        typer.echo("(no NLU: menus match phrases and keys only)")
+    run_chat(found, catalog, understand, locale, caller, when)
+
+
+@flows_app.command()
+def graph(
+    flow: Annotated[str, typer.Argument(help="flow id or file")],
+    output: Annotated[Path, typer.Option("--output", "-o", help=".mmd, .dot, .svg or .png")],
+    config: ConfigOpt = None,
+) -> None:
+    """Draw a flow: Mermaid text, or SVG/PNG through Graphviz."""
+    from app.flows.graph import GraphError, write_graph
+
+    settings = load_settings(config)
+    found = _find_flow(flow, settings, _catalog(settings))
+    try:
+        write_graph(found, output)
+    except GraphError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"wrote {output}")

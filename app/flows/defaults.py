@@ -1,0 +1,69 @@
+"""Built-in prompt texts for the global handlers, per locale; a flow may override each.
+
+A flow in a locale missing here must give its own prompt for every handler (the loader says
+which).
+"""
+
+from __future__ import annotations
+
+DEFAULT_TEXTS: dict[str, dict[str, str]] = {
+    "no_input": {
+        "zh": "抱歉，我没有听到您的声音。",
+        "en": "Sorry, I didn't hear anything.",
+        "ko": "죄송합니다, 잘 듣지 못했습니다.",
+    },
+    "no_match": {
+        "zh": "抱歉，我没有听懂。",
+        "en": "Sorry, I didn't understand.",
+        "ko": "죄송합니다, 이해하지 못했습니다.",
+    },
+    "agent_confirm": {
+        "zh": "您需要转接人工客服吗？是请按1，否请按2。",
+        "en": "Would you like to speak to an agent? Press 1 for yes, 2 for no.",
+        "ko": "상담원을 연결해 드릴까요? 네 또는 아니요로 말씀해 주세요.",
+    },
+    "agent_transfer": {
+        "zh": "正在为您转接人工客服，请稍候。",
+        "en": "Connecting you to an agent, please hold.",
+        "ko": "상담원에게 연결해 드리겠습니다.",
+    },
+    "escalate": {
+        "zh": "我们将为您转接人工客服。",
+        "en": "Let me get you to an agent.",
+        "ko": "상담원에게 연결해 드리겠습니다.",
+    },
+    "no_agent": {
+        "zh": "抱歉，目前没有空闲的客服，请稍后再拨。再见。",
+        "en": "Sorry, all our agents are busy. Please call again later. Goodbye.",
+        "ko": "죄송합니다, 지금은 상담원이 모두 통화 중입니다. 나중에 다시 걸어 주세요.",
+    },
+    "goodbye": {
+        "zh": "感谢您的来电，再见。",
+        "en": "Thank you for calling. Goodbye.",
+        "ko": "전화해 주셔서 감사합니다. 안녕히 계세요.",
+    },
+    "confirm": {
+        "zh": "您说的是{value_spoken}，对吗？正确请按1，重新输入请按2。",
+        "en": "I heard {value_spoken}, is that right? Press 1 for yes, 2 for no.",
+        "ko": "{value_spoken} 맞습니까? 네 또는 아니요로 말씀해 주세요.",
+    },
+    "invalid": {
+        "zh": "输入有误，请再试一次。",
+        "en": "That doesn't look right, please try again.",
+        "ko": "올바르지 않습니다. 다시 시도해 주세요.",
+    },
+    "error": {
+        "zh": "抱歉，系统出现问题，正在为您转接人工客服。",
+        "en": "Sorry, something went wrong. Let me get you to an agent.",
+        "ko": "죄송합니다, 문제가 발생했습니다. 상담원에게 연결해 드리겠습니다.",
+    },
+}
+
+
+def default_text(key: str, locale: str) -> str | None:
+    return DEFAULT_TEXTS.get(key, {}).get(locale)
+
+
+def locales_with_defaults() -> set[str]:
+    sets = [set(texts) for texts in DEFAULT_TEXTS.values()]
+    return set.intersection(*sets)
