@@ -9,6 +9,16 @@ from typing import Any
 import structlog
 
 
+class _Stderr:
+    """Whatever ``sys.stderr`` is at write time (test runners swap it out and close theirs)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -27,7 +37,7 @@ def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_Stderr()),
         cache_logger_on_first_use=False,
     )
 

@@ -37,6 +37,10 @@ async def run_blocking(fn: Callable[..., T], *args: Any) -> T:
     return await asyncio.to_thread(fn, *args)
 
 
+def _local(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+
+
 def _hotlines(flows: dict[str, Any]) -> dict[str, Hotline]:
     hotlines: dict[str, Hotline] = {}
     for flow in flows.values():
@@ -72,8 +76,13 @@ async def _load_nlu(app: FastAPI, settings: Settings) -> None:
     from app.nlu.service import NluService
 
     state = app.state
-    state.nlu = NluService(settings)
     state.nlu_problem = None
+    try:
+        state.nlu = NluService(settings)
+    except ValueError as exc:  # a bad intents file: named with file and line
+        state.nlu, state.nlu_problem = None, f"intents not loaded: {exc}"
+        state.log.error("intents_unavailable", reason=state.nlu_problem)
+        return
     if settings.intent_train_on_start:
         try:
             await asyncio.to_thread(state.nlu.ensure_trained)
@@ -91,7 +100,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state = app.state
     state.log = get_logger()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    state.db = Database(settings.sqlalchemy_url)
+    state.db = Database.from_settings(settings)
     await asyncio.to_thread(state.db.migrate)
     state.repo = CallRepository(state.db)
     interrupted = await asyncio.to_thread(state.repo.finalize_interrupted, utc_now())
@@ -101,8 +110,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await _load_speech(app, settings)
     await _load_nlu(app, settings)
     catalog = state.nlu.catalog if state.nlu is not None else None
-    state.flows = load_flows(settings.flows_dir, catalog=catalog)
-    state.http = httpx.AsyncClient(base_url=f"http://{settings.host}:{settings.port}")
+    state.flows = load_flows(settings.flows_dir, catalog.names() if catalog else None)
+    # relative webhook URLs in flows (the demo order service) resolve against this server
+    state.http = httpx.AsyncClient(base_url=f"http://{_local(settings.host)}:{settings.port}")
     state.calls = CallManager(
         CallDeps(
             settings=settings, repo=state.repo, bus=state.bus,

@@ -75,6 +75,16 @@ class Settings(BaseSettings):
     intent_threshold: float = Field(default=0.5, ge=0, le=1)
     intent_margin: float = Field(default=0.1, ge=0, le=1)
     intent_train_on_start: bool = True
+    intent_min_accuracy: float = Field(
+        default=0.9, ge=0, le=1, description="`hotline intents test`: held-out in-scope floor"
+    )
+    intent_min_oos_recall: float = Field(
+        default=0.8, ge=0, le=1, description="`hotline intents test`: held-out oos recall floor"
+    )
+    nlu_torch_threads: int = Field(
+        default=1, ge=1, description="torch intra-op threads (process-wide; 1 is fastest on a "
+        "busy box: spinning OpenMP threads fight the other calls' work)"
+    )
     sentiment_model_path: Path | None = Field(
         default=None, description="local transformers sentiment model; default lexicon-based"
     )

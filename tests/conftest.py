@@ -15,6 +15,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from app.settings import PROJECT_ROOT, Settings  # noqa: E402
+from tests.pg import pg_server, pg_url  # noqa: E402, F401
 
 DATASETS_DIR = PROJECT_ROOT.parent / "shared" / "datasets"
 

@@ -100,3 +100,55 @@ class PipeMedia:
     async def close(self) -> None:
         self.closed = True
         self._hangup.set()
+
+
+def cut_network(pc: object) -> None:
+    """A WebRTC peer vanishes: its UDP sockets stop sending and receiving, with no RTCP BYE,
+    no DTLS close_notify and no SCTP abort reaching the other side (a crashed browser, a
+    dropped Wi-Fi). ``pc`` is an aiortc ``RTCPeerConnection``; close it afterwards as usual."""
+    from typing import Any
+
+    def drop(*args: Any, **kwargs: Any) -> None:
+        return None
+
+    async def drop_async(*args: Any, **kwargs: Any) -> None:
+        return None
+
+    peer: Any = pc
+    dtls = [t.sender.transport for t in peer.getTransceivers()]
+    if peer.sctp is not None:
+        dtls.append(peer.sctp.transport)
+    for transport in dtls:
+        for protocol in transport.transport._connection._protocols:
+            protocol.datagram_received = drop
+            protocol.send_data = drop_async
+            protocol.send_stun = drop
+
+
+def faulty_tts_worker_main() -> None:
+    """The real TTS worker (``app.tts.worker.main``), plus failure injection driven by the text.
+
+    ``[[sleep S]]`` waits S seconds before rendering (a hang, or a window to kill it in);
+    ``[[exit]]`` makes the process die mid-request. The markers are removed before espeak-ng
+    sees the text. Start it with ``TtsService(settings, worker_entry=FAULTY_TTS_WORKER)``.
+    """
+    import os
+    import re
+
+    from app.tts import worker
+
+    real_render = worker.Synth.render
+
+    def render(self: worker.Synth, text: str, voice: str, rate_wpm: int) -> tuple[bytes, int]:
+        sleep = re.search(r"\[\[sleep ([0-9.]+)\]\]", text)
+        if sleep:
+            time.sleep(float(sleep.group(1)))
+        if "[[exit]]" in text:
+            os._exit(3)
+        return real_render(self, re.sub(r"\[\[[^\]]*\]\]", "", text), voice, rate_wpm)
+
+    worker.Synth.render = render  # type: ignore[method-assign]
+    worker.main()
+
+
+FAULTY_TTS_WORKER = "tests.fakes:faulty_tts_worker_main"

@@ -59,7 +59,7 @@ async def get_recording(request: Request, call_id: str) -> FileResponse:
     if not detail.recordings:
         raise HTTPException(404, f"call {call_id} was not recorded")
     path = Path(detail.recordings[-1].path)
-    if not path.is_file():
+    if not await asyncio.to_thread(path.is_file):
         raise HTTPException(410, f"recording of call {call_id} is no longer on disk")
     return FileResponse(path, media_type="audio/wav", filename=f"{call_id}.wav")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
+from functools import partial
 
 from app.call.media import CallMedia
 from app.call.session import CallDeps, CallInfo, CallSession
@@ -57,7 +58,7 @@ class CallManager:
         task = asyncio.create_task(session.run(), name=f"call-{call_id}")
         self._sessions[call_id] = session
         self._tasks[call_id] = task
-        task.add_done_callback(lambda t, cid=call_id: self._done(cid, t))
+        task.add_done_callback(partial(self._done, call_id))
         return call_id
 
     def _done(self, call_id: str, task: asyncio.Task[str]) -> None:

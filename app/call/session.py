@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.asr.errors import AsrError
 from app.call.eventlog import CallEventLog
 from app.call.hold import HoldMusic
 from app.call.media import CallMedia
@@ -87,6 +88,7 @@ class CallSession:
         self._inputs: asyncio.Queue[Transcript | Dtmf] = asyncio.Queue()
         self._asr_stream: Any | None = None
         self._asr_task: asyncio.Task[None] | None = None
+        self._asr_stream_locale = ""
         self._listen_started = 0.0
         self._speech_started: float | None = None
         self._speech_ended: float | None = None
@@ -180,10 +182,19 @@ class CallSession:
         if asr is None or self.locale not in asr.available_locales():
             return
         if self._asr_stream is not None and self._asr_stream_locale == self.locale:
-            self._asr_stream.set_grammar(grammar)
+            try:
+                self._asr_stream.set_grammar(grammar)
+            except AsrError as exc:  # phrases outside the model's words: listen freely
+                self.events.emit("asr_grammar_rejected", reason=str(exc))
+                self._asr_stream.set_grammar(None)
             return
         await self._close_asr()
-        self._asr_stream = asr.stream(self.locale, self.rate_hz, grammar, call_id=self.info.call_id)
+        try:
+            stream = asr.stream(self.locale, self.rate_hz, grammar, call_id=self.info.call_id)
+        except AsrError as exc:
+            self.events.emit("asr_grammar_rejected", reason=str(exc))
+            stream = asr.stream(self.locale, self.rate_hz, None, call_id=self.info.call_id)
+        self._asr_stream = stream
         self._asr_stream_locale = self.locale
         self._asr_task = asyncio.create_task(
             self._read_asr(self._asr_stream), name=f"asr-{self.info.call_id}"
@@ -250,18 +261,22 @@ class CallSession:
         self._barged.clear()
         self._barge_allowed = barge_in
         try:
-            async for chunk in chunks:
-                if self._barged.is_set():
-                    return True
-                if self._first_audio_pending and self._speech_ended is not None:
-                    self._first_audio_pending = False
-                    latency_ms = (time.monotonic() - self._speech_ended) * 1000
-                    self.events.emit("turn_latency", ms=round(latency_ms, 1))
-                self.recorder.bot(chunk)
-                await self.media.play(chunk)
-            return self._barged.is_set()
+            async with contextlib.aclosing(chunks) as stream:
+                return await self._play_chunks(stream)
         finally:
             self._barge_allowed = False
+
+    async def _play_chunks(self, chunks: Any) -> bool:
+        async for chunk in chunks:
+            if self._barged.is_set():
+                return True
+            if self._first_audio_pending and self._speech_ended is not None:
+                self._first_audio_pending = False
+                latency_ms = (time.monotonic() - self._speech_ended) * 1000
+                self.events.emit("turn_latency", ms=round(latency_ms, 1))
+            self.recorder.bot(chunk)
+            await self.media.play(chunk)
+        return self._barged.is_set()
 
     async def _say(self, action: Say) -> bool:
         self.events.emit("prompt_played", text=action.text or "", wav=action.wav,
@@ -303,11 +318,18 @@ class CallSession:
         for event in step.events:
             payload = dict(event)
             kind = str(payload.pop("type", "flow_step"))
+            payload.pop("at", None)
             self.events.emit(kind, **payload)
+            if kind == "flow_step" and payload.get("decision") == "enter":
+                self.events.emit("node_entered", node=payload.get("node"))
 
     async def _run_actions(self, step: Step) -> CallerInput | None:
         """Carry out a step's actions; returns the input for the next step, None at the end."""
         barged = False
+        upcoming = step.listen
+        if upcoming is not None:  # listen during the prompts too, for barge-in
+            self.locale = upcoming.locale or self.locale
+            await self._open_asr(list(upcoming.grammar) if upcoming.grammar else None)
         for action in step.actions:
             if isinstance(action, Say):
                 if barged:
@@ -392,6 +414,13 @@ class CallSession:
 
     async def _understand(self, transcript: Transcript) -> CallerInput:
         self._first_audio_pending = True
+        min_conf = self.deps.settings.asr_grammar_min_confidence
+        if transcript.grammar and transcript.confidence < min_conf:
+            # Out-of-list speech forced onto a listed phrase: heard, but not a choice.
+            self.events.emit("transcript", text=transcript.text, is_final=True,
+                             confidence=round(transcript.confidence, 3), grammar=True,
+                             rejected="low_confidence")
+            return CallerInput(kind="speech", text="", at=utc_now())
         self.events.emit("transcript", text=transcript.text, is_final=True,
                          confidence=round(transcript.confidence, 3), grammar=transcript.grammar)
         await asyncio.to_thread(
@@ -408,7 +437,8 @@ class CallSession:
         if understood.entities:
             self.events.emit("entities", entities=[e.model_dump() for e in understood.entities])
         return CallerInput(
-            kind="speech", text=transcript.text, intent=intent, entities=understood.entities, sentiment=sentiment, at=utc_now(),
+            kind="speech", text=transcript.text, intent=intent, entities=understood.entities,
+            sentiment=sentiment, at=utc_now(),
         )
 
     # ------------------------------------------------------------------ queue

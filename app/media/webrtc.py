@@ -1,0 +1,457 @@
+"""WebRTC call media over aiortc: the ``CallMedia`` of a browser (or ``hotline call``) caller.
+
+Inbound: the caller's audio track (Opus 48 kHz or PCMU 8 kHz, decoded by aiortc to
+``av.AudioFrame``) becomes mono s16 16 kHz 20 ms ``AudioChunk``s. Keypad presses arrive on a
+data channel labelled ``dtmf`` as JSON ``{"digit": "1"}``: aiortc (1.16) has no
+``telephone-event`` codec, so it cannot receive RFC 4733 events. Audio and keys share one
+ordered queue, so ``inbound()`` yields them in arrival order.
+
+Outbound: ``OutboundAudioTrack`` pulls 20 ms chunks from a bounded queue, paced in real time
+by aiortc's sender, and sends silence when the queue is empty.
+
+The call ends (``inbound()`` returns, ``end_reason`` says why) when the caller's track ends
+(RTCP BYE / hang-up), the connection goes ``failed``/``closed``, ICE has not connected within
+``ice_timeout_s``, or no caller audio arrived for ``media_timeout_s`` (a peer that vanished).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+import json
+import re
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import av
+import numpy as np
+from aiortc import (
+    RTCConfiguration,
+    RTCDataChannel,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCSessionDescription,
+)
+from aiortc import sdp as aiortc_sdp
+from aiortc.exceptions import InternalError, InvalidStateError, OperationError
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcrtpparameters import RTCRtpCodecCapability
+
+from app.events import CALL_SAMPLE_RATE_HZ, FRAME_MS, SAMPLE_WIDTH_BYTES, AudioChunk, Dtmf
+from app.log import get_logger
+from app.media.audio import StreamResampler, resample
+from app.settings import Settings
+
+DTMF_CHANNEL_LABEL = "dtmf"
+DTMF_DIGITS = frozenset("0123456789*#ABCD")
+SUPPORTED_CODECS = ("audio/opus", "audio/PCMU")  # in order of preference
+CHUNK_BYTES = CALL_SAMPLE_RATE_HZ * FRAME_MS // 1000 * SAMPLE_WIDTH_BYTES
+EndReason = Literal[
+    "hangup", "connection_failed", "closed", "ice_timeout", "media_timeout", "local_close"
+]
+
+_SDP_LINE = re.compile(r"^[a-z]=.*$")
+
+
+class OfferError(ValueError):
+    """An SDP offer we cannot answer; ``status_code`` is the HTTP status to reply with."""
+
+    def __init__(self, status_code: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class OfferSummary:
+    audio_codecs: tuple[str, ...]  # what the offer's audio m-line lists, e.g. "opus/48000"
+    usable_codecs: tuple[str, ...]  # the subset we can use
+    has_data_channel: bool
+
+
+def _parse_sdp(sdp_text: str) -> aiortc_sdp.SessionDescription:
+    lines = [line for line in sdp_text.replace("\r\n", "\n").split("\n") if line]
+    if not lines or lines[0] != "v=0":
+        raise OfferError(400, "malformed SDP offer: it must start with 'v=0'")
+    for number, line in enumerate(lines, start=1):
+        if not _SDP_LINE.match(line):
+            raise OfferError(400, f"malformed SDP offer: line {number} is not 'x=value'")
+    if not any(line.startswith("m=") for line in lines):
+        raise OfferError(415, "the SDP offer has no media (m=) line; Hotline needs audio")
+    try:
+        return aiortc_sdp.SessionDescription.parse(sdp_text)
+    except (ValueError, AssertionError, IndexError, KeyError) as exc:
+        raise OfferError(400, f"malformed SDP offer: {exc or type(exc).__name__}") from exc
+
+
+def check_offer(sdp_text: str) -> OfferSummary:
+    """Validate an SDP offer before any connection exists; raise ``OfferError`` with a reason."""
+    description = _parse_sdp(sdp_text)
+    audio = [m for m in description.media if m.kind == "audio"]
+    others = sorted({m.kind for m in description.media} - {"audio", "application"})
+    if others:
+        raise OfferError(415, f"the offer has {', '.join(others)} media; Hotline takes audio only")
+    if not audio:
+        raise OfferError(415, "the SDP offer has no audio m-line")
+    if len(audio) > 1:
+        raise OfferError(415, "the SDP offer has more than one audio m-line")
+    if audio[0].direction not in ("sendrecv", "sendonly"):
+        raise OfferError(415, f"the offer's audio is '{audio[0].direction}'; the caller must send")
+    _check_transport(audio[0])
+    offered = tuple(f"{c.mimeType.split('/')[-1]}/{c.clockRate}" for c in audio[0].rtp.codecs)
+    wanted = {"opus/48000", "pcmu/8000"}
+    usable = tuple(c for c in offered if c.lower() in wanted)
+    if not usable:
+        raise OfferError(
+            415,
+            f"no supported audio codec in the offer ({', '.join(offered) or 'none'}); "
+            "Hotline speaks Opus and PCMU",
+        )
+    has_data = any(m.kind == "application" for m in description.media)
+    return OfferSummary(offered, usable, has_data)
+
+
+def _check_transport(media: aiortc_sdp.MediaDescription) -> None:
+    """WebRTC needs ICE credentials and a DTLS fingerprint (session or media level)."""
+    if not (media.ice and media.ice.usernameFragment and media.ice.password):
+        raise OfferError(400, "the SDP offer has no ICE credentials (a=ice-ufrag / a=ice-pwd)")
+    if not (media.dtls and media.dtls.fingerprints):
+        raise OfferError(400, "the SDP offer has no DTLS fingerprint (a=fingerprint); "
+                              "WebRTC media must be encrypted")
+
+
+def ice_servers(settings: Settings) -> list[RTCIceServer]:
+    servers = [RTCIceServer(urls=url) for url in settings.webrtc_stun_servers]
+    servers += [
+        RTCIceServer(
+            urls=url,
+            username=settings.webrtc_turn_username,
+            credential=settings.webrtc_turn_password,
+        )
+        for url in settings.webrtc_turn_servers
+    ]
+    return servers
+
+
+def preferred_codecs() -> list[RTCRtpCodecCapability]:
+    capabilities = RTCRtpReceiver.getCapabilities("audio")
+    codecs = capabilities.codecs if capabilities is not None else []
+    return [c for name in SUPPORTED_CODECS for c in codecs if c.mimeType.lower() == name.lower()]
+
+
+def parse_dtmf_message(message: str | bytes) -> str:
+    """``{"digit": "5"}`` -> ``"5"``; anything else raises ``ValueError`` saying why."""
+    if isinstance(message, bytes):
+        message = message.decode("utf-8", errors="replace")
+    try:
+        body = json.loads(message)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"DTMF message is not JSON: {exc.msg}") from exc
+    if not isinstance(body, dict) or "digit" not in body:
+        raise ValueError('DTMF message must be an object {"digit": "<key>"}')
+    digit = body["digit"]
+    if not isinstance(digit, str) or digit.upper() not in DTMF_DIGITS or len(digit) != 1:
+        raise ValueError(f"DTMF digit must be one of 0-9 * # A-D, got {digit!r}")
+    return digit.upper()
+
+
+class InboundFramer:
+    """``av.AudioFrame`` (any rate, layout, s16/flt) -> mono 16 kHz 20 ms ``AudioChunk``s."""
+
+    def __init__(self, sample_rate_hz: int = CALL_SAMPLE_RATE_HZ) -> None:
+        self.sample_rate_hz = sample_rate_hz
+        self._resampler: StreamResampler | None = None
+        self._buffer = bytearray()
+        self._ts_ms = 0
+
+    def push(self, frame: av.AudioFrame) -> list[AudioChunk]:
+        mono = _to_mono_s16(frame)
+        if self._resampler is None or self._resampler.from_hz != frame.sample_rate:
+            self._resampler = StreamResampler(frame.sample_rate, self.sample_rate_hz)
+        self._buffer += self._resampler.process(mono)
+        step = self.sample_rate_hz * FRAME_MS // 1000 * SAMPLE_WIDTH_BYTES
+        chunks = []
+        while len(self._buffer) >= step:
+            chunks.append(AudioChunk(bytes(self._buffer[:step]), self.sample_rate_hz, self._ts_ms))
+            del self._buffer[:step]
+            self._ts_ms += FRAME_MS
+        return chunks
+
+    @property
+    def media_ts_ms(self) -> int:
+        return self._ts_ms
+
+
+def _to_mono_s16(frame: av.AudioFrame) -> bytes:
+    samples = frame.to_ndarray()
+    channels = len(frame.layout.channels)
+    if frame.format.is_planar:
+        mixed = samples.astype(np.float64).mean(axis=0)
+    else:
+        mixed = samples.reshape(-1, channels).astype(np.float64).mean(axis=1)
+    if frame.format.name.startswith("flt") or frame.format.name.startswith("dbl"):
+        mixed = mixed * 32767.0
+    return bytes(np.clip(mixed, -32768, 32767).astype("<i2").tobytes())
+
+
+class OutboundAudioTrack(MediaStreamTrack):
+    """Bot audio: 20 ms 16 kHz chunks from a queue, paced in real time, silence when empty."""
+
+    kind = "audio"
+
+    def __init__(self, sample_rate_hz: int = CALL_SAMPLE_RATE_HZ) -> None:
+        super().__init__()
+        self.sample_rate_hz = sample_rate_hz
+        self._chunk_bytes = sample_rate_hz * FRAME_MS // 1000 * SAMPLE_WIDTH_BYTES
+        self._queue: deque[bytes] = deque()
+        self._drained = asyncio.Event()
+        self._start: float | None = None
+        self._timestamp = 0
+        self.frames_sent = 0
+        self.audio_frames_sent = 0
+        # loop.time() when the current run of bot audio started going out after silence
+        # (turn-latency measurements: end of caller speech -> first bot audio packet)
+        self.audio_started_at: float | None = None
+        self._sending_audio = False
+
+    @property
+    def queued_ms(self) -> int:
+        return len(self._queue) * FRAME_MS
+
+    def enqueue(self, pcm: bytes) -> None:
+        for offset in range(0, len(pcm), self._chunk_bytes):
+            piece = pcm[offset : offset + self._chunk_bytes]
+            self._queue.append(piece.ljust(self._chunk_bytes, b"\x00"))
+        self._drained.clear()
+
+    def flush(self) -> int:
+        dropped_ms = self.queued_ms
+        self._queue.clear()
+        self._sending_audio = False
+        self._drained.set()
+        return dropped_ms
+
+    async def wait_below(self, max_queued_ms: int) -> None:
+        while self.queued_ms > max_queued_ms and self.readyState == "live":
+            self._drained.clear()
+            await self._drained.wait()
+
+    def stop(self) -> None:
+        super().stop()
+        self._drained.set()
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        loop = asyncio.get_running_loop()
+        samples = self.sample_rate_hz * FRAME_MS // 1000
+        if self._start is None:
+            self._start = loop.time()
+        else:
+            self._timestamp += samples
+            await asyncio.sleep(self._start + self._timestamp / self.sample_rate_hz - loop.time())
+        if self._queue:
+            pcm = self._queue.popleft()
+            self.audio_frames_sent += 1
+            if not self._sending_audio:
+                self._sending_audio = True
+                self.audio_started_at = loop.time()
+            self._drained.set()
+        else:
+            pcm = bytes(self._chunk_bytes)
+            self._sending_audio = False
+        frame = av.AudioFrame(format="s16", layout="mono", samples=samples)
+        frame.planes[0].update(pcm)
+        frame.pts = self._timestamp
+        frame.sample_rate = self.sample_rate_hz
+        frame.time_base = fractions.Fraction(1, self.sample_rate_hz)
+        self.frames_sent += 1
+        return frame
+
+
+_END = object()
+
+
+class WebRtcCallMedia:
+    """``CallMedia`` over one server-side ``RTCPeerConnection`` (see the module docstring)."""
+
+    sample_rate_hz: int = CALL_SAMPLE_RATE_HZ
+    open_connections: ClassVar[int] = 0  # created and not yet closed, in this process
+
+    def __init__(self, pc: RTCPeerConnection, *, ice_timeout_s: float = 15.0,
+                 media_timeout_s: float = 10.0, max_queued_ms: int = 300,
+                 inbound_max_chunks: int = 500) -> None:
+        self.pc = pc
+        self.ice_timeout_s = ice_timeout_s
+        self.media_timeout_s = media_timeout_s
+        self.max_queued_ms = max_queued_ms
+        self.outbound_track = OutboundAudioTrack(self.sample_rate_hz)
+        self.end_reason: EndReason | None = None
+        self.received_chunks = 0
+        self.dropped_inbound_chunks = 0
+        self.bad_dtmf_messages = 0
+        self.log = get_logger(component="webrtc")
+        self._inbound: asyncio.Queue[AudioChunk | Dtmf | object] = asyncio.Queue()
+        self._inbound_max = inbound_max_chunks
+        self._framer = InboundFramer(self.sample_rate_hz)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._loop = asyncio.get_running_loop()
+        self._created_at = self._loop.time()
+        self._last_rx: float | None = None
+        self._closed = False
+        WebRtcCallMedia.open_connections += 1
+        pc.on("track", self._on_track)
+        pc.on("datachannel", self._on_datachannel)
+        pc.on("connectionstatechange", self._on_connection_state)
+
+    # -- construction from an offer
+
+    @classmethod
+    async def accept_offer(cls, settings: Settings, offer_sdp: str) -> tuple[WebRtcCallMedia, str]:
+        """Check ``offer_sdp``, answer it (all host candidates gathered) and start watching.
+
+        Raises ``OfferError`` (with an HTTP status) on an offer we cannot take; nothing is
+        left open then.
+        """
+        check_offer(offer_sdp)
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers(settings)))
+        media = cls(pc, ice_timeout_s=settings.webrtc_ice_timeout_s,
+                    media_timeout_s=settings.webrtc_media_timeout_s)
+        try:
+            transceiver = pc.addTransceiver(media.outbound_track, direction="sendrecv")
+            transceiver.setCodecPreferences(preferred_codecs())
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            await pc.setLocalDescription(await pc.createAnswer())
+        except (ValueError, OperationError, InternalError, InvalidStateError) as exc:
+            await media.close()
+            status = 415 if isinstance(exc, OperationError) else 400
+            raise OfferError(status, f"cannot answer the SDP offer: {exc}") from exc
+        except BaseException:
+            await media.close()
+            raise
+        media.start()
+        return media, pc.localDescription.sdp
+
+    def start(self) -> None:
+        """Start the ICE/media watchdog (``accept_offer`` does this)."""
+        self._tasks.append(asyncio.create_task(self._watchdog(), name="webrtc-watchdog"))
+
+    # -- CallMedia
+
+    async def inbound(self) -> AsyncIterator[AudioChunk | Dtmf]:
+        while True:
+            item = await self._inbound.get()
+            if item is _END:
+                self._inbound.put_nowait(_END)  # a second reader also ends
+                return
+            assert isinstance(item, AudioChunk | Dtmf)
+            yield item
+
+    async def play(self, chunk: AudioChunk) -> None:
+        if self._closed:
+            return
+        pcm = chunk.pcm
+        if chunk.sample_rate_hz != self.sample_rate_hz:
+            pcm = resample(pcm, chunk.sample_rate_hz, self.sample_rate_hz)
+        self.outbound_track.enqueue(pcm)
+        await self.outbound_track.wait_below(self.max_queued_ms)
+
+    def flush(self) -> int:
+        return self.outbound_track.flush()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        WebRtcCallMedia.open_connections -= 1
+        self._finish("local_close")
+        self.outbound_track.stop()
+        current = asyncio.current_task()
+        for task in self._tasks:
+            if task is not current:
+                task.cancel()
+        for task in self._tasks:
+            if task is not current:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await self.pc.close()
+
+    # -- internals
+
+    @property
+    def connected(self) -> bool:
+        return self.pc.connectionState == "connected"
+
+    def _finish(self, reason: EndReason) -> None:
+        if self.end_reason is not None:
+            return
+        self.end_reason = reason
+        self.log.info("webrtc_call_ended", reason=reason)
+        self._inbound.put_nowait(_END)
+
+    def _put(self, item: AudioChunk | Dtmf) -> None:
+        if self.end_reason is not None:
+            return
+        if isinstance(item, AudioChunk):
+            self.received_chunks += 1
+            if self._inbound.qsize() >= self._inbound_max:
+                self.dropped_inbound_chunks += 1
+                return
+        self._inbound.put_nowait(item)
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        if track.kind != "audio" or self._closed:
+            return
+        self._tasks.append(asyncio.create_task(self._read_audio(track), name="webrtc-inbound"))
+
+    async def _read_audio(self, track: MediaStreamTrack) -> None:
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                self._finish("hangup")
+                return
+            self._last_rx = self._loop.time()
+            if isinstance(frame, av.AudioFrame):
+                for chunk in self._framer.push(frame):
+                    self._put(chunk)
+
+    def _on_datachannel(self, channel: RTCDataChannel) -> None:
+        if channel.label != DTMF_CHANNEL_LABEL:
+            self.log.warning("webrtc_unknown_datachannel", label=channel.label)
+            return
+        channel.on("message", self._on_dtmf_message)
+
+    def _on_dtmf_message(self, message: Any) -> None:
+        try:
+            digit = parse_dtmf_message(message)
+        except ValueError as exc:
+            self.bad_dtmf_messages += 1
+            self.log.warning("webrtc_bad_dtmf", reason=str(exc))
+            return
+        self._put(Dtmf(digit=digit, media_ts_ms=self._framer.media_ts_ms))
+
+    def _on_connection_state(self) -> None:
+        state = self.pc.connectionState
+        self.log.info("webrtc_connection_state", state=state)
+        if state == "connected" and self._last_rx is None:
+            self._last_rx = self._loop.time()
+        elif state == "failed":
+            self._finish("connection_failed")
+        elif state == "closed":
+            self._finish("closed")
+
+    async def _watchdog(self) -> None:
+        period_s = max(0.05, min(self.ice_timeout_s, self.media_timeout_s) / 4)
+        while self.end_reason is None:
+            await asyncio.sleep(period_s)
+            now = self._loop.time()
+            if self._last_rx is None:
+                if now - self._created_at > self.ice_timeout_s:
+                    self._finish("ice_timeout")
+            elif now - self._last_rx > self.media_timeout_s:
+                self._finish("media_timeout")

