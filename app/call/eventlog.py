@@ -8,6 +8,7 @@ from typing import Any, Protocol
 from app.call.bus import EventBus
 from app.events import utc_now
 from app.log import get_logger
+from app.metrics import EVENT_WRITE_FAILURES
 
 
 class EventSink(Protocol):
@@ -53,6 +54,7 @@ class CallEventLog:
                 await asyncio.to_thread(self._sink.append_event, self.call_id, stored, at)
             except Exception as exc:  # the call goes on; the failure is counted and logged
                 self.write_failures += 1
+                EVENT_WRITE_FAILURES.inc()
                 self._log.error("event_write_failed", event_type=event["type"], error=str(exc))
 
     async def close(self) -> None:

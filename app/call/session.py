@@ -34,6 +34,7 @@ from app.flows.runtime import (
 )
 from app.flows.webhook import run_webhook
 from app.log import get_logger
+from app.metrics import CALLS_ACTIVE, CALLS_TOTAL, TURN_LATENCY
 from app.settings import Settings
 
 INTER_DIGIT_TIMEOUT_S = 3.0
@@ -92,6 +93,8 @@ class CallSession:
         self._listen_started = 0.0
         self._speech_started: float | None = None
         self._speech_ended: float | None = None
+        self._speech_end_true: float | None = None  # when the caller really stopped talking
+        self._media_clock: float | None = None  # monotonic time of media_ts_ms == 0
         self._barge_allowed = False
         self._barged = asyncio.Event()
         self._first_audio_pending = False
@@ -112,6 +115,7 @@ class CallSession:
             channel=info.channel, locale=info.locale, flow_id=info.flow_id,
         )
         self.log.info("call_started", hotline=info.hotline_number, channel=info.channel)
+        CALLS_ACTIVE.inc()
         listener = asyncio.create_task(self._listen(), name=f"listen-{info.call_id}")
         converse = asyncio.create_task(self._converse(), name=f"converse-{info.call_id}")
         try:
@@ -131,7 +135,11 @@ class CallSession:
             self.outcome = "interrupted"
             raise
         finally:
-            await self._finish(listener, converse)
+            try:
+                await self._finish(listener, converse)
+            finally:
+                CALLS_ACTIVE.dec()
+                CALLS_TOTAL.labels(self.outcome).inc()
         return self.outcome
 
     async def _fail(self, exc: BaseException) -> None:
@@ -169,6 +177,8 @@ class CallSession:
     async def _listen(self) -> None:
         async for item in self.media.inbound():
             if isinstance(item, AudioChunk):
+                if self._media_clock is None:
+                    self._media_clock = time.monotonic() - item.media_ts_ms / 1000
                 self.recorder.caller(item)
                 if self._asr_stream is not None:
                     self._asr_stream.push(item)
@@ -218,6 +228,11 @@ class CallSession:
                     self._schedule_barge_check()
                 else:
                     self._speech_ended = time.monotonic()
+                    clock = self._media_clock
+                    self._speech_end_true = (
+                        clock + item.media_ts_ms / 1000 if clock is not None
+                        else self._speech_ended
+                    )
                 continue
             if not item.is_final:
                 if item.text and item.text != last_partial:
@@ -270,10 +285,12 @@ class CallSession:
         async for chunk in chunks:
             if self._barged.is_set():
                 return True
-            if self._first_audio_pending and self._speech_ended is not None:
+            if self._first_audio_pending and self._speech_end_true is not None:
+                # end of the caller's speech (endpointing included) -> first bot audio out
                 self._first_audio_pending = False
-                latency_ms = (time.monotonic() - self._speech_ended) * 1000
+                latency_ms = (time.monotonic() - self._speech_end_true) * 1000
                 self.events.emit("turn_latency", ms=round(latency_ms, 1))
+                TURN_LATENCY.observe(latency_ms / 1000)
             self.recorder.bot(chunk)
             await self.media.play(chunk)
         return self._barged.is_set()

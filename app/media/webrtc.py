@@ -44,11 +44,13 @@ from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 from app.events import CALL_SAMPLE_RATE_HZ, FRAME_MS, SAMPLE_WIDTH_BYTES, AudioChunk, Dtmf
 from app.log import get_logger
 from app.media.audio import StreamResampler, resample
+from app.metrics import AUDIO_GAPS, LATE_FRAMES
 from app.settings import Settings
 
 DTMF_CHANNEL_LABEL = "dtmf"
 DTMF_DIGITS = frozenset("0123456789*#ABCD")
 SUPPORTED_CODECS = ("audio/opus", "audio/PCMU")  # in order of preference
+GAP_WINDOW_S = 0.2  # silence shorter than this inside bot audio is a gap
 CHUNK_BYTES = CALL_SAMPLE_RATE_HZ * FRAME_MS // 1000 * SAMPLE_WIDTH_BYTES
 EndReason = Literal[
     "hangup", "connection_failed", "closed", "ice_timeout", "media_timeout", "local_close"
@@ -213,6 +215,8 @@ class OutboundAudioTrack(MediaStreamTrack):
         self._timestamp = 0
         self.frames_sent = 0
         self.audio_frames_sent = 0
+        self.gaps = 0
+        self._silence_since = float("-inf")
         # loop.time() when the current run of bot audio started going out after silence
         # (turn-latency measurements: end of caller speech -> first bot audio packet)
         self.audio_started_at: float | None = None
@@ -232,6 +236,7 @@ class OutboundAudioTrack(MediaStreamTrack):
         dropped_ms = self.queued_ms
         self._queue.clear()
         self._sending_audio = False
+        self._silence_since = float("-inf")  # a barge-in is not a gap
         self._drained.set()
         return dropped_ms
 
@@ -253,16 +258,24 @@ class OutboundAudioTrack(MediaStreamTrack):
             self._start = loop.time()
         else:
             self._timestamp += samples
-            await asyncio.sleep(self._start + self._timestamp / self.sample_rate_hz - loop.time())
+            due = self._start + self._timestamp / self.sample_rate_hz
+            await asyncio.sleep(due - loop.time())
+            if loop.time() - due > FRAME_MS / 1000:
+                LATE_FRAMES.inc()
         if self._queue:
             pcm = self._queue.popleft()
             self.audio_frames_sent += 1
             if not self._sending_audio:
                 self._sending_audio = True
                 self.audio_started_at = loop.time()
+                if loop.time() - self._silence_since < GAP_WINDOW_S:
+                    self.gaps += 1  # audio stopped and resumed: the producer fell behind
+                    AUDIO_GAPS.inc()
             self._drained.set()
         else:
             pcm = bytes(self._chunk_bytes)
+            if self._sending_audio:
+                self._silence_since = loop.time()
             self._sending_audio = False
         frame = av.AudioFrame(format="s16", layout="mono", samples=samples)
         frame.planes[0].update(pcm)

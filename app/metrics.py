@@ -1,0 +1,23 @@
+"""Prometheus metrics (served at /metrics). Names follow Prometheus conventions."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+CALLS_ACTIVE = Gauge("hotline_calls_active", "Calls in progress in this process")
+CALLS_TOTAL = Counter("hotline_calls_total", "Calls ended, by outcome", ["outcome"])
+TURN_LATENCY = Histogram(
+    "hotline_turn_latency_seconds",
+    "End of the caller's speech to the first bot audio sent",
+    buckets=(0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0, 5.0),
+)
+AUDIO_GAPS = Counter(
+    "hotline_outbound_audio_gaps_total",
+    "Bot audio interrupted by a short silence because the next chunk was not ready",
+)
+LATE_FRAMES = Counter(
+    "hotline_outbound_late_frames_total", "Outbound 20 ms frames sent more than 20 ms late"
+)
+EVENT_WRITE_FAILURES = Counter(
+    "hotline_event_write_failures_total", "Call events that could not be stored"
+)
