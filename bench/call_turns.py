@@ -22,7 +22,6 @@ import os
 import re
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -158,8 +157,7 @@ async def main_async(levels: list[int]) -> None:
         ratio = r["turn_p50"] / base["turn_p50"] if base["turn_p50"] else float("nan")
         print(f"turn p50 at {r['calls']:.0f} calls = {ratio:.2f}x the {base['calls']:.0f}-call "
               f"baseline")
-    print(f"(all times in ms; endpointing silence timeout included: see "
-          f"asr_silence_timeout_s; median of medians {statistics.median([r['turn_p50'] for r in rows]):.0f} ms)")
+    print("(times in ms; turn latency includes the endpointing silence, asr_silence_timeout_s)")
 
 
 def main() -> None:
