@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     asr_workers: int = Field(default=2, ge=1, description="decoder thread pool size")
     asr_queue_max_chunks: int = Field(default=250, ge=10, description="per-stream backlog")
     asr_silence_timeout_s: float = Field(default=0.7, gt=0)
+    asr_grammar_silence_timeout_s: float = Field(
+        default=0.3, gt=0, description="pause ending a menu answer once a listed phrase is heard"
+    )
     asr_vad_aggressiveness: int = Field(default=2, ge=0, le=3)
     asr_grammar_min_confidence: float = Field(default=0.6, ge=0, le=1)
 

@@ -35,7 +35,9 @@ class DecoderConfig:
     sample_rate_hz: int
     vad_aggressiveness: int
     silence_timeout_s: float
-    pool: RecognizerPool | None = None  # None: one private free recognizer per stream
+    pool: RecognizerPool | None = None
+    # grammar mode: once the partial is a whole listed phrase, a shorter pause ends the turn
+    grammar_silence_timeout_s: float | None = None  # None: one private free recognizer per stream
 
 
 @dataclass(slots=True)
@@ -161,9 +163,18 @@ class UtteranceDecoder:
             return
         self._feed(chunk.pcm, start_s)
         self._silence_s = 0.0 if voiced else self._silence_s + chunk.n_samples / self._rate
-        if self._silence_s >= self.cfg.silence_timeout_s:
+        if self._silence_s >= self._silence_limit_s():
             self._end_utterance(events, self._pos_samples / self._rate - self._silence_s,
                                 chunk.media_ts_ms + chunk.duration_ms - 1000 * self._silence_s)
+
+    def _silence_limit_s(self) -> float:
+        """The endpointing pause: shorter when a listed phrase has been heard whole."""
+        short = self.cfg.grammar_silence_timeout_s
+        if short is not None and self.grammar is not None and (
+            self._last_partial in self.grammar.phrases
+        ):
+            return min(short, self.cfg.silence_timeout_s)
+        return self.cfg.silence_timeout_s
 
     def _idle_chunk(self, chunk: AudioChunk, start_s: float, voiced: bool,
                     events: list[AsrEvent]) -> None:

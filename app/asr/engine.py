@@ -97,6 +97,7 @@ class AsrEngine:
             model=model, locale=locale, sample_rate_hz=sample_rate_hz,
             vad_aggressiveness=self.settings.asr_vad_aggressiveness,
             silence_timeout_s=self.settings.asr_silence_timeout_s,
+            grammar_silence_timeout_s=self.settings.asr_grammar_silence_timeout_s,
             pool=self._pools.setdefault((name, sample_rate_hz),
                                         RecognizerPool(model, sample_rate_hz)),
         )

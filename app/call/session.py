@@ -18,7 +18,14 @@ from app.call.hold import HoldMusic
 from app.call.media import CallMedia
 from app.call.queues import QueueBoard
 from app.call.recorder import Recorder
-from app.events import AudioChunk, Dtmf, SpeechActivity, Transcript, utc_now
+from app.events import (
+    AudioChunk,
+    Dtmf,
+    HandoffRequested,
+    SpeechActivity,
+    Transcript,
+    utc_now,
+)
 from app.flows.engine import FlowEngine
 from app.flows.runtime import (
     CallContext,
@@ -101,6 +108,7 @@ class CallSession:
         self.outcome = "completed"
         self.state: FlowState | None = None
         self._hung_up = asyncio.Event()
+        self._turns: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------ lifecycle
     async def run(self) -> str:
@@ -300,6 +308,7 @@ class CallSession:
                          locale=action.locale or self.locale)
         locale = action.locale or self.locale
         if action.text:
+            self._turns.append({"speaker": "bot", "text": action.text})
             await asyncio.to_thread(
                 self.deps.repo.add_turn, self.info.call_id, "bot", action.text, 0.0, 0.0, 1.0
             )
@@ -437,9 +446,11 @@ class CallSession:
             self.events.emit("transcript", text=transcript.text, is_final=True,
                              confidence=round(transcript.confidence, 3), grammar=True,
                              rejected="low_confidence")
+            self._turns.append({"speaker": "caller", "text": transcript.text, "heard": "unsure"})
             return CallerInput(kind="speech", text="", at=utc_now())
         self.events.emit("transcript", text=transcript.text, is_final=True,
                          confidence=round(transcript.confidence, 3), grammar=transcript.grammar)
+        self._turns.append({"speaker": "caller", "text": transcript.text})
         await asyncio.to_thread(
             self.deps.repo.add_turn, self.info.call_id, "caller", transcript.text,
             transcript.start_s, transcript.end_s, transcript.confidence,
@@ -458,6 +469,17 @@ class CallSession:
             sentiment=sentiment, at=utc_now(),
         )
 
+    def _publish_handoff(self, action: Transfer) -> None:
+        """What the agent sees before saying a word: why, intent, mood, the conversation."""
+        state = self.state
+        packet = HandoffRequested(
+            call_id=self.info.call_id, queue=action.queue, reason=action.reason,
+            note=action.note, intent=state.last_intent if state else None,
+            sentiment=state.sentiment_score if state else None,
+            transcript=list(self._turns),
+        )
+        self.events.emit("handoff_requested", **packet.model_dump(exclude={"type", "call_id"}))
+
     # ------------------------------------------------------------------ queue
     async def _transfer(self, action: Transfer) -> CallerInput | None:
         """Wait in the queue with hold audio and position messages, up to the max wait.
@@ -468,6 +490,7 @@ class CallSession:
         settings = self.deps.settings
         self.outcome = "queued"
         self.events.emit("transfer", queue=action.queue, reason=action.reason, note=action.note)
+        self._publish_handoff(action)
         self.deps.queues.join(action.queue, self.info.call_id)
         hold = HoldMusic(self.rate_hz)
         started = time.monotonic()

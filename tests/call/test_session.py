@@ -168,6 +168,9 @@ async def test_caller_speech_barges_in_on_the_menu_prompt(rig: Rig) -> None:
     assert barge["dropped_ms"] > 0
     transfer = await _wait_for(rig, call_id, "transfer")
     assert transfer["queue"] == "general"
+    handoff = await _wait_for(rig, call_id, "handoff_requested")
+    assert handoff["queue"] == "general" and handoff["reason"] == "caller_choice"
+    assert {"speaker": "caller", "text": "상담원"} in handoff["transcript"]
     assert media.flushed_ms > 0
     # nobody answers within the queue's max wait: the flow's apology, outcome no_agent
     assert await rig.manager.wait(call_id, 30) == "no_agent"
