@@ -116,11 +116,14 @@ async def _level(url: str, n: int, audio: Pcm, pid: int) -> dict[str, float]:
         rss_after = _rss_mb(pid)
         after = (await client.get(f"{url}/metrics")).text
     ok = [r for r in results if not isinstance(r, BaseException)]
-    turns = [float(e["ms"]) for r in ok for e in r.events if e.get("type") == "turn_latency"]
+    turn_events = [e for r in ok for e in r.events if e.get("type") == "turn_latency"]
+    turns = [float(e["ms"]) for e in turn_events]
+    processing = [float(e["after_endpoint_ms"]) for e in turn_events]
     setups = [r.setup_s * 1000 for r in ok]
     return {
         "calls": n, "completed": len(ok), "turns": len(turns),
         "turn_p50": _pct(turns, 50), "turn_p95": _pct(turns, 95),
+        "proc_p50": _pct(processing, 50), "proc_p95": _pct(processing, 95),
         "setup_p50": _pct(setups, 50), "setup_p95": _pct(setups, 95),
         "gaps": _counter(after, "hotline_outbound_audio_gaps_total")
         - _counter(before, "hotline_outbound_audio_gaps_total"),
@@ -144,10 +147,12 @@ async def main_async(levels: list[int]) -> None:
             server.terminate()
             server.wait(timeout=30)
     print(f"{'calls':>5} {'ok':>3} {'turns':>5} {'turn p50':>9} {'turn p95':>9} "
+          f"{'proc p50':>9} {'proc p95':>9} "
           f"{'setup p50':>9} {'setup p95':>9} {'gaps':>5} {'late':>6} {'RSS MB':>7} {'MB/call':>7}")
     for r in rows:
         print(f"{r['calls']:>5.0f} {r['completed']:>3.0f} {r['turns']:>5.0f} "
-              f"{r['turn_p50']:>9.0f} {r['turn_p95']:>9.0f} {r['setup_p50']:>9.0f} "
+              f"{r['turn_p50']:>9.0f} {r['turn_p95']:>9.0f} {r['proc_p50']:>9.0f} "
+              f"{r['proc_p95']:>9.0f} {r['setup_p50']:>9.0f} "
               f"{r['setup_p95']:>9.0f} {r['gaps']:>5.0f} {r['late']:>6.0f} "
               f"{r['rss_mb']:>7.0f} {r['per_call_mb']:>7.1f}")
     clean = [r["calls"] for r in rows if r["gaps"] == 0 and r["completed"] == r["calls"]]
@@ -157,7 +162,8 @@ async def main_async(levels: list[int]) -> None:
         ratio = r["turn_p50"] / base["turn_p50"] if base["turn_p50"] else float("nan")
         print(f"turn p50 at {r['calls']:.0f} calls = {ratio:.2f}x the {base['calls']:.0f}-call "
               f"baseline")
-    print("(times in ms; turn latency includes the endpointing silence, asr_silence_timeout_s)")
+    print("(ms; turn = end of the caller's speech -> first bot audio sent, the endpointing "
+          "pause included; proc = end-of-turn decision -> first bot audio)")
 
 
 def main() -> None:

@@ -296,8 +296,11 @@ class CallSession:
             if self._first_audio_pending and self._speech_end_true is not None:
                 # end of the caller's speech (endpointing included) -> first bot audio out
                 self._first_audio_pending = False
-                latency_ms = (time.monotonic() - self._speech_end_true) * 1000
-                self.events.emit("turn_latency", ms=round(latency_ms, 1))
+                now = time.monotonic()
+                latency_ms = (now - self._speech_end_true) * 1000
+                endpoint = self._speech_ended or now
+                self.events.emit("turn_latency", ms=round(latency_ms, 1),
+                                 after_endpoint_ms=round((now - endpoint) * 1000, 1))
                 TURN_LATENCY.observe(latency_ms / 1000)
             self.recorder.bot(chunk)
             await self.media.play(chunk)
