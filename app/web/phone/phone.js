@@ -59,6 +59,7 @@
         ui.hotline.appendChild(opt);
       }
       ui.hotline.addEventListener("change", syncLocales);
+      ui.locale.addEventListener("change", showSpeechSupport);
       syncLocales();
     } catch (err) {
       // No hotline list: let the user type the number.
@@ -83,6 +84,23 @@
       ui.locale.appendChild(o);
     }
     ui.locale.value = locales.includes(current) ? current : locales[0];
+    showSpeechSupport();
+  }
+
+  // Say up front when the server cannot hear speech in the chosen language (no Vosk model):
+  // the call still works with the keypad.
+  let asrLocales = null;
+  async function showSpeechSupport() {
+    if (asrLocales === null) {
+      try {
+        const res = await fetch("/readyz");
+        asrLocales = (await res.json()).asr_locales || [];
+      } catch (err) { asrLocales = []; }
+    }
+    if (phone.state !== "idle") return;
+    const ok = asrLocales.includes(ui.locale.value);
+    ui.status.textContent = ok ? "Ready" : "Ready (keypad only: no speech model for " +
+      ui.locale.value + ")";
   }
 
   function hotlineNumber() {
