@@ -1,0 +1,192 @@
+"""`hotline intents ...`: train, eval, test, predict.
+
+``--data DIR`` (an intents folder) and ``--model DIR`` (a model root) make any data set
+trainable and evaluable the same way as the demo hotline's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+if TYPE_CHECKING:
+    from app.nlu.service import NluService
+
+intents_app = typer.Typer(no_args_is_help=True)
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="YAML settings file (HOTLINE_CONFIG)")
+]
+DataOpt = Annotated[
+    Path | None, typer.Option("--data", help="intents folder (default: settings.intents_dir)")
+]
+ModelOpt = Annotated[
+    Path | None, typer.Option("--model", help="model root (default: models/intents)")
+]
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _service(config: Path | None, data: Path | None, model: Path | None) -> NluService:
+    from app.nlu.intents import IntentFileError
+    from app.nlu.service import NluService
+    from app.settings import load_settings
+
+    settings = load_settings(config)
+    try:
+        return NluService(settings, data_dir=data, model_dir=model)
+    except IntentFileError as exc:
+        err.print(f"[red]intent data error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def _ready(
+    config: Path | None, data: Path | None, model: Path | None, force: bool = False
+) -> tuple[NluService, Any]:
+    """A loaded ``NluService`` and its classifier, trained first when missing or stale."""
+    service = _service(config, data, model)
+    reason = service.stale_reason()
+    if reason is not None or force:
+        err.print(f"training: {reason or 'requested'}")
+        folder = service.ensure_trained(progress=True) if not force else _force_train(service)
+        err.print(f"model written to {folder}")
+    problem = service.load()
+    if problem is not None:
+        err.print(f"[red]{problem}[/red]")
+        raise typer.Exit(1)
+    return service, service.classifier
+
+
+def _force_train(service: NluService) -> Path:
+    from app.nlu.pipeline import train_folder
+    from app.nlu.service import RichProgress
+
+    with RichProgress() as bar:
+        return train_folder(service.data_dir, service.model_dir, service.settings,
+                            progress=bar, catalog=service.catalog)
+
+
+@intents_app.command()
+def train(config: ConfigOpt = None, data: DataOpt = None, model: ModelOpt = None) -> None:
+    """Train the intent classifier on an intents folder; write a new model version."""
+    _, classifier = _ready(config, data, model, force=True)
+    manifest = classifier.manifest
+    table = Table(title=f"intent model {manifest['version']}")
+    for col in ("locale", "examples", "classes", "cv accuracy", "temperature", "seconds"):
+        table.add_column(col)
+    for loc, m in manifest["metrics"].items():
+        table.add_row(loc, str(m["n_examples"]), str(m["n_classes"]),
+                      str(m.get("cv_accuracy", "-")), str(m["temperature"]),
+                      str(m["train_seconds"]))
+    out.print(table)
+    out.print(f"total training time {manifest['train_seconds']} s")
+
+
+@intents_app.command("eval")
+def eval_cmd(
+    test_file: Annotated[list[Path], typer.Option("--test-file", help="eval YAML (repeatable)")],
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    report_dir: Annotated[Path | None, typer.Option("--report-dir", help="PNG reports")] = None,
+    config: ConfigOpt = None, data: DataOpt = None, model: ModelOpt = None,
+) -> None:
+    """Evaluate on a test file: in-scope accuracy, oos recall, macro F1 per locale."""
+    from app.nlu.evaluate import EvalFileError, evaluate, load_eval_files, summary, write_report
+
+    try:
+        evalset = load_eval_files(test_file)
+    except (EvalFileError, OSError) as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    service, classifier = _ready(config, data, model)
+    results = evaluate(classifier, evalset)
+    figures = summary(results)
+    if as_json:
+        sys.stdout.write(json.dumps(figures) + "\n")
+        return
+    _print_summary(figures, classifier.version)
+    _print_confusions(results)
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    folder = report_dir or service.settings.data_dir / "reports" / f"intents-{stamp}"
+    for path in write_report(results, folder):
+        out.print(f"report: {path}")
+
+
+def _print_summary(figures: dict[str, Any], version: str) -> None:
+    table = Table(title=f"intent evaluation (model {version})")
+    for col in ("locale", "in-scope accuracy", "oos recall", "macro F1", "n"):
+        table.add_column(col, justify="right")
+    rows = dict(figures["by_locale"])
+    rows["overall"] = figures["overall"]
+    for loc, m in rows.items():
+        table.add_row(loc, f"{m['in_scope_accuracy']:.3f}", f"{m['oos_recall']:.3f}",
+                      f"{m['macro_f1']:.3f}", str(m["n"]))
+    out.print(table)
+
+
+def _print_confusions(results: dict[str, Any]) -> None:
+    table = Table(title="worst confusions (gold -> predicted)")
+    for col in ("locale", "gold", "predicted", "count"):
+        table.add_column(col)
+    for loc, ev in results.items():
+        for gold, pred, n in ev.confusions(8):
+            table.add_row(loc, gold, pred, str(n))
+    out.print(table)
+
+
+@intents_app.command()
+def test(config: ConfigOpt = None, data: DataOpt = None, model: ModelOpt = None) -> None:
+    """Run the held-out files; exit 1 if any locale is under the configured thresholds."""
+    from app.nlu.evaluate import evaluate, load_eval_files, summary
+
+    service, classifier = _ready(config, data, model)
+    files = sorted((service.data_dir / "tests").glob("*.y*ml"))
+    if not files:
+        err.print(f"[red]no held-out files under {service.data_dir / 'tests'}[/red]")
+        raise typer.Exit(1)
+    figures = summary(evaluate(classifier, load_eval_files(files)))
+    _print_summary(figures, classifier.version)
+    s = service.settings
+    failures = [
+        f"{loc}: {key} {m[key]:.3f} < {floor:.3f}"
+        for loc, m in figures["by_locale"].items()
+        for key, floor in (("in_scope_accuracy", s.intent_min_accuracy),
+                           ("oos_recall", s.intent_min_oos_recall))
+        if m[key] < floor
+    ]
+    for line in failures:
+        err.print(f"[red]FAIL[/red] {line}")
+    if failures:
+        raise typer.Exit(1)
+    out.print("[green]held-out evaluation passes the configured thresholds[/green]")
+
+
+@intents_app.command()
+def predict(
+    text: Annotated[str, typer.Argument(help="what the caller said")],
+    locale: Annotated[str, typer.Option("--locale", "-l")] = "zh",
+    config: ConfigOpt = None, data: DataOpt = None, model: ModelOpt = None,
+) -> None:
+    """Classify one utterance; print intent, ranking, entities and sentiment as JSON."""
+    service, _ = _ready(config, data, model)
+    found = service.understand(text, locale)
+    result: dict[str, Any] = {
+        "intent": found.intent.model_dump(),
+        "entities": [e.model_dump() for e in found.entities],
+        "sentiment": found.sentiment.model_dump(),
+    }
+    if found.intent.intent is not None:
+        result["answer"] = service.catalog.render_answer(found.intent.intent, locale, {})
+    out.print_json(json.dumps(result, ensure_ascii=False))

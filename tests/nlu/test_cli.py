@@ -1,0 +1,75 @@
+"""`hotline intents ...` end to end on the session's trained model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from app.nlu.cli import intents_app
+from app.settings import PROJECT_ROOT, Settings
+
+HELDOUT = PROJECT_ROOT / "intents" / "tests"
+
+
+@pytest.fixture
+def env(nlu_settings: Settings, demo_model_root: Path) -> dict[str, str]:
+    return {
+        "HOTLINE_DATA_DIR": str(nlu_settings.data_dir),
+        "HOTLINE_INTENT_MODEL_DIR": str(demo_model_root),
+    }
+
+
+def test_eval_json_has_the_documented_shape(env: dict[str, str]) -> None:
+    result = CliRunner().invoke(
+        intents_app, ["eval", "--test-file", str(HELDOUT / "heldout_zh.yaml"), "--test-file",
+                      str(HELDOUT / "heldout_en.yaml"), "--json"], env=env,
+    )
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    assert set(figures) == {"by_locale", "overall"}
+    assert set(figures["by_locale"]) == {"zh", "en"}
+    for m in [*figures["by_locale"].values(), figures["overall"]]:
+        assert set(m) == {"in_scope_accuracy", "oos_recall", "macro_f1", "n"}
+        assert 0.0 <= m["in_scope_accuracy"] <= 1.0
+    assert figures["overall"]["n"] == sum(m["n"] for m in figures["by_locale"].values())
+
+
+def test_eval_report_writes_plots_per_locale(env: dict[str, str], tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        intents_app, ["eval", "--test-file", str(HELDOUT / "heldout_en.yaml"),
+                      "--report-dir", str(tmp_path / "report")], env=env,
+    )
+    assert result.exit_code == 0, result.output
+    assert "worst confusions" in result.stdout
+    assert {p.name for p in (tmp_path / "report").iterdir()} == {
+        "confusion_en.png", "reliability_en.png"
+    }
+
+
+def test_test_command_fails_under_the_thresholds(env: dict[str, str]) -> None:
+    ok = CliRunner().invoke(intents_app, ["test"], env=env)
+    assert ok.exit_code == 0, ok.output
+    strict = CliRunner().invoke(
+        intents_app, ["test"], env={**env, "HOTLINE_INTENT_MIN_OOS_RECALL": "1.0",
+                                    "HOTLINE_INTENT_MIN_ACCURACY": "1.0"},
+    )
+    assert strict.exit_code == 1
+    assert "FAIL" in strict.output
+
+
+def test_predict_prints_intent_and_answer(env: dict[str, str]) -> None:
+    result = CliRunner().invoke(intents_app, ["predict", "你们几点开门", "--locale", "zh"], env=env)
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.stdout)
+    assert shown["intent"]["intent"] == "business_hours"
+    assert "营业时间" in shown["answer"]
+
+
+def test_broken_data_folder_is_a_clear_error(env: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("intents:\n  - name: x\n", encoding="utf-8")
+    result = CliRunner().invoke(intents_app, ["train", "--data", str(tmp_path)], env=env)
+    assert result.exit_code == 2
+    assert "bad.yaml:2" in result.output
