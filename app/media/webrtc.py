@@ -191,6 +191,11 @@ class InboundFramer:
 def _to_mono_s16(frame: av.AudioFrame) -> bytes:
     samples = frame.to_ndarray()
     channels = len(frame.layout.channels)
+    if frame.format.name == "s16":  # what aiortc's Opus and G.711 decoders give: integer math
+        if channels == 1:
+            return bytes(samples.astype("<i2", copy=False).tobytes())
+        wide = samples.reshape(-1, channels).astype(np.int32)
+        return bytes((wide.sum(axis=1) // channels).astype("<i2").tobytes())
     if frame.format.is_planar:
         mixed = samples.astype(np.float64).mean(axis=0)
     else:
