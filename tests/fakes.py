@@ -129,8 +129,10 @@ def faulty_tts_worker_main() -> None:
     """The real TTS worker (``app.tts.worker.main``), plus failure injection driven by the text.
 
     ``[[sleep S]]`` waits S seconds before rendering (a hang, or a window to kill it in);
-    ``[[exit]]`` makes the process die mid-request. The markers are removed before espeak-ng
-    sees the text. Start it with ``TtsService(settings, worker_entry=FAULTY_TTS_WORKER)``.
+    ``[[exit]]`` makes the process die mid-request; ``[[silent N]]`` returns a silent render
+    the first N times that text is asked for (espeak's occasional empty output). The markers
+    are removed before espeak-ng sees the text. Start it with
+    ``TtsService(settings, worker_entry=FAULTY_TTS_WORKER)``.
     """
     import os
     import re
@@ -138,8 +140,17 @@ def faulty_tts_worker_main() -> None:
     from app.tts import worker
 
     real_render = worker.Synth.render
+    silent_left: dict[str, int] = {}
 
     def render(self: worker.Synth, text: str, voice: str, rate_wpm: int) -> tuple[bytes, int]:
+        silent = re.search(r"\[\[silent ([0-9]+)\]\]", text)
+        if silent:
+            left = silent_left.setdefault(text, int(silent.group(1)))
+            if left > 0:
+                silent_left[text] = left - 1
+                pcm, rate = real_render(self, re.sub(r"\[\[[^\]]*\]\]", "", text), voice,
+                                        rate_wpm)
+                return bytes(len(pcm)), rate
         sleep = re.search(r"\[\[sleep ([0-9.]+)\]\]", text)
         if sleep:
             time.sleep(float(sleep.group(1)))

@@ -24,6 +24,7 @@ from app.tts.text import check_text, check_voice_can_read, split_segments
 
 MIN_RATE_HZ, MAX_RATE_HZ = 8_000, 48_000
 SILENT_DBFS = -60.0  # a render quieter than this is "the voice could not speak it"
+SILENT_RENDER_TRIES = 3
 
 
 
@@ -33,6 +34,7 @@ class TtsStats:
     cache_misses: int = 0
     corrupt_entries: int = 0
     prompt_conversions: int = 0
+    silent_renders: int = 0
 
 
 def resolve_voice(configured: str, voices: list[dict[str, Any]]) -> str | None:
@@ -230,11 +232,19 @@ class TtsService:
             self.stats.cache_hits += 1
             return cached, False
         self.stats.cache_misses += 1
-        native = await self.pool.render(text, voice, self.rate_wpm)
-        data = await asyncio.to_thread(
-            resample, native.data, native.sample_rate_hz, sample_rate_hz
-        )
-        if not data or rms_dbfs(data) < SILENT_DBFS:
+        data = b""
+        for attempt in range(SILENT_RENDER_TRIES):
+            # espeak through pyttsx3 now and then hands back a silent render of good text:
+            # render again before calling the text unspeakable
+            native = await self.pool.render(text, voice, self.rate_wpm)
+            data = await asyncio.to_thread(
+                resample, native.data, native.sample_rate_hz, sample_rate_hz
+            )
+            if data and rms_dbfs(data) >= SILENT_DBFS:
+                break
+            self.stats.silent_renders += 1
+            get_logger().warning("tts_silent_render", voice=voice, attempt=attempt + 1)
+        else:
             raise TtsError(
                 "unspeakable", f"voice {voice!r} produced no audible speech for {text!r}"
             )

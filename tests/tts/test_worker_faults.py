@@ -106,3 +106,14 @@ async def test_a_failing_sentence_fails_the_whole_utterance(faulty: TtsService) 
     with pytest.raises(TtsError, match="longer than 3 s"):
         await faulty.synthesize("Hello there. [[sleep 60]] Still there?", "en", 8000)
     assert (await faulty.synthesize("Hello there.", "en", 8000)).duration_s > 0.3
+
+
+async def test_an_occasional_silent_render_is_rendered_again(faulty: TtsService) -> None:
+    pcm = await faulty.synthesize("[[silent 1]] hello there", "en", 16_000)
+    assert rms_dbfs(pcm.data) > -40
+    assert faulty.stats.silent_renders == 1
+
+
+async def test_text_that_stays_silent_is_reported_unspeakable(faulty: TtsService) -> None:
+    with pytest.raises(TtsError, match="no audible speech"):
+        await faulty.synthesize("[[silent 9]] hello again", "en", 16_000)
