@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fractions
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -22,10 +21,11 @@ import httpx
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from app.events import CALL_SAMPLE_RATE_HZ, FRAME_MS, SAMPLE_WIDTH_BYTES
+from app.events import CALL_SAMPLE_RATE_HZ, FRAME_MS
 from app.log import get_logger
 from app.media.audio import Pcm, resample
-from app.media.webrtc import DTMF_CHANNEL_LABEL, DTMF_DIGITS, InboundFramer
+from app.media.playout import Pacer, PlayoutBuffer
+from app.media.webrtc import DTMF_CHANNEL_LABEL, DTMF_DIGITS, InboundFramer, pcm_frame
 
 EventCallback = Callable[[dict[str, Any]], None]
 
@@ -60,40 +60,29 @@ class WavSourceTrack(MediaStreamTrack):
 
     def __init__(self, pcm: Pcm) -> None:
         super().__init__()
-        self._pcm = resample(pcm.data, pcm.sample_rate_hz, CALL_SAMPLE_RATE_HZ)
-        self._step = CALL_SAMPLE_RATE_HZ * FRAME_MS // 1000 * SAMPLE_WIDTH_BYTES
-        self._offset = 0
-        self._start: float | None = None
-        self._timestamp = 0
+        data = resample(pcm.data, pcm.sample_rate_hz, CALL_SAMPLE_RATE_HZ)
+        self._total_frames = -(-len(data) // (CALL_SAMPLE_RATE_HZ * FRAME_MS // 1000 * 2))
+        self.buffer = PlayoutBuffer(CALL_SAMPLE_RATE_HZ)
+        self.buffer.enqueue(data)
+        self.pacer = Pacer(FRAME_MS)
+        self._samples = CALL_SAMPLE_RATE_HZ * FRAME_MS // 1000
         self.started = asyncio.Event()
         self.finished = asyncio.Event()
 
     @property
     def elapsed_s(self) -> float:
-        return self._offset / SAMPLE_WIDTH_BYTES / CALL_SAMPLE_RATE_HZ
+        sent = min(self.buffer.stats.audio_frames_sent, self._total_frames)
+        return sent * FRAME_MS / 1000
 
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
-        loop = asyncio.get_running_loop()
-        samples = self._step // SAMPLE_WIDTH_BYTES
-        if self._start is None:
-            self._start = loop.time()
-            self.started.set()
-        else:
-            self._timestamp += samples
-            await asyncio.sleep(self._start + self._timestamp / CALL_SAMPLE_RATE_HZ - loop.time())
-        piece = self._pcm[self._offset : self._offset + self._step]
-        self._offset += len(piece)
-        if len(piece) < self._step:
+        index = await self.pacer.tick()
+        self.started.set()
+        pcm = self.buffer.pop(asyncio.get_running_loop().time())
+        if self.buffer.queued_ms == 0:
             self.finished.set()
-            piece = piece.ljust(self._step, b"\x00")
-        frame = av.AudioFrame(format="s16", layout="mono", samples=samples)
-        frame.planes[0].update(piece)
-        frame.pts = self._timestamp
-        frame.sample_rate = CALL_SAMPLE_RATE_HZ
-        frame.time_base = fractions.Fraction(1, CALL_SAMPLE_RATE_HZ)
-        return frame
+        return pcm_frame(pcm, CALL_SAMPLE_RATE_HZ, index * self._samples)
 
 
 class CallerPeer:

@@ -21,10 +21,9 @@ import contextlib
 import fractions
 import json
 import re
-from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import av
 import numpy as np
@@ -41,20 +40,18 @@ from aiortc.exceptions import InternalError, InvalidStateError, OperationError
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 
+from app.call.media import EndReason
 from app.events import CALL_SAMPLE_RATE_HZ, FRAME_MS, SAMPLE_WIDTH_BYTES, AudioChunk, Dtmf
 from app.log import get_logger
 from app.media.audio import StreamResampler, resample
+from app.media.playout import Pacer, PlayoutBuffer
 from app.metrics import AUDIO_GAPS, LATE_FRAMES
 from app.settings import Settings
 
 DTMF_CHANNEL_LABEL = "dtmf"
 DTMF_DIGITS = frozenset("0123456789*#ABCD")
 SUPPORTED_CODECS = ("audio/opus", "audio/PCMU")  # in order of preference
-GAP_WINDOW_S = 0.2  # silence shorter than this inside bot audio is a gap
 CHUNK_BYTES = CALL_SAMPLE_RATE_HZ * FRAME_MS // 1000 * SAMPLE_WIDTH_BYTES
-EndReason = Literal[
-    "hangup", "connection_failed", "closed", "ice_timeout", "media_timeout", "local_close"
-]
 
 _SDP_LINE = re.compile(r"^[a-z]=.*$")
 
@@ -124,6 +121,15 @@ def _check_transport(media: aiortc_sdp.MediaDescription) -> None:
     if not (media.dtls and media.dtls.fingerprints):
         raise OfferError(400, "the SDP offer has no DTLS fingerprint (a=fingerprint); "
                               "WebRTC media must be encrypted")
+
+
+def _answer_codec(answer_sdp: str) -> str | None:
+    """The first audio codec of our own answer: what the call uses."""
+    for media in aiortc_sdp.SessionDescription.parse(answer_sdp).media:
+        if media.kind == "audio" and media.rtp.codecs:
+            codec = media.rtp.codecs[0]
+            return f"{codec.mimeType.split('/')[-1].lower()}/{codec.clockRate}"
+    return None
 
 
 def ice_servers(settings: Settings) -> list[RTCIceServer]:
@@ -206,89 +212,58 @@ def _to_mono_s16(frame: av.AudioFrame) -> bytes:
 
 
 class OutboundAudioTrack(MediaStreamTrack):
-    """Bot audio: 20 ms 16 kHz chunks from a queue, paced in real time, silence when empty."""
+    """Bot audio for aiortc: a ``PlayoutBuffer`` paced by a ``Pacer``, silence when empty."""
 
     kind = "audio"
 
     def __init__(self, sample_rate_hz: int = CALL_SAMPLE_RATE_HZ) -> None:
         super().__init__()
         self.sample_rate_hz = sample_rate_hz
-        self._chunk_bytes = sample_rate_hz * FRAME_MS // 1000 * SAMPLE_WIDTH_BYTES
-        self._queue: deque[bytes] = deque()
-        self._drained = asyncio.Event()
-        self._start: float | None = None
-        self._timestamp = 0
-        self.frames_sent = 0
-        self.audio_frames_sent = 0
-        self.gaps = 0
-        self._silence_since = float("-inf")
-        # loop.time() when the current run of bot audio started going out after silence
-        # (turn-latency measurements: end of caller speech -> first bot audio packet)
-        self.audio_started_at: float | None = None
-        self._sending_audio = False
+        self.buffer = PlayoutBuffer(sample_rate_hz, on_gap=AUDIO_GAPS.inc)
+        self.pacer = Pacer(FRAME_MS, on_late=LATE_FRAMES.inc)
+        self._samples = sample_rate_hz * FRAME_MS // 1000
 
     @property
     def queued_ms(self) -> int:
-        return len(self._queue) * FRAME_MS
+        return self.buffer.queued_ms
+
+    @property
+    def gaps(self) -> int:
+        return self.buffer.stats.gaps
+
+    @property
+    def audio_started_at(self) -> float | None:
+        return self.buffer.audio_started_at
 
     def enqueue(self, pcm: bytes) -> None:
-        for offset in range(0, len(pcm), self._chunk_bytes):
-            piece = pcm[offset : offset + self._chunk_bytes]
-            self._queue.append(piece.ljust(self._chunk_bytes, b"\x00"))
-        self._drained.clear()
+        self.buffer.enqueue(pcm)
 
     def flush(self) -> int:
-        dropped_ms = self.queued_ms
-        self._queue.clear()
-        self._sending_audio = False
-        self._silence_since = float("-inf")  # a barge-in is not a gap
-        self._drained.set()
-        return dropped_ms
+        return self.buffer.flush()
 
     async def wait_below(self, max_queued_ms: int) -> None:
-        while self.queued_ms > max_queued_ms and self.readyState == "live":
-            self._drained.clear()
-            await self._drained.wait()
+        await self.buffer.wait_below(max_queued_ms)
 
     def stop(self) -> None:
         super().stop()
-        self._drained.set()
+        self.buffer.close()
 
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
-        loop = asyncio.get_running_loop()
-        samples = self.sample_rate_hz * FRAME_MS // 1000
-        if self._start is None:
-            self._start = loop.time()
-        else:
-            self._timestamp += samples
-            due = self._start + self._timestamp / self.sample_rate_hz
-            await asyncio.sleep(due - loop.time())
-            if loop.time() - due > FRAME_MS / 1000:
-                LATE_FRAMES.inc()
-        if self._queue:
-            pcm = self._queue.popleft()
-            self.audio_frames_sent += 1
-            if not self._sending_audio:
-                self._sending_audio = True
-                self.audio_started_at = loop.time()
-                if loop.time() - self._silence_since < GAP_WINDOW_S:
-                    self.gaps += 1  # audio stopped and resumed: the producer fell behind
-                    AUDIO_GAPS.inc()
-            self._drained.set()
-        else:
-            pcm = bytes(self._chunk_bytes)
-            if self._sending_audio:
-                self._silence_since = loop.time()
-            self._sending_audio = False
-        frame = av.AudioFrame(format="s16", layout="mono", samples=samples)
-        frame.planes[0].update(pcm)
-        frame.pts = self._timestamp
-        frame.sample_rate = self.sample_rate_hz
-        frame.time_base = fractions.Fraction(1, self.sample_rate_hz)
-        self.frames_sent += 1
-        return frame
+        index = await self.pacer.tick()
+        pcm = self.buffer.pop(asyncio.get_running_loop().time())
+        return pcm_frame(pcm, self.sample_rate_hz, index * self._samples)
+
+
+def pcm_frame(pcm: bytes, sample_rate_hz: int, pts: int) -> av.AudioFrame:
+    """Mono s16 PCM as an ``av.AudioFrame`` stamped ``pts`` (in samples)."""
+    frame = av.AudioFrame(format="s16", layout="mono", samples=len(pcm) // SAMPLE_WIDTH_BYTES)
+    frame.planes[0].update(pcm)
+    frame.pts = pts
+    frame.sample_rate = sample_rate_hz
+    frame.time_base = fractions.Fraction(1, sample_rate_hz)
+    return frame
 
 
 _END = object()
@@ -309,6 +284,7 @@ class WebRtcCallMedia:
         self.max_queued_ms = max_queued_ms
         self.outbound_track = OutboundAudioTrack(self.sample_rate_hz)
         self.end_reason: EndReason | None = None
+        self.codec: str | None = None  # negotiated, e.g. "opus/48000"
         self.received_chunks = 0
         self.dropped_inbound_chunks = 0
         self.bad_dtmf_messages = 0
@@ -351,6 +327,7 @@ class WebRtcCallMedia:
         except BaseException:
             await media.close()
             raise
+        media.codec = _answer_codec(pc.localDescription.sdp)
         media.start()
         return media, pc.localDescription.sdp
 
@@ -380,6 +357,15 @@ class WebRtcCallMedia:
 
     def flush(self) -> int:
         return self.outbound_track.flush()
+
+    def media_info(self) -> dict[str, Any]:
+        stats = self.outbound_track.buffer.stats
+        return {
+            "transport": "webrtc", "codec": self.codec, "received_chunks": self.received_chunks,
+            "dropped_inbound_chunks": self.dropped_inbound_chunks,
+            "bad_dtmf_messages": self.bad_dtmf_messages, "outbound_gaps": stats.gaps,
+            "late_frames": self.outbound_track.pacer.late_frames,
+        }
 
     async def close(self) -> None:
         if self._closed:
@@ -431,7 +417,7 @@ class WebRtcCallMedia:
             try:
                 frame = await track.recv()
             except MediaStreamError:
-                self._finish("hangup")
+                self._finish("caller_hangup")
                 return
             self._last_rx = self._loop.time()
             if isinstance(frame, av.AudioFrame):
@@ -459,9 +445,9 @@ class WebRtcCallMedia:
         if state == "connected" and self._last_rx is None:
             self._last_rx = self._loop.time()
         elif state == "failed":
-            self._finish("connection_failed")
+            self._finish("network_lost" if self._last_rx is not None else "ice_failed")
         elif state == "closed":
-            self._finish("closed")
+            self._finish("caller_hangup")
 
     async def _watchdog(self) -> None:
         period_s = max(0.05, min(self.ice_timeout_s, self.media_timeout_s) / 4)
@@ -470,6 +456,6 @@ class WebRtcCallMedia:
             now = self._loop.time()
             if self._last_rx is None:
                 if now - self._created_at > self.ice_timeout_s:
-                    self._finish("ice_timeout")
+                    self._finish("ice_failed")
             elif now - self._last_rx > self.media_timeout_s:
                 self._finish("media_timeout")
