@@ -32,6 +32,7 @@ class PipeMedia:
     sent: list[SentAudio] = field(default_factory=list)
     flushed_ms: int = 0
     closed: bool = False
+    end_reason: str | None = None
 
     def __post_init__(self) -> None:
         self._caller: asyncio.Queue[AudioChunk | Dtmf | None] = asyncio.Queue()
@@ -49,7 +50,8 @@ class PipeMedia:
     def press(self, digit: str) -> None:
         self._caller.put_nowait(Dtmf(digit=digit))
 
-    def hang_up(self) -> None:
+    def hang_up(self, reason: str = "caller_hangup") -> None:
+        self.end_reason = self.end_reason or reason
         self._hangup.set()
         self._caller.put_nowait(None)
 
@@ -58,6 +60,18 @@ class PipeMedia:
 
     def bot_audio_s(self) -> float:
         return sum(s.chunk.duration_ms for s in self.sent) / 1000
+
+    async def wait_bot_audio(self, at_least_s: float, timeout_s: float = 30) -> None:
+        """Until the bot has sent ``at_least_s`` of audio (more than it had so far)."""
+        target = self.bot_audio_s() + at_least_s
+        deadline = time.monotonic() + timeout_s
+        while self.bot_audio_s() < target:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the bot sent less than {at_least_s}s of audio")
+            await asyncio.sleep(0.02)
+
+    def media_info(self) -> dict[str, object]:
+        return {"transport": "pipe", "bot_audio_s": round(self.bot_audio_s(), 2)}
 
     # -- CallMedia
     async def inbound(self) -> AsyncIterator[AudioChunk | Dtmf]:
@@ -99,6 +113,7 @@ class PipeMedia:
 
     async def close(self) -> None:
         self.closed = True
+        self.end_reason = self.end_reason or "local_close"
         self._hangup.set()
 
 

@@ -151,7 +151,10 @@ async def test_a_vanished_caller_and_a_dead_ice_end_the_call_with_a_record(live:
             await asyncio.sleep(1.0)
             cut_network(vanished.pc)
             detail = await _call_detail(client, answer["call_id"], wait_end_s=20)
-            assert detail["cdr"]["outcome"] == "caller_hangup"
+            assert detail["cdr"]["outcome"] == "connection_lost"
+            assert detail["cdr"]["end_reason"] in ("media_timeout", "network_lost")
+            assert detail["cdr"]["media"]["transport"] == "webrtc"
+            assert detail["cdr"]["media"]["codec"] in ("opus/48000", "pcmu/8000")
             assert [e["type"] for e in detail["events"]][-1] == "call_ended"
         finally:
             await vanished.close()
@@ -160,7 +163,8 @@ async def test_a_vanished_caller_and_a_dead_ice_end_the_call_with_a_record(live:
         try:
             answer = await _post_offer(client, await silent.create_offer())
             detail = await _call_detail(client, answer["call_id"], wait_end_s=20)
-            assert detail["cdr"]["outcome"] == "caller_hangup"
+            assert detail["cdr"]["outcome"] == "not_connected"
+            assert detail["cdr"]["end_reason"] == "ice_failed"
         finally:
             await silent.close()
         assert live.app.state.calls.active() == []
