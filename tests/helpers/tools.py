@@ -26,3 +26,9 @@ def require_tool(name: str) -> str:
     if path is None:
         missing(f"command {name!r}")
     return str(path)
+
+
+def needs(present: bool, what: str) -> pytest.MarkDecorator:
+    """A marker: skip when ``what`` is missing on a developer's machine; in CI never skip
+    (the test then fails on the missing tool, which the Makefile should have installed)."""
+    return pytest.mark.skipif(not present and not in_ci(), reason=f"{what} is not installed")

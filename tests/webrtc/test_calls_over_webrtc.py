@@ -21,6 +21,7 @@ from app.media.webrtc import WebRtcCallMedia
 from tests.fakes import cut_network
 from tests.helpers.speech import espeak_pcm, have_espeak
 from tests.helpers.tones import loud_ms, tone
+from tests.helpers.tools import needs
 
 Live = Any  # tests/webrtc/conftest.py: Live(url, app, settings)
 
@@ -103,7 +104,7 @@ async def test_the_softphone_page_and_its_ice_config_are_served(live: Live) -> N
     assert config.json() == {"ice_servers": []}
 
 
-@pytest.mark.skipif(not have_espeak(), reason="espeak-ng is not installed")
+@needs(have_espeak(), "espeak-ng")
 async def test_a_spoken_menu_choice_over_webrtc_is_recognized_and_recorded(live: Live) -> None:
     said = espeak_pcm("배송", "ko", 16_000).data
     wav = Pcm(bytes(16_000 * 2 * 5) + said + bytes(16_000 * 2 * 2), 16_000)
