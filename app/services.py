@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -152,12 +154,15 @@ _NO_NLU: Any = object()
 
 
 async def build_services(settings: Settings, *, http_base_url: str | None = None,
-                         asr: AsrEngine | None = None, nlu: NluService | None = _NO_NLU
-                         ) -> Services:
+                         asr: AsrEngine | None = None, nlu: NluService | None = _NO_NLU,
+                         http: httpx.AsyncClient | None = None,
+                         clock: Callable[[], datetime] = utc_now) -> Services:
     """Load and wire everything a Hotline process needs (see the module docstring).
 
     ``asr``/``nlu``: already loaded parts to use instead of loading them (tests share one
     across many calls; ``nlu=None`` runs without intents); the caller keeps closing them.
+    ``http``: the client for flows' webhooks (default: relative URLs against this server);
+    ``clock``: the flows' "now" (business hours), for tests and replays.
     """
     log = get_logger()
     degraded: dict[str, str] = {}
@@ -171,13 +176,14 @@ async def build_services(settings: Settings, *, http_base_url: str | None = None
     catalog = nlu.catalog if nlu is not None else None
     flows = load_flows(settings.flows_dir, catalog.names() if catalog else None)
     # relative webhook URLs in flows (the demo order service) resolve against this server
-    http = httpx.AsyncClient(base_url=http_base_url or local_url(settings.host, settings.port))
+    if http is None:
+        http = httpx.AsyncClient(base_url=http_base_url or local_url(settings.host, settings.port))
     bus = EventBus()
     deps = CallDeps(
         settings=settings, store=repo, bus=bus, engine=FlowEngine(flows, catalog),
         tts=None if "tts" in degraded else tts, asr=asr,
         nlu=nlu if nlu is not None and "intents" not in degraded else None, http=http,
-        queues=QueueBoard(),
+        queues=QueueBoard(), clock=clock,
     )
     calls = CallManager(deps, hotlines_of(flows))
     log.info("ready", hotlines=sorted(calls.hotlines), asr_locales=sorted(asr.available_locales()))

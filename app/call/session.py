@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -89,6 +91,7 @@ class CallDeps:
     nlu: Understander | None
     http: httpx.AsyncClient
     queues: QueueBoard
+    clock: Callable[[], datetime] = utc_now  # the flows' "now" (business hours, holidays)
 
 
 @dataclass
@@ -263,7 +266,8 @@ class CallSession:
     async def _converse(self) -> None:
         info = self.info
         ctx = CallContext(call_id=info.call_id, hotline_number=info.hotline_number,
-                          caller_number=info.caller_number, locale=self.locale, now=utc_now())
+                          caller_number=info.caller_number, locale=self.locale,
+                          now=self.deps.clock())
         step = self.deps.engine.start(info.flow_id, ctx)
         while True:
             self._record_step(step)
@@ -341,11 +345,11 @@ class CallSession:
             except TimeoutError:
                 digits = keypad.expire()
                 if digits:
-                    return CallerInput.dtmf(digits, at=utc_now())
+                    return CallerInput.dtmf(digits, at=self.deps.clock())
                 if self.clock.speaking():
                     continue
                 self.events.emit(NoInput(timeout_s=action.timeout_s))
-                return CallerInput.no_input(at=utc_now())
+                return CallerInput.no_input(at=self.deps.clock())
             if isinstance(item, AsrLost):  # tell the caller, give them time to press
                 await self.player.say_quietly(self._system_text("speech_unavailable"),
                                               self.locale)
@@ -356,7 +360,7 @@ class CallSession:
                     continue
                 digits = keypad.press(item.digit, time.monotonic())
                 if digits:
-                    return CallerInput.dtmf(digits, at=utc_now())
+                    return CallerInput.dtmf(digits, at=self.deps.clock())
                 continue
             if self.listener.keypad_only or keypad.digits:
                 continue
@@ -372,17 +376,17 @@ class CallSession:
         if transcript.grammar and transcript.confidence < min_conf:
             # Out-of-list speech forced onto a listed phrase: heard, but not a choice.
             self.events.emit(heard.model_copy(update={"rejected": "low_confidence"}))
-            return CallerInput(kind="speech", text="", at=utc_now())
+            return CallerInput(kind="speech", text="", at=self.deps.clock())
         self.events.emit(heard)
         nlu = self.deps.nlu
         if nlu is None:
-            return CallerInput(kind="speech", text=transcript.text, at=utc_now())
+            return CallerInput(kind="speech", text=transcript.text, at=self.deps.clock())
         try:
             understood = await nlu.understand_async(transcript.text, self.locale)
         except Exception as exc:  # the flow goes on with the words alone (menus, agent key)
             self.events.emit(CallError(reason=type(exc).__name__, detail=str(exc)[:300],
                                        where="nlu"))
-            return CallerInput(kind="speech", text=transcript.text, at=utc_now())
+            return CallerInput(kind="speech", text=transcript.text, at=self.deps.clock())
         intent, sentiment = understood.intent, understood.sentiment
         self.events.emit(IntentDetected(intent=intent.intent,
                                         confidence=round(intent.confidence, 3),
@@ -392,7 +396,7 @@ class CallSession:
             self.events.emit(EntitiesFound(entities=understood.entities))
         return CallerInput(
             kind="speech", text=transcript.text, intent=intent, entities=understood.entities,
-            sentiment=sentiment, at=utc_now(),
+            sentiment=sentiment, at=self.deps.clock(),
         )
 
     # ------------------------------------------------------------------ handoff
@@ -418,6 +422,7 @@ class CallSession:
             self.info.call_id, self.deps.queues, self.media, self.player, self.recorder,
             self.events, max_wait_s=settings.queue_max_wait_s,
             position_every_s=settings.queue_position_every_s, position_text=self._position,
+            clock=self.deps.clock,
         )
         try:
             return await wait.run(action)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import datetime
 
 from app.call.eventlog import CallEventLog
 from app.call.media import CallMedia
@@ -53,7 +54,8 @@ class QueueWait:
 
     def __init__(self, call_id: str, board: QueueBoard, media: CallMedia, player: Player,
                  recorder: Recorder | None, events: CallEventLog, *, max_wait_s: float,
-                 position_every_s: float, position_text: Callable[[int], tuple[str, str]]) -> None:
+                 position_every_s: float, position_text: Callable[[int], tuple[str, str]],
+                 clock: Callable[[], datetime] = utc_now) -> None:
         """``position_text(n)`` -> (text, locale) announcing place ``n``."""
         self.call_id = call_id
         self.board = board
@@ -64,6 +66,7 @@ class QueueWait:
         self.max_wait_s = max_wait_s
         self.position_every_s = position_every_s
         self.position_text = position_text
+        self.clock = clock
 
     async def run(self, action: Transfer) -> CallerInput:
         self.board.join(action.queue, self.call_id)
@@ -87,4 +90,4 @@ class QueueWait:
             self.board.leave(self.call_id)
         self.events.emit(QueueTimeout(queue=action.queue,
                                       waited_s=round(time.monotonic() - started, 1)))
-        return CallerInput(kind="queue_timeout", at=utc_now())
+        return CallerInput(kind="queue_timeout", at=self.clock())

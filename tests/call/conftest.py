@@ -66,7 +66,9 @@ class Rig:
             if session is None:
                 break
             await asyncio.sleep(0.02)
-        raise AssertionError(f"no {event_type} event within {timeout_s}s")
+        tail = [(e["seq"], e["type"], e.get("node") or e.get("decision") or e.get("text", ""))
+                for e in history[-12:]]
+        raise AssertionError(f"no {event_type} event within {timeout_s}s; last events: {tail}")
 
     def types(self, call_id: str) -> list[str]:
         detail = self.repo.get_call(call_id)
