@@ -17,7 +17,7 @@ import httpx
 from fastapi import FastAPI
 
 from app.api import calls as calls_api
-from app.api import health, phone, webrtc
+from app.api import health, landing, phone, webrtc
 from app.call.bus import EventBus
 from app.call.manager import CallManager, Hotline
 from app.call.queues import QueueBoard
@@ -135,7 +135,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings) -> FastAPI:
-    app = FastAPI(
+    from fastapi_offline import FastAPIOffline  # /docs assets served locally, no CDN
+
+    app = FastAPIOffline(
         title="Hotline",
         version="0.1.0",
         description="AI voice front-end for customer-service hotlines.",
@@ -148,6 +150,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(calls_api.router)
     app.include_router(webrtc.router)
     app.include_router(phone.router)
+    app.include_router(landing.router)
     from app.demo.orders import router as demo_orders
 
     app.include_router(demo_orders, prefix="/demo/orders", tags=["demo"])

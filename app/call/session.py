@@ -273,11 +273,12 @@ class CallSession:
         self.events.emit("barge_in", trigger=trigger, dropped_ms=dropped_ms)
 
     # ------------------------------------------------------------------ speak
-    async def _play_text(self, text: str, locale: str, barge_in: bool) -> bool:
+    async def _play_text(self, text: str, locale: str, barge_in: bool, cache: bool = True
+                         ) -> bool:
         tts = self.deps.tts
         if tts is None:
             raise RuntimeError("speech synthesis is unavailable")
-        return await self._play(tts.stream(text, locale, self.rate_hz), barge_in)
+        return await self._play(tts.stream(text, locale, self.rate_hz, cache=cache), barge_in)
 
     async def _play(self, chunks: Any, barge_in: bool) -> bool:
         """Play until done or barged in; returns True when the caller barged in."""
@@ -326,7 +327,7 @@ class CallSession:
                     yield chunk
 
             return await self._play(gen(), action.barge_in)
-        return await self._play_text(action.text or "", locale, action.barge_in)
+        return await self._play_text(action.text or "", locale, action.barge_in, action.cache)
 
     # ------------------------------------------------------------------ converse
     async def _converse(self) -> None:

@@ -24,8 +24,8 @@ from app.media.audio import AudioFormatError, Pcm, frames, read_wav, resample, r
 from app.settings import Settings
 from app.tts.cache import PromptCache, cache_key
 from app.tts.errors import TtsError
-from app.tts.pool import DEFAULT_WORKER_ENTRY, PoolStats, WorkerPool
 from app.tts.normalize import normalize
+from app.tts.pool import DEFAULT_WORKER_ENTRY, PoolStats, WorkerPool
 from app.tts.runs import split_runs
 from app.tts.text import check_text, check_voice_can_read, speakable, split_segments
 
