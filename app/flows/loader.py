@@ -293,9 +293,13 @@ def _check_node(
             if opt.dtmf is not None:
                 if opt.dtmf in keys:
                     reason = (f"DTMF key {opt.dtmf!r} used twice in menu {name!r} "
-                              f"(options {keys[opt.dtmf]} and {i})")
+                              f"(options {keys[opt.dtmf] + 1} and {i + 1})")
                     errors.append(lines.error((*base, *sub, "dtmf"), reason))
                 keys[opt.dtmf] = i
+                clash = _global_key_clash(flow, opt.dtmf)
+                if clash:
+                    errors.append(lines.error((*base, *sub, "dtmf"),
+                                              f"menu {name!r} option {i + 1}: {clash}"))
             for loc in [*opt.phrases, *([opt.set_locale] if opt.set_locale else [])]:
                 if loc not in flow.locales:
                     errors.append(lines.error((*base, *sub), f"option uses undeclared locale "
@@ -327,6 +331,18 @@ def _check_speech(flow: Flow, lines: _Lines, voices: dict[str, str]) -> list[Flo
                 errors.append(lines.error((*path, loc), f"no voice can read {chars} in the "
                                           f"{loc!r} prompt (voices: {have})"))
     return errors
+
+
+def _global_key_clash(flow: Flow, key: str) -> str | None:
+    """Why a menu option on ``key`` would misbehave, or None."""
+    g = flow.globals
+    if key == g.repeat_key:
+        return (f"key {key!r} never reaches this option: it is the repeat key "
+                f"(globals.repeat_key); use another key or set repeat_key: null")
+    if key == g.agent_key:
+        return (f"key {key!r} hides the agent key (globals.agent_key) in this menu; use "
+                f"another key, or set agent_key: null if this option is the way to an agent")
+    return None
 
 
 def check_text(text: str, file: Path, known_intents: set[str] | None = None,
