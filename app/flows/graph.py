@@ -76,10 +76,10 @@ def to_mermaid(flow: Flow) -> str:
         for target, label in _edge_labels(node):
             arrow = f'-->|"{_clean(label)}"|' if label else "-->"
             lines.append(f"  {_id(name)} {arrow} {_id(target)}")
-    for gid, text, target, label in _global_handlers(flow):
+    for gid, text, entry, label in _global_handlers(flow):
         lines.append(f'  {gid}[/"{_clean(text).replace(chr(10), "<br/>")}"/]')
-        if target is not None:
-            lines.append(f'  {gid} -.->|"{_clean(label)}"| {_id(target)}')
+        if entry is not None:
+            lines.append(f'  {gid} -.->|"{_clean(label)}"| {_id(entry)}')
     return "\n".join(lines) + "\n"
 
 
@@ -96,11 +96,11 @@ def to_dot(flow: Flow) -> str:
     for name, node in flow.nodes.items():
         for target, label in _edge_labels(node):
             lines.append(f'  {_id(name)} -> {_id(target)} [label="{_clean(label)}"];')
-    for gid, text, target, label in _global_handlers(flow):
+    for gid, text, entry, label in _global_handlers(flow):
         shown = _clean(text).replace("\n", "\\n")
         lines.append(f'  {gid} [shape=note, style=dashed, label="{shown}"];')
-        if target is not None:
-            lines.append(f'  {gid} -> {_id(target)} [style=dashed, label="{_clean(label)}"];')
+        if entry is not None:
+            lines.append(f'  {gid} -> {_id(entry)} [style=dashed, label="{_clean(label)}"];')
     return "\n".join([*lines, "}"]) + "\n"
 
 

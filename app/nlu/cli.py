@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from app.console import console
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -36,8 +37,8 @@ ModelOpt = Annotated[
     Path | None, typer.Option("--model", help="model root (default: models/intents)")
 ]
 
-out = Console()
-err = Console(stderr=True)
+out = console()
+err = console(stderr=True)
 
 
 def _service(config: Path | None, data: Path | None, model: Path | None) -> NluService:

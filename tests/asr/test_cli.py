@@ -52,21 +52,21 @@ def test_wav_that_is_not_16_bit(tmp_path: Path) -> None:
         w.setframerate(8_000)
         w.writeframes(b"\x80" * 8_000)
     code, _, err = run(tmp_path, str(path), "--locale", "ko")
-    assert code == 1 and "8-bit samples" in err and "16-bit PCM" in err
+    assert code == 2 and "8-bit samples" in err and "16-bit PCM" in err
 
 
 def test_empty_file(tmp_path: Path) -> None:
     path = tmp_path / "empty.wav"
     path.write_bytes(b"")
     code, _, err = run(tmp_path, str(path), "--locale", "ko")
-    assert code == 1 and "empty file" in err
+    assert code == 2 and "empty file" in err
 
 
 def test_not_a_wav_file(tmp_path: Path) -> None:
     path = tmp_path / "notes.wav"
     path.write_text("hello, this is text")
     code, _, err = run(tmp_path, str(path), "--locale", "ko")
-    assert code == 1 and "not a PCM WAV file" in err
+    assert code == 2 and "not a PCM WAV file" in err
 
 
 def test_missing_model(tmp_path: Path) -> None:
