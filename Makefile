@@ -17,7 +17,11 @@ APT_PACKAGES := python3-venv python3-dev build-essential espeak-ng libespeak-ng1
 
 .PHONY: run test lint setup clean
 
+# `run` pulls the configured Vosk models when missing and the network answers (checksum-
+# verified, atomic); without them it says so in one line and calls are keypad-only.
+# `test` never downloads anything.
 run: setup
+	@$(BIN)/hotline models ensure
 	$(BIN)/hotline serve
 
 test: setup

@@ -58,7 +58,7 @@ async def _load_speech(app: FastAPI, settings: Settings) -> None:
     from app.tts.service import TtsService
 
     state = app.state
-    state.asr = AsrEngine(settings, ModelRegistry(settings.models_dir))
+    state.asr = AsrEngine(settings, ModelRegistry.for_settings(settings))
     state.asr_problems = await asyncio.to_thread(state.asr.load)
     for locale, reason in state.asr_problems.items():
         state.log.warning("asr_model_unavailable", locale=locale, reason=reason,

@@ -71,9 +71,16 @@ def check_flows(settings: Settings) -> None:
 
 
 def preflight(settings: Settings) -> None:
+    from app.seed import seed_intent_model
+
     check_port_free(settings.host, settings.port)
     check_flows(settings)
     check_database(settings)
+    try:
+        seed_intent_model(settings)  # a fresh models volume: the shipped demo model
+    except OSError as exc:
+        raise ServeError(f"cannot copy the shipped intent model into "
+                         f"{settings.intent_model_path}: {exc}") from None
 
 
 def public_url(host: str, port: int) -> str:

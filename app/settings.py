@@ -36,6 +36,12 @@ class Settings(BaseSettings):
         default=None, description="SQLAlchemy URL; default: SQLite file under data_dir"
     )
     models_dir: Path = PROJECT_ROOT / "models"
+    models_seed_dir: Path | None = Field(
+        default=None, description="read-only copy of models/ shipped with the code (the "
+        "Docker image's, outside the models volume): its manifest.toml is used when models_dir "
+        "has none, its trained intent model is copied in when models_dir has none; default: "
+        "the checkout's models/",
+    )
     intents_dir: Path = PROJECT_ROOT / "intents"
     flows_dir: Path = PROJECT_ROOT / "ivr_flows"
 
@@ -123,6 +129,23 @@ class Settings(BaseSettings):
     @property
     def intent_model_path(self) -> Path:
         return self.intent_model_dir or (self.models_dir / "intents")
+
+    @property
+    def seed_dir(self) -> Path | None:
+        """Where shipped models are (``models_seed_dir``, else the checkout's models/)."""
+        if self.models_seed_dir is not None:
+            return self.models_seed_dir
+        checkout = PROJECT_ROOT / "models"
+        return checkout if checkout.is_dir() else None
+
+    @property
+    def manifest_path(self) -> Path:
+        """models_dir/manifest.toml, else the shipped one (a fresh models volume has none)."""
+        own = self.models_dir / "manifest.toml"
+        seed = self.seed_dir
+        if not own.is_file() and seed is not None and (seed / "manifest.toml").is_file():
+            return seed / "manifest.toml"
+        return own
 
     @property
     def vosk_models_dir(self) -> Path:

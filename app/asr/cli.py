@@ -7,6 +7,7 @@ import contextlib
 import json
 import sys
 import wave
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -45,7 +46,7 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 def _registry(config: Path | None) -> tuple[Settings, ModelRegistry]:
     settings = load_settings(config)
-    return settings, ModelRegistry(settings.models_dir)
+    return settings, ModelRegistry.for_settings(settings)
 
 
 @models_app.command("list")
@@ -95,6 +96,52 @@ def pull(
     from app.asr.pull import pull_model
 
     _, registry = _registry(config)
+    try:
+        dest = _pull_with_bar(registry, name, lambda n, p: pull_model(
+            registry, n, url=url, verify=not no_verify, progress=p))
+    except (AsrError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    console().print(f"installed {name} -> {dest}", highlight=False)
+
+
+@models_app.command("ensure")
+def ensure(
+    timeout_s: Annotated[float, typer.Option("--timeout-s", help="per-download timeout")] = 60.0,
+    config: ConfigOpt = None,
+) -> None:
+    """Pull the configured models (asr_models) that are missing; `make run` calls this.
+
+    Never fails: a model that cannot be downloaded (no network, bad checksum) is one line
+    saying that calls in its locale are keypad-only, and how to pull it later.
+    """
+    from app.asr.pull import pull_model
+
+    settings, registry = _registry(config)
+    for locale, name in settings.asr_models.items():
+        try:
+            info = registry.info(name)
+        except AsrError:
+            info = None
+        if info is not None and info.problem is None:
+            continue
+        if info is not None:
+            _err.print(f"note: {name} ({locale}) is installed but broken: {info.problem}; calls "
+                       f"in {locale} are keypad-only", highlight=False)
+            continue
+        try:
+            dest = _pull_with_bar(registry, name, lambda n, p: pull_model(
+                registry, n, progress=p, timeout_s=timeout_s))
+        except (AsrError, ValueError) as exc:
+            _err.print(f"note: calls in {locale} are keypad-only: {name} could not be pulled "
+                       f"({exc}); retry with: hotline models pull {name}", highlight=False)
+            continue
+        _err.print(f"installed {name} ({locale}) -> {dest}", highlight=False)
+
+
+def _pull_with_bar(registry: ModelRegistry, name: str,
+                   run: Callable[[str, Callable[[int, int | None], None]], Path]) -> Path:
+    if not _err.is_terminal:  # a log file gets the result line, not a bar's frames
+        return run(name, lambda done, total: None)
     columns = ("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
                TransferSpeedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=_err, transient=True) as bar:
@@ -103,11 +150,7 @@ def pull(
         def progress(done: int, total: int | None) -> None:
             bar.update(task, completed=done, total=total)
 
-        try:
-            dest = pull_model(registry, name, url=url, verify=not no_verify, progress=progress)
-        except (AsrError, ValueError) as exc:
-            raise _fail(str(exc)) from exc
-    console().print(f"installed {name} -> {dest}", highlight=False)
+        return run(name, progress)
 
 
 def _pick_model(settings: Settings, registry: ModelRegistry, locale: str,

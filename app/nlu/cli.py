@@ -44,9 +44,12 @@ err = console(stderr=True)
 def _service(config: Path | None, data: Path | None, model: Path | None) -> NluService:
     from app.nlu.intents import IntentFileError
     from app.nlu.service import NluService
+    from app.seed import seed_intent_model
     from app.settings import load_settings
 
     settings = load_settings(config)
+    if model is None and data is None:
+        seed_intent_model(settings)
     try:
         return NluService(settings, data_dir=data, model_dir=model)
     except IntentFileError as exc:
