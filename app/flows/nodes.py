@@ -291,7 +291,9 @@ class NodeRunner:
             self.event("ignored_after_end", inp)
             return
         if inp.kind == "speech":
-            self._remember(inp)
+            # a yes/no to "shall I transfer you?" or "is that right?" is not what the caller
+            # wants: the request it answers stays the call's intent (the handoff note's)
+            self._remember(inp, keep_intent=st.phase in ("agent_confirm", "confirm"))
         node = self.flow.nodes[st.node]
         if st.phase == "webhook":
             self._webhook_result(node, inp)
@@ -334,10 +336,12 @@ class NodeRunner:
             return
         self.goto(target)
 
-    def _remember(self, inp: CallerInput) -> None:
+    def _remember(self, inp: CallerInput, keep_intent: bool = False) -> None:
         st = self.state
-        st.last_text = inp.text
-        if inp.intent is not None:
+        keep = keep_intent and st.last_intent is not None
+        if not keep:
+            st.last_text = inp.text
+        if inp.intent is not None and not keep:
             st.last_intent = inp.intent.intent or st.last_intent
             st.last_confidence = inp.intent.confidence
         if inp.sentiment is not None:
