@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from app.settings import load_settings
 from app.settings_check import SettingsError
 

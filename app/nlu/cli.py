@@ -53,7 +53,7 @@ def _service(config: Path | None, data: Path | None, model: Path | None) -> NluS
     try:
         return NluService(settings, data_dir=data, model_dir=model)
     except IntentFileError as exc:
-        err.print(f"[red]intent data error:[/red] {exc}")
+        err.print(f"[red]error:[/red] intent data: {exc}", highlight=False)
         raise typer.Exit(2) from exc
 
 
