@@ -15,8 +15,9 @@ from typer.testing import CliRunner
 
 from app.asr.cli import transcribe
 from tests.helpers.speech import espeak_wav, have_espeak
+from tests.helpers.tools import needs
 
-pytestmark = pytest.mark.skipif(not have_espeak(), reason="espeak-ng is not installed")
+pytestmark = needs(have_espeak(), "espeak-ng")
 
 
 def run(tmp_path: Path, *args: str) -> tuple[int, str, str]:
@@ -117,7 +118,7 @@ def test_without_locale_and_several_installed_it_says_how_to_choose(
         in err and "choose one with --locale" in err
 
 
-@pytest.mark.skipif(shutil.which("sox") is None, reason="sox not installed")
+@needs(shutil.which("sox") is not None, "sox")
 @pytest.mark.parametrize(
     ("sox_args", "note"),
     [(["-c", "2"], "2 channels mixed down to mono"),

@@ -21,8 +21,9 @@ from app.settings import PROJECT_ROOT, Settings
 from app.tts.service import TtsService
 from app.tts.text import has_hanzi
 from tests.helpers.speech import have_espeak
+from tests.helpers.tools import needs
 
-pytestmark = pytest.mark.skipif(not have_espeak(), reason="espeak-ng not installed")
+pytestmark = needs(have_espeak(), "espeak-ng")
 
 LANGUAGE_MENU_EN = "中文服务请按1。For English, press 2. Or just tell me what you need."
 

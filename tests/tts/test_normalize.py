@@ -16,8 +16,9 @@ import pytest
 from app.tts.normalize import normalize
 from app.tts.text import prepare
 from tests.helpers.speech import have_espeak
+from tests.helpers.tools import needs
 
-pytestmark = pytest.mark.skipif(not have_espeak(), reason="espeak-ng not installed")
+pytestmark = needs(have_espeak(), "espeak-ng")
 
 VOICES = {"zh": "cmn-latn-pinyin", "en": "en-us"}
 
