@@ -70,6 +70,9 @@ def _ready(
                   f"({reason}); train it first: hotline intents train", highlight=False)
         raise typer.Exit(1)
     if reason is not None or force:
+        from app.nlu.intents import check_trainable
+
+        check_trainable(service.catalog)  # a one-class locale: refused before any work
         err.print(f"training a new intent model ({reason or 'requested'}); this takes a "
                   "minute", highlight=False)
         folder = service.ensure_trained(progress=True) if not force else _force_train(service)

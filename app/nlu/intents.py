@@ -188,13 +188,13 @@ def load_intents(directory: Path) -> IntentCatalog:
             catalog.out_of_scope.setdefault(loc, []).extend(items)
     if not catalog.intents:
         raise IntentFileError(directory, 0, "no intents defined")
-    _check_locales(catalog)
     return catalog
 
 
-def _check_locales(catalog: IntentCatalog) -> None:
-    """A locale whose examples name one intent trains a one-class model that answers that
-    intent to everything: almost always a misspelled locale key (``fr:`` for ``en:``)."""
+def check_trainable(catalog: IntentCatalog) -> None:
+    """Raise ``IntentFileError`` for a locale whose examples name one intent only: it would
+    train a one-class model that answers that intent to everything, almost always from a
+    misspelled locale key (``fr:`` for ``en:``). Called before training."""
     by_locale: dict[str, list[Intent]] = {}
     for intent in catalog.intents.values():
         for loc, examples in intent.examples.items():
