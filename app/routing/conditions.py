@@ -9,6 +9,7 @@ holiday data it is weekend or workday by the weekday.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -154,8 +155,9 @@ def _crm_check(field: str, wanted: list[Any]) -> Check:
             return None
         if isinstance(have, str | int | float) and str(have) in {str(w) for w in wanted}:
             return None
-        return f"crm.{field} is {'missing' if have is None else repr(have)}, rule wants " \
-               f"{' or '.join(repr(w) for w in wanted)}"
+        shown = "missing" if have is None else json.dumps(have, ensure_ascii=False)
+        return f"crm.{field} is {shown}, rule wants " \
+               f"{' or '.join(json.dumps(w, ensure_ascii=False) for w in wanted)}"
     return check
 
 

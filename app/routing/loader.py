@@ -31,7 +31,7 @@ class RoutingFileError(ValueError):
         super().__init__(f"{file}:{line}: {reason}")
 
 
-class _Lines:
+class Lines:
     """Path in the document (keys and list indices as strings) -> 1-based line."""
 
     def __init__(self, file: Path) -> None:
@@ -66,14 +66,16 @@ class _Lines:
         return RoutingFileError(self.file, self.line(loc), reason)
 
 
-def _parse_yaml(text: str, file: Path) -> tuple[dict[str, Any], _Lines]:
-    lines = _Lines(file)
+def parse_yaml(text: str, file: Path, what: str = "a routing file"
+               ) -> tuple[dict[str, Any], Lines]:
+    """The document as a mapping and its line map; YAML errors name the line."""
+    lines = Lines(file)
     try:
         loader = yaml.SafeLoader(text)
         try:
             node = loader.get_single_node()
             if node is None:
-                raise RoutingFileError(file, 1, "empty routing file")
+                raise RoutingFileError(file, 1, f"{what} is empty")
             lines.walk(node, ())
             data = loader.construct_document(node)
         finally:
@@ -87,17 +89,16 @@ def _parse_yaml(text: str, file: Path) -> tuple[dict[str, Any], _Lines]:
     except yaml.YAMLError as exc:
         raise RoutingFileError(file, 1, f"YAML error: {exc}") from exc
     if not isinstance(data, dict):
-        raise RoutingFileError(file, 1, "a routing file must be a mapping (agents, groups, "
-                               "hotlines, ...)")
+        raise RoutingFileError(file, 1, f"{what} must be a mapping of keys to values")
     return data, lines
 
 
-def _clean_loc(loc: tuple[str | int, ...]) -> list[str | int]:
+def error_location(loc: tuple[str | int, ...]) -> list[str | int]:
     return [x for x in loc if str(x) not in _UNION_TAGS and not str(x).startswith(
         ("function-", "literal["))]
 
 
-def _reason(err: Any, loc: list[str | int]) -> str:
+def error_reason(err: Any, loc: list[str | int]) -> str:
     kind = err["type"]
     where = ".".join(str(x) for x in loc)
     if kind == "extra_forbidden":
@@ -112,7 +113,7 @@ def check_text(text: str, file: Path, known_intents: set[str] | None = None
                ) -> tuple[RoutingConfig | None, list[RoutingFileError]]:
     """The configuration and every problem of a document (config None when any)."""
     try:
-        data, lines = _parse_yaml(text, file)
+        data, lines = parse_yaml(text, file)
     except RoutingFileError as exc:
         return None, [exc]
     try:
@@ -121,8 +122,8 @@ def check_text(text: str, file: Path, known_intents: set[str] | None = None
         errors: list[RoutingFileError] = []
         seen: set[tuple[int, str]] = set()
         for err in exc.errors():
-            loc = _clean_loc(tuple(err["loc"]))
-            problem = lines.error(loc, _reason(err, loc))
+            loc = error_location(tuple(err["loc"]))
+            problem = lines.error(loc, error_reason(err, loc))
             if (problem.line, problem.reason) not in seen:
                 seen.add((problem.line, problem.reason))
                 errors.append(problem)
@@ -154,4 +155,17 @@ def dump_yaml(config: RoutingConfig) -> str:
     data = {"version": config.version,
             **config.model_dump(mode="json", exclude_defaults=True, exclude={"version"})}
     header = "# Hotline routing (hotline routing export)\n"
-    return header + yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=100)
+    return header + yaml.dump(data, Dumper=_Dumper, allow_unicode=True, sort_keys=False,
+                              width=100)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Short lists of scalars on one line (``languages: [zh, en]``), the rest as blocks."""
+
+
+def _list(dumper: yaml.SafeDumper, items: list[Any]) -> yaml.Node:
+    flat = all(not isinstance(x, dict | list) for x in items)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", items, flow_style=flat)
+
+
+_Dumper.add_representer(list, _list)
