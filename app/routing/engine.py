@@ -122,20 +122,20 @@ def skip_reason(agent_id: str, agent: Agent | None, presence: AgentPresence | No
                                      f"{request.locale}"
     if presence is None:
         return "offline", "not logged in"
-    state = effective_state(presence, now)
-    if state == "offline":
-        return "offline", ""
     load = len(presence.calls) + len(presence.offers)
     if presence.calls and load >= agent.max_calls:
         return "busy", f"on {len(presence.calls)} call(s)"
     if presence.offers and load >= agent.max_calls:
         return "ringing", "another call is ringing"
-    if state == "wrap_up":
+    # The chosen status counts even during a call: an agent going away takes no new call.
+    if presence.chosen == "offline":
+        return "offline", "logging out" if load else ""
+    if presence.chosen == "away":
+        return "away", presence.away_reason or ""
+    if effective_state(presence, now) == "wrap_up":
         until = presence.wrap_up_until
         left = round((until - now).total_seconds()) if until else 0
         return "wrap_up", f"{left} s left"
-    if state == "away":
-        return "away", presence.away_reason or ""
     if presence.not_before is not None and now < presence.not_before:
         return "delayed", f"{round((presence.not_before - now).total_seconds())} s left " \
                           "after a missed offer"

@@ -15,7 +15,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from app.routing.config import RoutingConfig, check_refs
+from app.routing.config import RoutingConfig
+from app.routing.refs import check_refs
 
 Path_ = tuple[str, ...]
 _UNION_TAGS = {"str", "int", "float", "bool", "list[str]", "function-after", "function-before"}

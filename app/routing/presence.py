@@ -113,8 +113,8 @@ def set_status(p: AgentPresence, chosen: ChosenStatus, now: datetime,
 
 
 def offer_made(p: AgentPresence, offer_id: str, max_calls: int, now: datetime) -> Result:
-    if effective_state(p, now) in ("offline", "away"):
-        raise PresenceError(f"agent {p.agent_id!r} is {effective_state(p, now)}: no offers")
+    if p.chosen != "available":
+        raise PresenceError(f"agent {p.agent_id!r} is {p.chosen}: no offers")
     if len(p.calls) + len(p.offers) >= max_calls:
         raise PresenceError(f"agent {p.agent_id!r} is at capacity ({max_calls} call(s))")
     if p.not_before is not None and now < p.not_before:

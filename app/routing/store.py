@@ -18,8 +18,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from app.log import get_logger
-from app.routing.config import RoutingConfig, check_refs
+from app.routing.config import RoutingConfig
 from app.routing.loader import load_file
+from app.routing.refs import check_refs
 from app.storage.db import Database
 from app.storage.errors import DatabaseUnavailableError
 from app.storage.models import (
