@@ -35,6 +35,8 @@ def _fail(message: str) -> typer.Exit:
 
 def _intent_names(settings: Settings) -> set[str] | None:
     if not settings.intents_dir.is_dir():
+        typer.echo(f"warning: no intents catalog in {settings.intents_dir}; intent names not "
+                   "checked", err=True)
         return None
     from app.nlu.intents import load_intents
 
@@ -73,9 +75,9 @@ def _stored(settings: Settings) -> RoutingConfig:
     return config
 
 
-def _load(path: Path, settings: Settings) -> RoutingConfig:
+def _load(path: Path, settings: Settings, check_intents: bool = True) -> RoutingConfig:
     try:
-        return load_file(path, _intent_names(settings))
+        return load_file(path, _intent_names(settings) if check_intents else None)
     except RoutingFileError as exc:
         raise _fail(str(exc)) from exc
 
@@ -203,7 +205,7 @@ def _when(text: str | None, name: str) -> datetime:
 
 
 def _routing_for(rules: Path | None, settings: Settings) -> RoutingConfig:
-    return _load(rules, settings) if rules is not None else _stored(settings)
+    return _load(rules, settings, False) if rules is not None else _stored(settings)
 
 
 @routing_app.command()
@@ -293,7 +295,7 @@ def replay(
     if handle_s <= 0 or answer_after_s < 0:
         raise typer.BadParameter("--handle-s must be > 0 and --answer-after-s >= 0")
     baseline_cfg = _stored(settings)
-    proposed_cfg = _load(rules, settings) if rules is not None else baseline_cfg
+    proposed_cfg = _load(rules, settings, False) if rules is not None else baseline_cfg
     sides = _sides(baseline_cfg, proposed_cfg, roster, rules)
     flows = _flows(settings)
     db = _database(settings)
