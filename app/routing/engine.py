@@ -83,6 +83,22 @@ class CompiledRouting:
         for gid, g in self.groups.items():
             for aid in g.members:
                 self.member_of[aid] = (*self.member_of.get(aid, ()), gid)
+        self._static: dict[tuple[str, str], dict[str, tuple[SkipReason, str]]] = {}
+        self.devices = {aid: tuple(d.address for d in a.devices) for aid, a in self.agents.items()}
+
+    def static_skips(self, group: GroupIndex, locale: str) -> dict[str, tuple[SkipReason, str]]:
+        """Members who can never take this group's calls in ``locale`` (skills, language),
+        worked out once per group and locale: the configuration does not change."""
+        key = (group.id, locale)
+        found = self._static.get(key)
+        if found is None:
+            found = {}
+            for aid in group.members:
+                why = static_skip(self.agents.get(aid), group, locale)
+                if why is not None:
+                    found[aid] = why
+            self._static[key] = found
+        return found
 
 
 def _index_group(gid: str, group: Group, calendars: dict[str, CachedCalendar]) -> GroupIndex:
@@ -107,19 +123,22 @@ class RosterState:
     last_offered: Mapping[str, str] = field(default_factory=dict)
 
 
-def skip_reason(agent_id: str, agent: Agent | None, presence: AgentPresence | None,
-                group: GroupIndex | None, request: RouteRequest, now: datetime
+def static_skip(agent: Agent | None, group: GroupIndex, locale: str
                 ) -> tuple[SkipReason, str] | None:
-    """Why this agent cannot be offered this call now (None: eligible)."""
+    """Why this agent never takes this group's calls in ``locale`` (None: they may)."""
     if agent is None:
         return "unknown_agent", "not in the roster"
-    if group is not None:
-        missing = [s for s in group.skills if s not in agent.skills]
-        if missing:
-            return "missing_skill", f"lacks {', '.join(sorted(missing))}"
-        if group.cfg.match_language and request.locale not in agent.languages:
-            return "wrong_language", f"speaks {', '.join(agent.languages)}, call is " \
-                                     f"{request.locale}"
+    missing = [s for s in group.skills if s not in agent.skills]
+    if missing:
+        return "missing_skill", f"lacks {', '.join(sorted(missing))}"
+    if group.cfg.match_language and locale not in agent.languages:
+        return "wrong_language", f"speaks {', '.join(agent.languages)}, call is {locale}"
+    return None
+
+
+def presence_skip(agent_id: str, agent: Agent, presence: AgentPresence | None,
+                  request: RouteRequest, now: datetime) -> tuple[SkipReason, str] | None:
+    """Why this agent cannot be offered this call now, by their state (None: they can)."""
     if presence is None:
         return "offline", "not logged in"
     load = len(presence.calls) + len(presence.offers)
@@ -132,16 +151,28 @@ def skip_reason(agent_id: str, agent: Agent | None, presence: AgentPresence | No
         return "offline", "logging out" if load else ""
     if presence.chosen == "away":
         return "away", presence.away_reason or ""
-    if effective_state(presence, now) == "wrap_up":
-        until = presence.wrap_up_until
-        left = round((until - now).total_seconds()) if until else 0
-        return "wrap_up", f"{left} s left"
+    until = presence.wrap_up_until
+    if presence.system == "wrap_up" and not load and until is not None and now < until:
+        return "wrap_up", f"{round((until - now).total_seconds())} s left"
     if presence.not_before is not None and now < presence.not_before:
         return "delayed", f"{round((presence.not_before - now).total_seconds())} s left " \
                           "after a missed offer"
     if agent_id in request.tried:
         return "already_tried", "was offered this call already"
     return None
+
+
+def skip_reason(agent_id: str, agent: Agent | None, presence: AgentPresence | None,
+                group: GroupIndex | None, request: RouteRequest, now: datetime
+                ) -> tuple[SkipReason, str] | None:
+    """Why this agent cannot be offered this call now (None: eligible)."""
+    if agent is None:
+        return "unknown_agent", "not in the roster"
+    if group is not None:
+        why = static_skip(agent, group, request.locale)
+        if why is not None:
+            return why
+    return presence_skip(agent_id, agent, presence, request, now)
 
 
 RawSkip = tuple[str, SkipReason, str]
@@ -161,22 +192,25 @@ def rank_group(routing: CompiledRouting, roster: RosterState, request: RouteRequ
     (agent, reason, detail); ``exclude``: agents to leave out silently (already reserved)."""
     eligible: list[Member] = []
     skipped: list[RawSkip] = []
-    wanted = group.skills | set(request.skills)
+    wanted = group.skills | set(request.skills) if group.cfg.strategy == "skills_based" else ()
+    static = routing.static_skips(group, request.locale)
+    agents, presences = routing.agents, roster.presence
     for aid in group.members:
         if aid in exclude:
             continue
-        agent = routing.agents.get(aid)
-        presence = roster.presence.get(aid)
-        why = skip_reason(aid, agent, presence, group, request, now)
+        why = static.get(aid)
+        agent = agents[aid] if why is None else None
+        presence = presences.get(aid)
+        if agent is not None:
+            why = presence_skip(aid, agent, presence, request, now)
         if why is not None or agent is None or presence is None:
             reason, detail = why or ("unknown_agent", "")
             skipped.append((aid, reason, detail))
             continue
         eligible.append(Member(
-            agent_id=aid, position=group.position[aid], weight=group.weight[aid],
-            level=sum(agent.skills.get(s, 0) for s in wanted),
-            idle_since=idle_since(presence, now), calls_today=presence.calls_today,
-            talk_s_today=presence.talk_s_today,
+            aid, group.position[aid], group.weight[aid],
+            sum(agent.skills.get(s, 0) for s in wanted) if wanted else 0,
+            idle_since(presence, now), presence.calls_today, presence.talk_s_today,
         ))
     last = roster.last_offered.get(group.id)
     ctx = Context(now=now, seed=stable_seed(request.call_id, group.id),
@@ -248,7 +282,8 @@ class _Planner:
         step = Step(kind="agent", agent=agent_id, status="ring" if why is None else
                     "unavailable", ring_timeout_s=ring_s, starts_after_s=at_s)
         if why is None and agent is not None:
-            step.candidates.append(_candidate(agent_id, agent, "the rule's agent"))
+            step.candidates.append(Candidate(agent_id, agent.name, self.routing.devices[agent_id],
+                                             "the rule's agent"))
         elif why is not None:
             step.skipped.append(Skip(agent=agent_id, reason=why[0], detail=why[1]))
             step.detail = why[0]
@@ -277,8 +312,9 @@ class _Planner:
         ranked, skipped = rank_group(self.routing, self.roster, self.request, group, self.now,
                                      sticky_choice(self.hotline, self.request, self.now) if first
                                      else None)
-        return ([_candidate(a, self.routing.agents[a], why) for a, why in ranked],
-                [Skip.model_construct(agent=a, reason=r, detail=d) for a, r, d in skipped])
+        agents, devices = self.routing.agents, self.routing.devices
+        return ([Candidate(a, agents[a].name, devices[a], why) for a, why in ranked],
+                [Skip(a, r, d) for a, r, d in skipped])
 
 
 def sticky_choice(hotline: Hotline | None, request: RouteRequest, now: datetime
@@ -291,12 +327,6 @@ def sticky_choice(hotline: Hotline | None, request: RouteRequest, now: datetime
     if not 0 <= age_h <= hotline.sticky_window_h:
         return None
     return request.last_agent, f"sticky: served this caller {age_h:.1f} h ago"
-
-
-def _candidate(agent_id: str, agent: Agent, why: str) -> Candidate:
-    # Built from validated config values: skip re-validation (it is most of a decision's cost).
-    return Candidate.model_construct(agent=agent_id, name=agent.name,
-                                     devices=[d.address for d in agent.devices], why=why)
 
 
 def _match(hotline_index: HotlineIndex, f: Facts) -> tuple[list[RuleCheck], Rule | None, int]:

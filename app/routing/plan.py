@@ -6,6 +6,7 @@ Both are JSON values: a plan is printed by ``hotline routing explain --json``, l
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -46,28 +47,35 @@ class RouteRequest(BaseModel):
     tried: tuple[str, ...] = Field(default=(), description="agents already offered this call")
 
 
-class Skip(BaseModel):
+# Plain slotted dataclasses (pydantic serializes and validates them as fields): a decision
+# builds dozens of these, and a pydantic model costs ~20x more to construct.
+@dataclass(frozen=True, slots=True)
+class Skip:
     agent: str
     reason: SkipReason
     detail: str = ""
 
 
-class Candidate(BaseModel):
+@dataclass(frozen=True, slots=True)
+class Candidate:
     agent: str
     name: str
-    devices: list[str]
+    devices: tuple[str, ...]
     why: str = ""
 
 
-class RuleCheck(BaseModel):
+@dataclass(frozen=True, slots=True)
+class RuleCheck:
     index: int
     name: str
     matched: bool
     reason: str
 
 
-class Step(BaseModel):
-    """One stage of the plan: a group queue, an agent or number to ring, or a final exit."""
+@dataclass(slots=True, kw_only=True)
+class Step:
+    """One stage of the plan: a group queue, an agent or number to ring, or a final exit.
+    ``starts_after_s``: from now, if every earlier step waits in full."""
 
     kind: StepKind
     group: str | None = None
@@ -79,9 +87,9 @@ class Step(BaseModel):
     simultaneous: bool = False
     ring_timeout_s: float | None = None
     max_wait_s: float | None = None
-    starts_after_s: float = Field(description="from now, if every earlier step waits in full")
-    candidates: list[Candidate] = Field(default_factory=list)
-    skipped: list[Skip] = Field(default_factory=list)
+    starts_after_s: float
+    candidates: list[Candidate] = field(default_factory=list)
+    skipped: list[Skip] = field(default_factory=list)
 
     def label(self) -> str:
         value = self.group or self.agent or self.number
