@@ -28,8 +28,8 @@ from app.routing.simulate import AgentSetup, Arrival, CallResult, simulate
 from app.storage.db import Database
 from app.storage.models import CallEventRow, CallRow
 
-_TYPES = ("locale_changed", "intent", "sentiment", "crm", "handoff_requested", "transfer",
-          "queue_timeout")
+_TYPES = ("call_started", "locale_changed", "intent", "sentiment", "crm", "handoff_requested",
+          "transfer", "queue_timeout")
 _CHUNK = 500
 _SENTIMENTS: dict[str, SentimentLabel] = {
     "negative": "negative", "neutral": "neutral", "positive": "positive",
@@ -67,13 +67,13 @@ def _label(score: float | None) -> str | None:
 
 def _handoffs_of(call: CallRow, events: Sequence[CallEventRow],
                  flows: dict[str, Flow] | None) -> list[Handoff]:
-    known = _Known(locale=call.locale)
+    known = _Known(locale=call.locale)  # the last locale; call_started has the first
     slots = dict((call.flow_state or {}).get("slots") or {})
     flow = (flows or {}).get(call.flow_id or "")
     out: list[Handoff] = []
     for ev in events:
         p = ev.payload
-        if ev.type == "locale_changed" and p.get("locale"):
+        if ev.type in ("call_started", "locale_changed") and p.get("locale"):
             known.locale = str(p["locale"])
         elif ev.type in ("intent", "handoff_requested") and p.get("intent"):
             known.intent = str(p["intent"])

@@ -161,13 +161,16 @@ def history(env: dict[str, str], tmp_path: Path) -> Database:
                 {"type": "queue_timeout", "queue": "general", "waited_s": 120.0}],
                 "completed", 200)
     record_call(repo, "english-1", "+862165432100", day + timedelta(minutes=5), [
+        {"type": "call_started", "hotline_number": "4008001234",
+         "caller_number": "+862165432100", "channel": "webrtc", "locale": "zh",
+         "flow_id": "demo_hotline"},
         {"type": "locale_changed", "locale": "en"},
         {"type": "intent", "intent": "order_status", "confidence": 0.9},
         {"type": "sentiment", "score": -0.8, "label": "negative"},
         {"type": "crm", "data": {"vip": True}},
         {"type": "handoff_requested", "queue": "orders", "reason": "caller_asked"},
         {**transfer, "queue": "orders"},
-    ], "abandoned", 70)
+    ], "abandoned", 70)  # (the transfer is the 7th event: 35 s in; the caller left at 70 s)
     record_call(repo, "shanghai-1", "+862165432100", day + timedelta(minutes=9),
                 [transfer], "completed", 130)
     record_call(repo, "no-handoff", "+862165432100", day, [], "completed", 30)
@@ -187,7 +190,7 @@ def test_handoffs_are_rebuilt_from_the_event_log(history: Database) -> None:
     assert (english.locale, english.intent, english.sentiment, english.sentiment_score) == (
         "en", "order_status", "negative", -0.8)
     assert (english.queue, english.crm) == ("orders", {"vip": True})
-    assert handoffs[1].abandoned and handoffs[1].waited_s == pytest.approx(40.0)
+    assert handoffs[1].abandoned and handoffs[1].waited_s == pytest.approx(35.0)
     assert handoffs[0].waited_s == 120.0 and not handoffs[0].abandoned
 
 
@@ -209,7 +212,7 @@ def test_replay_shows_what_other_rules_would_have_changed(history: Database, env
     result = run(env, "replay", "--from", "2026-03-02", "--to", "2026-03-02", "--rules",
                  str(proposed), "--json")
     report = json.loads(result.output)
-    assert report["recorded"] == {"handoffs": 3, "abandoned": 1, "mean_wait_s": 80.0,
+    assert report["recorded"] == {"handoffs": 3, "abandoned": 1, "mean_wait_s": 77.5,
                                   "outcomes": {"abandoned": 1, "completed": 2}}
     assert report["sides"]["database"]["by_target"] == {
         "group beijing": 1, "group senior": 1, "group zh_service": 1}

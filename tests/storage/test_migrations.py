@@ -18,7 +18,7 @@ from app.storage import CallRepository, Database
 from app.storage.db import MIGRATIONS_DIR
 from app.storage.models import Base
 
-TABLES = {"alembic_version", "calls", "call_events", "transcript_turns", "recordings"}
+TABLES = {"alembic_version", "calls", "call_events", "recordings", "node_heartbeats"}
 ROUTING_TABLES = {
     "routing_calendars", "routing_agents", "routing_groups", "routing_group_members",
     "routing_hotlines", "routing_rules", "routing_meta",
