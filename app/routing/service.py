@@ -2,21 +2,9 @@
 
 Synchronous and cheap (no I/O): the event loop calls it directly. Time is always passed in
 (``now``), so tests, the simulator and replays run it on their own clock. Live state sits
-behind the ``state`` Protocols (in memory here; Redis later); the decisions underneath are
-the pure functions of ``engine``, ``strategies``, ``presence`` and ``queue``. Every change
-is published as a typed event (``app.routing.events``) through ``publish``.
-
-The call path (part 2) drives it like this::
-
-    ticket = svc.enqueue(request, now)          # routing_decision, queue_joined | queue_exit
-    offers = svc.dispatch(now)                  # ring these agents' devices
-    svc.accept(offer_id, now) | svc.reject(...) | svc.no_answer(...) | svc.device_busy(...)
-    svc.abandon(call_id, now)                   # caller hung up while queued or ringing
-    svc.call_ended(agent_id, call_id, talk_s, now, group)   # wrap-up timer starts
-    svc.tick(now); svc.dispatch(now)            # at svc.next_deadline(now), after changes
-
-``queue_exit`` events tell the call what to do when routing has no agent for it: dial a
-number, voicemail, a callback offer, or ``no_route`` (the flow's queue-timeout offer).
+behind the ``state`` Protocols; the decisions underneath are the pure functions of
+``engine``, ``dispatch``, ``presence`` and ``queue``. Every change is published as a typed
+event (``app.routing.events``). How the call path drives it: ``app/routing/__init__.py``.
 """
 
 from __future__ import annotations
@@ -191,7 +179,7 @@ class RoutingService:
             call_id=request.call_id, request=request, plan=plan, step=0,
             joined_at=joined_at or now, step_started_at=now,
             priority=plan.priority + (FRONT_PRIORITY if front else 0),
-            seq=self.queues.next_seq(),
+            seq=self.queues.next_seq(), callback=request.callback,
         )
         return self._advance(entry, 0, now, None)
 
@@ -216,7 +204,9 @@ class RoutingService:
                 self._emit([Overflowed(call_id=entry.call_id, from_step=previous,
                                        to_step=step.label(), reason=reason, at=now)])
             blocked = _BLOCKED.get(status)
-            if blocked is not None:
+            # A callback task waits for its group even when it is closed or nobody is in.
+            if blocked is not None and not (entry.callback and step.kind == "group"
+                                            and blocked != "unavailable"):
                 previous, reason = step.label(), blocked
                 continue
             if step.kind in ("group", "agent"):
@@ -230,6 +220,8 @@ class RoutingService:
                 )])
                 return Ticket(entry.call_id, entry.plan, "queued", step.group, position,
                               wait_s)
+            if entry.callback and step.kind in ("callback", "voicemail"):
+                continue  # a callback task is the callback already: find it an agent
             action: ExitAction = ("dial_number" if step.kind == "number" else
                                   "voicemail" if step.kind == "voicemail" else "callback")
             return self._exit(entry, action, now, step.number, f"plan step {step.label()}")
@@ -479,13 +471,18 @@ class RoutingService:
             if current is None or current.callback:
                 continue
             step = current.plan.steps[current.step]
+            waited_s = (now - current.step_started_at).total_seconds()
+            if step.kind == "agent" and not current.offers \
+                    and waited_s >= (step.ring_timeout_s or 0):
+                self._overflow(current, "unavailable", now)  # the agent never became free
+                continue
             if step.kind != "group":
                 continue
             group = self.routing.groups.get(step.group or "")
             reason: OverflowReason | None = None
             if group is None:
                 reason = "unavailable"
-            elif (now - current.step_started_at).total_seconds() >= group.cfg.max_wait_s:
+            elif waited_s >= group.cfg.max_wait_s:
                 reason = "max_wait"
             else:
                 reason = _BLOCKED.get(self._group_status(group, now, presence))
@@ -509,9 +506,10 @@ class RoutingService:
             if p.not_before is not None:
                 times.append(p.not_before)
         for e in self.queues.waiting():
-            group = self.routing.groups.get(e.group or "")
-            if group is not None and not e.callback:
-                times.append(e.step_started_at + timedelta(seconds=group.cfg.max_wait_s))
+            step = e.plan.steps[e.step]
+            wait_s = (step.max_wait_s if step.kind == "group" else step.ring_timeout_s) or 0.0
+            if not e.callback:
+                times.append(e.step_started_at + timedelta(seconds=wait_s))
         future = [t for t in times if t > after]
         return min(future) if future else None
 

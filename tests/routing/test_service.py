@@ -240,6 +240,36 @@ def test_a_callback_task_after_an_exit_is_queued_with_the_original_join_time() -
     assert svc.position("old", at(200))[0] == 1 and svc.queues.get("old").callback  # type: ignore[union-attr]
 
 
+def test_a_callback_task_waits_even_when_nobody_is_logged_in() -> None:
+    desk = Desk({"g": {"members": ["ann"], "overflow": "callback"}})
+    svc = desk.svc
+    ticket = svc.enqueue(request(call_id="c1"), T)
+    assert (ticket.status, ticket.action) == ("exit", "callback")
+    ticket = svc.enqueue_callback(request(call_id="c1"), "+8613800138000", T, at(30))
+    assert (ticket.status, ticket.group) == ("queued", "g")
+    svc.tick(at(3600))  # no max wait for a callback task
+    svc.login("ann", at(3601))
+    [offer] = svc.dispatch(at(3601))
+    assert offer.call_id == "c1" and svc.queues.get("c1").callback_number == "+8613800138000"  # type: ignore[union-attr]
+
+
+def test_an_agent_target_who_stays_busy_is_given_up_after_the_ring_timeout() -> None:
+    desk = Desk({"g": {"members": ["ann"]}},
+                [{"name": "boss", "target": {"agent": "boss"}, "overflow": {"group": "g"}}],
+                agents={"ann": agent(), "boss": agent()}, offers={"agent_ring_timeout_s": 15})
+    svc = desk.svc
+    svc.login("boss", T)
+    svc.login("ann", T)
+    svc.enqueue(request(call_id="first"), T)
+    svc.accept(svc.dispatch(T)[0].id, at(1))  # boss is on a call now
+    svc.enqueue(request(call_id="second"), at(2))
+    assert svc.dispatch(at(2)) == [] and svc.next_deadline(at(2)) == at(17)
+    svc.tick(at(17))
+    assert desk.of(Overflowed)[-1].model_dump(include={"call_id", "to_step", "reason"}) == {
+        "call_id": "second", "to_step": "group g", "reason": "unavailable"}
+    assert [o.agent_id for o in svc.dispatch(at(17))] == ["ann"]
+
+
 def test_estimated_wait_and_announcements_only_when_they_improve() -> None:
     desk = Desk({"g": {"members": ["ann", "bob"], "default_handle_s": 120}})
     svc = desk.svc
