@@ -8,15 +8,16 @@ every problem; ``load_file`` raises the first.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
+from app.flows.schema import Flow
 from app.routing.config import RoutingConfig
-from app.routing.refs import check_refs
+from app.routing.refs import check_flows, check_refs
 
 Path_ = tuple[str, ...]
 _UNION_TAGS = {"str", "int", "float", "bool", "list[str]", "function-after", "function-before"}
@@ -110,9 +111,11 @@ def error_reason(err: Any, loc: list[str | int]) -> str:
     return f"{where}: {msg}" if where else msg
 
 
-def check_text(text: str, file: Path, known_intents: set[str] | None = None
+def check_text(text: str, file: Path, known_intents: set[str] | None = None,
+               flows: Mapping[str, Flow] | None = None,
                ) -> tuple[RoutingConfig | None, list[RoutingFileError]]:
-    """The configuration and every problem of a document (config None when any)."""
+    """The configuration and every problem of a document (config None when any);
+    ``known_intents``/``flows`` also check intent names and the hotlines' flows."""
     try:
         data, lines = parse_yaml(text, file)
     except RoutingFileError as exc:
@@ -130,22 +133,27 @@ def check_text(text: str, file: Path, known_intents: set[str] | None = None
                 errors.append(problem)
         errors.sort(key=lambda e: e.line)
         return None, errors
-    errors = [lines.error(path, reason) for path, reason in check_refs(config, known_intents)]
+    problems = check_refs(config, known_intents)
+    if flows is not None:
+        problems += check_flows(config, flows)
+    errors = [lines.error(path, reason) for path, reason in problems]
     errors.sort(key=lambda e: e.line)
     return (None if errors else config), errors
 
 
-def check_file(file: Path, known_intents: set[str] | None = None
+def check_file(file: Path, known_intents: set[str] | None = None,
+               flows: Mapping[str, Flow] | None = None,
                ) -> tuple[RoutingConfig | None, list[RoutingFileError]]:
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return None, [RoutingFileError(file, 1, f"cannot read: {exc}")]
-    return check_text(text, file, known_intents)
+    return check_text(text, file, known_intents, flows)
 
 
-def load_file(file: Path, known_intents: set[str] | None = None) -> RoutingConfig:
-    config, errors = check_file(file, known_intents)
+def load_file(file: Path, known_intents: set[str] | None = None,
+              flows: Mapping[str, Flow] | None = None) -> RoutingConfig:
+    config, errors = check_file(file, known_intents, flows)
     if errors or config is None:
         raise errors[0]
     return config

@@ -1,12 +1,16 @@
 """References between the sections of a routing document, checked after the schema.
 
 A member naming an unknown agent, a target naming an unknown group, an overflow cycle, a
-calendar condition without a calendar, an intent the catalog does not know: each problem
+calendar condition without a calendar, an intent the catalog does not know, a hotline whose
+flow does not exist or has no such queue (``check_flows``): each problem
 comes with the document path it concerns, so the loader can name the file line.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from app.flows.schema import Flow
 from app.routing.config import Group, Hotline, Path_, RoutingConfig, Target, check_id
 
 
@@ -115,4 +119,35 @@ def _check_hotline(config: RoutingConfig, base: Path_, hotline: Hotline,
             if known_intents is not None and intent not in known_intents:
                 problems.append(((*rpath, "when", "intent"), f"unknown intent {intent!r} "
                                  "(not defined in intents/)"))
+    return problems
+
+
+def check_flows(config: RoutingConfig, flows: Mapping[str, Flow]) -> list[tuple[Path_, str]]:
+    """Hotlines against the IVR flows: the flow exists and serves the number; rules on the
+    flow's queue or skills name queues and skills that flow has."""
+    problems: list[tuple[Path_, str]] = []
+    for i, hotline in enumerate(config.hotlines):
+        base: Path_ = ("hotlines", str(i))
+        if hotline.flow is None:
+            continue
+        flow = flows.get(hotline.flow)
+        if flow is None:
+            problems.append(((*base, "flow"), f"flow {hotline.flow!r} not found "
+                             f"(flows: {', '.join(sorted(flows)) or 'none'})"))
+            continue
+        numbers = {"".join(c for c in n if c.isdigit()) for n in flow.hotline_numbers}
+        if numbers and hotline.digits not in numbers:
+            problems.append(((*base, "number"), f"flow {flow.id!r} serves "
+                             f"{', '.join(flow.hotline_numbers)}, not {hotline.number}"))
+        skills = {s for q in flow.queues.values() for s in q.skills}
+        for j, rule in enumerate(hotline.rules):
+            when: Path_ = (*base, "rules", str(j), "when")
+            for queue in rule.when.queue or []:
+                if queue not in flow.queues:
+                    problems.append(((*when, "queue"), f"flow {flow.id!r} has no queue "
+                                     f"{queue!r} ({', '.join(sorted(flow.queues))})"))
+            for skill in rule.when.skill or []:
+                if skill not in skills:
+                    problems.append(((*when, "skill"), f"no queue of flow {flow.id!r} asks "
+                                     f"for skill {skill!r}"))
     return problems

@@ -52,17 +52,22 @@ def test_check_the_demo_and_a_broken_file(env: dict[str, str], tmp_path: Path) -
     assert f"{bad}:{line}: group 'beijing': unknown agent 'zhao.lie'" in result.output
 
 
-def test_check_finds_a_hotline_whose_flow_does_not_exist(env: dict[str, str],
-                                                         tmp_path: Path) -> None:
-    other = tmp_path / "other.yaml"
-    other.write_text(DEMO.read_text(encoding="utf-8").replace("flow: demo_hotline",
-                                                               "flow: no_such_flow"),
-                     encoding="utf-8")
+def test_check_holds_hotlines_against_their_flows(env: dict[str, str], tmp_path: Path) -> None:
+    text = DEMO.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    flow_line = next(i for i, t in enumerate(lines, 1) if "flow: demo_hotline" in t)
+    queue_line = next(i for i, t in enumerate(lines, 1) if "{queue: senior}" in t)
+    other = _write(tmp_path / "other.yaml", text.replace("flow: demo_hotline", "flow: nope"))
     result = run(env, "check", str(other))
     assert result.exit_code == 1
-    assert "hotline 4008001234: flow 'no_such_flow' not found" in result.output
+    assert f"{other}:{flow_line}: flow 'nope' not found (flows: demo_hotline)" in result.output
     result = run(env, "import", str(other))
-    assert result.exit_code == 1 and "no_such_flow" in result.output
+    assert result.exit_code == 1 and "flow 'nope' not found" in result.output
+    typo = _write(tmp_path / "typo.yaml", text.replace("{queue: senior}", "{queue: seniors}"))
+    result = run(env, "check", str(typo))
+    assert result.exit_code == 1
+    assert (f"{typo}:{queue_line}: flow 'demo_hotline' has no queue 'seniors' (general, "
+            "orders, repairs, returns, sales, senior)") in result.output
 
 
 def test_import_export_round_trip_and_a_failed_import_changes_nothing(
