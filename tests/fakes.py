@@ -33,6 +33,7 @@ class PipeMedia:
     flushed_ms: int = 0
     closed: bool = False
     end_reason: str | None = None
+    inbound_error: BaseException | None = None  # raised by inbound() (a broken transport)
 
     def __post_init__(self) -> None:
         self._caller: asyncio.Queue[AudioChunk | Dtmf | None] = asyncio.Queue()
@@ -80,6 +81,8 @@ class PipeMedia:
         while not self._hangup.is_set():
             next_at += FRAME_MS / 1000
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            if self.inbound_error is not None:
+                raise self.inbound_error
             item: AudioChunk | Dtmf | None
             item = self._caller.get_nowait() if not self._caller.empty() else None
             if item is None and self._hangup.is_set():

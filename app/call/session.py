@@ -158,6 +158,7 @@ class CallSession:
                 {listener, converse}, timeout=settings.call_max_duration_s,
                 return_when=asyncio.FIRST_COMPLETED,
             )
+            await _cancel([listener, converse])  # the conversation stops here
             if not done:
                 self.outcome = "max_duration"
             elif converse in done and converse.exception() is not None:
@@ -201,9 +202,7 @@ class CallSession:
 
     async def _finish(self, tasks: list[asyncio.Task[Any]]) -> None:
         """Stop everything and close the record; every step is guarded."""
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await _cancel(tasks)
         with contextlib.suppress(Exception):
             await self.listener.close()
         self.deps.queues.leave(self.info.call_id)
@@ -432,6 +431,12 @@ class CallSession:
     def _position(self, n: int) -> tuple[str, str]:
         text = self._system_text("queue_position")
         return text.format(n=n, ahead=max(n - 1, 0)), self.locale
+
+
+async def _cancel(tasks: list[asyncio.Task[Any]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _grammar(action: Listen) -> list[str] | None:
