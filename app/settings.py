@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     )
     intents_dir: Path = PROJECT_ROOT / "intents"
     flows_dir: Path = PROJECT_ROOT / "ivr_flows"
+    routing_file: Path = Field(
+        default=PROJECT_ROOT / "routing" / "demo_hotline.yaml",
+        description="routing seeded into the database when it has none (agents, groups, rules)",
+    )
 
     # -- server
     host: str = "127.0.0.1"
