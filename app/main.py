@@ -122,11 +122,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ),
         _hotlines(state.flows),
     )
+    state.sip = None
+    if settings.sip_enabled:  # SIP trunk + RTP media (app/sip)
+        from app.sip.service import start_sip
+
+        state.sip = await start_sip(settings, state.calls)
     state.log.info("ready", hotlines=sorted(state.calls.hotlines),
                    asr_locales=sorted(state.asr.available_locales()))
     try:
         yield
     finally:
+        if state.sip is not None:
+            await state.sip.aclose()
         await state.calls.shutdown()
         await state.tts.aclose()
         await state.asr.aclose()
