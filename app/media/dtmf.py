@@ -44,20 +44,25 @@ class DtmfEvent:
 class DtmfReceiver:
     """One digit per event. ``push`` returns the digit the first time an event is seen."""
 
-    def __init__(self, remembered: int = 16) -> None:
-        self._seen: list[int] = []  # RTP timestamps of recent events
+    def __init__(self, remembered: int = 16, rearm_s: float = 1.0) -> None:
+        self._seen: dict[int, float] = {}  # RTP timestamp of recent events -> last packet at
         self._remembered = remembered
+        self._rearm_s = rearm_s
         self.events = 0
         self.packets = 0
         self.ignored = 0  # events outside 0-15 (flash, tones)
 
-    def push(self, timestamp: int, payload: bytes) -> str | None:
+    def push(self, timestamp: int, payload: bytes, now_s: float = 0.0) -> str | None:
+        """``now_s``: arrival time; an event timestamp silent for ``rearm_s`` is a new press
+        (a sender that replays the same packets, as sipp's pcaps do)."""
         event = DtmfEvent.parse(payload)
         self.packets += 1
-        if timestamp in self._seen:
+        last = self._seen.get(timestamp)
+        self._seen[timestamp] = now_s
+        if last is not None and now_s - last < self._rearm_s:
             return None
-        self._seen.append(timestamp)
-        del self._seen[:-self._remembered]
+        while len(self._seen) > self._remembered:
+            del self._seen[next(iter(self._seen))]
         digit = event.digit
         if digit is None:
             self.ignored += 1

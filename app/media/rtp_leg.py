@@ -335,7 +335,7 @@ class RtpCallMedia:
         elif pt == self.dtmf_payload_type and pt is not None:
             self._source(ssrc, addr)
             try:
-                digit = self.dtmf.push(timestamp, payload)
+                digit = self.dtmf.push(timestamp, payload, self._loop.time())
             except ValueError as exc:
                 self._malformed("dtmf", str(exc))
                 return

@@ -13,6 +13,7 @@ import contextlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from app.log import get_logger
 from app.sip.message import MAX_MESSAGE_BYTES, SipMessage, SipParseError, parse
@@ -55,8 +56,7 @@ class _TcpConnection(asyncio.Protocol):
         self.peer: Peer | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         host, port = transport.get_extra_info("peername")[:2]
         self.peer = Peer("TCP", host, port)
         if len(self.owner.tcp) >= MAX_TCP_CONNECTIONS:

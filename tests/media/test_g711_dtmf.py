@@ -55,6 +55,14 @@ def test_an_event_whose_start_was_lost_still_counts_once() -> None:
     assert [receiver.push(42, p) for p in ends] == ["9", None, None]
 
 
+def test_a_replayed_event_counts_again_only_after_a_pause() -> None:
+    receiver = DtmfReceiver(rearm_s=1.0)
+    packets = [p for _m, p in dtmf_packets("1")]
+    first = [receiver.push(7, p, now_s=0.02 * i) for i, p in enumerate(packets)]
+    again = [receiver.push(7, p, now_s=5 + 0.02 * i) for i, p in enumerate(packets)]
+    assert first.count("1") == 1 and again.count("1") == 1
+
+
 def test_sender_packets_have_marker_first_and_three_ends() -> None:
     packets = dtmf_packets("*", duration_ms=100)
     assert packets[0][0] is True and not any(m for m, _ in packets[1:])
