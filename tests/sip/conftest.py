@@ -99,7 +99,8 @@ def start_server(tmp: Path, **env_overrides: str) -> SipServer:
         "HOTLINE_INTENT_TRAIN_ON_START": "false", "HF_HUB_OFFLINE": "1",
         "HOTLINE_SIP_ENABLED": "true", "HOTLINE_SIP_PORT": str(sip_port),
         "HOTLINE_RTP_PORT_MIN": str(rtp_base), "HOTLINE_RTP_PORT_MAX": str(rtp_base + 998),
-        "HOTLINE_LOG_JSON": "true", "HOTLINE_RTP_TIMEOUT_S": "150", "PYTHONPATH": str(PROJECT_ROOT), **env_overrides,
+        "HOTLINE_LOG_JSON": "true", "HOTLINE_RTP_TIMEOUT_S": "150",  # sipp goes quiet
+        "PYTHONPATH": str(PROJECT_ROOT), **env_overrides,
     }
     log = (tmp / "server.log").open("ab")
     proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve"], env=env, stdout=log,
