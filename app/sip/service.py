@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from app.log import get_logger
+from app.media.rtp_leg import RtpCallMedia
 from app.metrics import SIP_MALFORMED, SIP_REJECTED, SIP_REQUESTS
 from app.settings import Settings
 from app.sip import sdp
@@ -37,9 +38,12 @@ class InDialog(Protocol):
 
 
 class SipService:
-    def __init__(self, settings: Settings, calls: Any) -> None:
+    def __init__(self, settings: Settings, calls: Any,
+                 on_answered: Callable[[RtpCallMedia, InboundCall], None] | None = None) -> None:
         self.settings = settings
-        self.calls = calls  # app.call.manager.CallManager
+        self.calls = calls  # app.call.manager.CallManager; None: a plain user agent
+        # without a CallManager, answered calls go here (simulated callers, agent phones)
+        self.on_answered = on_answered
         self.log = get_logger(component="sip")
         self.transport = SipTransport(self._on_message, self._on_malformed)
         self.endpoint = SipEndpoint(self.transport)
@@ -246,6 +250,8 @@ class SipService:
             candidates.append(parse_uri(request.uri).user)
         with contextlib.suppress(ValueError):
             candidates.append(_user(request.get("to") or ""))
+        if self.calls is None:  # a plain user agent answers any number
+            return candidates[1] if len(candidates) > 1 else "anonymous"
         known = self.calls.hotlines
         for number in candidates:
             for variant in (number, number.lstrip("+")):

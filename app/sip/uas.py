@@ -110,6 +110,10 @@ class InboundCall:
         self.state = "confirmed"
         self._arm_session_timer()
         self.media.start()
+        if self.service.calls is None:
+            if self.service.on_answered is not None:
+                self.service.on_answered(self.media, self)
+            return
         try:
             self.call_id = await self.service.calls.start_call(
                 self.media, hotline_number=self.hotline_number,
@@ -303,7 +307,8 @@ class InboundCall:
         if send_bye and answered:
             self.service.send_in_dialog(self.dialog.request("BYE"), self.peer)
         self.service.forget(self)
-        if self.call_id is None:  # never reached the call core: release the leg here
+        if self.call_id is None and self.service.calls is not None:
+            # never reached the call core: release the leg here
             self.service.spawn(self._release(), "sip-release")
 
     async def _release(self) -> None:
