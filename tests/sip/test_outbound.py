@@ -18,19 +18,17 @@ from app.media.audio import frames, read_wav
 from app.media.bridge import bridge
 from app.media.rtp_leg import RtpCallMedia
 from app.sip.service import SipService
-from app.sip.simcaller import start_user_agent
+from app.sip.simcaller import start_user_agent, user_agent_settings
 from app.sip.uac import dial, outcome_for
 from app.sip.uas import InboundCall
 from tests.helpers.tones import dominant_hz, tone
 from tests.sip.conftest import SCENARIOS, free_udp_port
 
 
-async def _sipp_uas(scenario: str, port: int, tmp: Path, field: str = "") -> asyncio.subprocess.Process:
-    csv = tmp / f"{scenario}.csv"
-    csv.write_text(f"SEQUENTIAL\n{field};\n")
+async def _sipp_uas(scenario: str, port: int, tmp: Path) -> asyncio.subprocess.Process:
     proc = await asyncio.create_subprocess_exec(
         "sipp", "-sf", str(SCENARIOS / scenario), "-i", "127.0.0.1", "-p", str(port), "-m", "1",
-        "-inf", str(csv), "-nostdin", "-timeout", "60s", "-trace_err", cwd=tmp,
+        "-nostdin", "-timeout", "60s", "-trace_err", cwd=tmp,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
     await asyncio.sleep(0.5)  # sipp binds its port at start; a UDP INVITE would be retried anyway
     return proc
@@ -133,8 +131,7 @@ async def test_dial_rings_baresip_and_the_bridge_carries_audio_both_ways(tmp_pat
     def on_answered(media: RtpCallMedia, _call: InboundCall) -> None:
         answered.put_nowait(media)
 
-    hotline = SipService(__import__("app.sip.simcaller", fromlist=["x"]).user_agent_settings(),
-                         calls=None, on_answered=on_answered)
+    hotline = SipService(user_agent_settings(), calls=None, on_answered=on_answered)
     await hotline.start()
     caller_ua = await start_user_agent()
     agent_port = free_udp_port()
