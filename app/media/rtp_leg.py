@@ -99,12 +99,14 @@ class RtpCallMedia:
     def __init__(self, rtp: asyncio.DatagramTransport | None,
                  rtcp: asyncio.DatagramTransport | None, *, trunk: str = "",
                  timeout_s: float = 30.0, jitter_min_ms: int = 40, jitter_max_ms: int = 300,
-                 max_queued_ms: int = 300, inbound_max_chunks: int = 500) -> None:
+                 max_queued_ms: int = 300, inbound_max_chunks: int = 500,
+                 rtcp_interval_frames: int = RTCP_INTERVAL_FRAMES) -> None:
         self.rtp, self.rtcp = rtp, rtcp
         self.local_port = rtp.get_extra_info("sockname")[1] if rtp is not None else 0
         self.trunk = trunk
         self.timeout_s = timeout_s
         self.max_queued_ms = max_queued_ms
+        self.rtcp_interval_frames = rtcp_interval_frames
         self.end_reason: EndReason | None = None
         self.on_local_close: Callable[[], None] | None = None  # signalling hangs up (BYE)
         self.codec = "PCMU"
@@ -170,6 +172,10 @@ class RtpCallMedia:
         self.on_hold = remote_direction in ("sendonly", "inactive")
         self.sending = remote_direction in ("sendrecv", "recvonly") and bool(remote_port)
         self._last_rx = self._loop.time()
+
+    def pin_remote(self, host: str, port: int) -> None:
+        """Send to ``host:port`` whatever the source of incoming RTP (no latching)."""
+        self.remote, self._latched = (host, port), True
 
     def start(self) -> None:
         if self._task is None:
@@ -293,7 +299,7 @@ class RtpCallMedia:
             if frame is not None:
                 self._put(AudioChunk(frame, SAMPLE_RATE_HZ, self._media_ts_ms))
                 self._media_ts_ms += FRAME_MS
-            if index % 50 == 0:
+            if index % 50 == 0 or index % self.rtcp_interval_frames == 0:
                 self._housekeeping(now, index)
 
     def _housekeeping(self, now: float, index: int) -> None:
@@ -303,7 +309,7 @@ class RtpCallMedia:
             self.end("media_timeout")
             if self.on_local_close is not None:
                 self.on_local_close()
-        if index % RTCP_INTERVAL_FRAMES == 0 and index:
+        if index % self.rtcp_interval_frames == 0 and index:
             self._send_rtcp()
 
     def on_rtp(self, data: bytes, addr: tuple[str, int]) -> None:

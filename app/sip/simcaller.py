@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,7 +50,10 @@ async def place_sip_call(host: str, port: int, pcm: Pcm, *, number: str,
                          caller_number: str = "+8613800138000",
                          dtmf: Sequence[tuple[str, float]] = (), dtmf_mode: str = "rfc4733",
                          grace_s: float = 3.0, timeout_s: float = 120.0,
-                         ua: SipService | None = None) -> SipCallResult:
+                         ua: SipService | None = None,
+                         on_answered: Callable[[RtpCallMedia], Awaitable[None]] | None = None,
+                         ) -> SipCallResult:
+    """``on_answered(leg)`` runs once the call is up (tests put a lossy relay in the path)."""
     own_ua = ua is None
     agent = ua or await start_user_agent()
     try:
@@ -58,6 +61,8 @@ async def place_sip_call(host: str, port: int, pcm: Pcm, *, number: str,
                             ring_timeout_s=30)
         if not result.answered or result.media is None:
             return SipCallResult(result, "")
+        if on_answered is not None:
+            await on_answered(result.media)
         return await _talk(result, result.media, pcm, dtmf, dtmf_mode, grace_s, timeout_s)
     finally:
         if own_ua:
