@@ -265,7 +265,10 @@ class ReceptionStats:
         self._expected_prior = 0
         self._received_prior = 0
 
-    def update(self, sequence: int, timestamp: int, arrival_s: float) -> None:
+    def update(self, sequence: int, timestamp: int, arrival_s: float,
+               timing: bool = True) -> None:
+        """One packet arrived; ``timing=False`` for packets whose timestamp is not the
+        sampling instant (RFC 4733 events keep their start timestamp): sequence only."""
         if self.base_seq is None:
             self.base_seq, self.max_seq = sequence, sequence
         else:
@@ -275,6 +278,8 @@ class ReceptionStats:
                     self.cycles += 1 << 16
                 self.max_seq = sequence
         self.received += 1
+        if not timing:
+            return
         transit = arrival_s * self.clock_rate_hz - timestamp
         if self._transit is not None:
             d = abs(transit - self._transit)

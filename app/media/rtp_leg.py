@@ -340,6 +340,7 @@ class RtpCallMedia:
                 RTP_LATE_PACKETS.inc()
         elif pt == self.dtmf_payload_type and pt is not None:
             self._source(ssrc, addr)
+            self.stats.update(seq, timestamp, self._loop.time(), timing=False)
             try:
                 digit = self.dtmf.push(timestamp, payload, self._loop.time())
             except ValueError as exc:
