@@ -28,6 +28,7 @@ class SipCallResult:
     ended_by: str  # "server" (the hotline hung up), "caller", or "" if never answered
     bot_audio: Pcm = field(default_factory=lambda: Pcm(b"", SAMPLE_RATE_HZ))
     media_info: dict[str, Any] = field(default_factory=dict)
+    setup_s: float = 0.0  # INVITE sent -> 200 OK received
 
 
 def user_agent_settings(**overrides: Any) -> Settings:
@@ -57,13 +58,17 @@ async def place_sip_call(host: str, port: int, pcm: Pcm, *, number: str,
     own_ua = ua is None
     agent = ua or await start_user_agent()
     try:
+        started = asyncio.get_running_loop().time()
         result = await dial(agent, f"sip:{number}@{host}:{port}", caller_id=caller_number,
                             ring_timeout_s=30)
+        setup_s = asyncio.get_running_loop().time() - started
         if not result.answered or result.media is None:
-            return SipCallResult(result, "")
+            return SipCallResult(result, "", setup_s=setup_s)
         if on_answered is not None:
             await on_answered(result.media)
-        return await _talk(result, result.media, pcm, dtmf, dtmf_mode, grace_s, timeout_s)
+        call = await _talk(result, result.media, pcm, dtmf, dtmf_mode, grace_s, timeout_s)
+        call.setup_s = setup_s
+        return call
     finally:
         if own_ua:
             await agent.aclose()
