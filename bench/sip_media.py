@@ -33,10 +33,12 @@ async def _drain(leg: object, counter: list[int]) -> None:
             counter[0] += 1
 
 
-async def _feed(leg: RtpCallMedia, pcm: bytes) -> None:
+async def _feed(leg: object, pcm: bytes, rate_hz: int) -> None:
+    """Audio to send, 1 s per ``play`` (the leg's buffer paces it): what the leg costs, not
+    the producer's 50 wake-ups a second."""
     while True:
-        for chunk in frames(pcm, 8000):
-            await leg.play(chunk)
+        for chunk in frames(pcm, rate_hz, frame_ms=1000):
+            await leg.play(chunk)  # type: ignore[attr-defined]
 
 
 async def rtp_calls(n: int, seconds: float) -> tuple[float, int]:
@@ -55,15 +57,15 @@ async def rtp_calls(n: int, seconds: float) -> tuple[float, int]:
         legs += [server, caller]
         tasks += [asyncio.create_task(_drain(server, received)),
                   asyncio.create_task(_drain(caller, [0])),
-                  asyncio.create_task(_feed(caller, caller_pcm)),
-                  asyncio.create_task(_feed(server, bot_pcm))]
-    cpu = await _measure(seconds)
+                  asyncio.create_task(_feed(caller, caller_pcm, 8000)),
+                  asyncio.create_task(_feed(server, bot_pcm, 8000))]
+    cpu, frames_in = await _measure(seconds, received)
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     for leg in legs:
         await leg.close()
-    return cpu, received[0]
+    return cpu, frames_in
 
 
 async def aiortc_calls(n: int, seconds: float) -> tuple[float, int]:
@@ -81,31 +83,25 @@ async def aiortc_calls(n: int, seconds: float) -> tuple[float, int]:
         await caller.accept_answer(answer)
         pairs.append((caller, media))
         tasks.append(asyncio.create_task(_drain(media, received)))
-        tasks.append(asyncio.create_task(_play_forever(media)))
+        tasks.append(asyncio.create_task(_feed(media, tone(880, 2.0, 16_000), 16_000)))
     await asyncio.gather(*(asyncio.wait_for(c.connected.wait(), 30) for c, _ in pairs))
-    cpu = await _measure(seconds)
+    cpu, frames_in = await _measure(seconds, received)
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     for caller, media in pairs:
         await caller.close()
         await media.close()
-    return cpu, received[0]
+    return cpu, frames_in
 
 
-async def _play_forever(media: object) -> None:
-    bot = tone(880, 2.0, 16_000)
-    while True:
-        for chunk in frames(bot, 16_000):
-            await media.play(chunk)  # type: ignore[attr-defined]
-
-
-async def _measure(seconds: float) -> float:
+async def _measure(seconds: float, received: list[int]) -> tuple[float, int]:
+    """(CPU seconds, server-side inbound frames) over the window."""
     await asyncio.sleep(1.0)  # let every call settle (jitter buffers filled, ICE up)
-    start = os.times()
+    start, frames_before = os.times(), received[0]
     await asyncio.sleep(seconds)
     end = os.times()
-    return (end.user - start.user) + (end.system - start.system)
+    return (end.user - start.user) + (end.system - start.system), received[0] - frames_before
 
 
 async def main_async(calls: int, seconds: float) -> None:

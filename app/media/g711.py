@@ -48,13 +48,14 @@ class G711:
         if codec not in CODEC_NAMES:
             raise ValueError(f"unknown G.711 codec {codec!r}: expected PCMU or PCMA")
         self.codec = codec
-        self._enc = _encode_table(codec)
+        table = _encode_table(codec)
+        # indexed by the sample's bits read as unsigned: s16 value v sits at (v + 32768) ^ 0x8000
+        self._enc = np.ascontiguousarray(table[np.arange(65536, dtype=np.uint32) ^ 0x8000])
         self._dec = _decode_table(codec)
-        self.silence_code = bytes([int(self._enc[32768])])
+        self.silence_code = bytes([int(table[32768])])
 
     def encode(self, pcm: bytes) -> bytes:
-        samples = np.frombuffer(pcm, dtype="<i2").astype(np.int32) + 32768
-        return self._enc[samples].tobytes()
+        return bytes(self._enc[np.frombuffer(pcm, dtype="<u2")].tobytes())
 
     def decode(self, payload: bytes) -> bytes:
         return self._dec[np.frombuffer(payload, dtype=np.uint8)].tobytes()

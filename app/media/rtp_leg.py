@@ -1,11 +1,11 @@
 """``RtpCallMedia``: one SIP call's G.711 RTP/RTCP media, the ``CallMedia`` of the SIP transport.
 
-Runs at the leg's own rate (8 kHz: no resampling on the hot path). One task per leg ticks
-every 20 ms (``Pacer``): it sends the next outbound frame from the ``PlayoutBuffer`` (silence
-when the bot is quiet, so NATs stay open and the far end's jitter buffer stays fed) and hands
-the next frame from the adaptive ``JitterBuffer`` to ``inbound()``. Datagrams are handled in
-the protocol callback: RTP is decoded into the jitter buffer, RFC 4733 events become one
-``Dtmf`` each, RTCP reports are kept for the call record.
+Runs at the leg's own rate (8 kHz: no resampling on the hot path). The process's one
+``MediaClock`` task calls every leg each 20 ms: the leg sends the next outbound frame from
+the ``PlayoutBuffer`` (silence when the bot is quiet, so NATs stay open and the far end's
+jitter buffer stays fed) and hands the next frame from the adaptive ``JitterBuffer`` to
+``inbound()``. Datagrams are handled in the protocol callback: RTP is decoded into the jitter
+buffer, RFC 4733 events become one ``Dtmf`` each, RTCP reports are kept for the call record.
 
 - Symmetric RTP (NAT): audio goes to where the caller's packets come from, once they come.
 - SSRC change: the jitter buffer, loss statistics and DTMF state restart; counted.
@@ -17,7 +17,6 @@ the protocol callback: RTP is decoded into the jitter buffer, RFC 4733 events be
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import secrets
 import struct
@@ -28,10 +27,11 @@ from typing import Any
 from app.call.media import EndReason
 from app.events import FRAME_MS, AudioChunk, Dtmf
 from app.log import get_logger
+from app.media.clock import MediaClock
 from app.media.dtmf import DtmfReceiver, dtmf_packets
 from app.media.g711 import G711
 from app.media.jitter import FRAME_BYTES, JitterBuffer
-from app.media.playout import Pacer, PlayoutBuffer
+from app.media.playout import PlayoutBuffer
 from app.media.rtp import (
     RTP_HEADER,
     Bye,
@@ -47,7 +47,6 @@ from app.media.rtp import (
 )
 from app.metrics import (
     AUDIO_GAPS,
-    LATE_FRAMES,
     RTP_CONCEALED_FRAMES,
     RTP_LATE_PACKETS,
     SIP_MALFORMED,
@@ -117,7 +116,7 @@ class RtpCallMedia:
         self.on_hold = False
         self.sending = True
         self.buffer = PlayoutBuffer(SAMPLE_RATE_HZ, on_gap=AUDIO_GAPS.inc)
-        self.pacer = Pacer(FRAME_MS, on_late=LATE_FRAMES.inc)
+        self.late_frames = 0
         self.jitter = JitterBuffer(min_delay_ms=jitter_min_ms, max_delay_ms=jitter_max_ms)
         self.stats = ReceptionStats(SAMPLE_RATE_HZ)
         self.dtmf = DtmfReceiver()
@@ -129,6 +128,8 @@ class RtpCallMedia:
         self.remote_report: dict[str, float] = {}
         self.log = get_logger(component="rtp")
         self._g711 = G711("PCMU")
+        self._silence_pcm = self.buffer.silence
+        self._silence_payload = self._g711.encode(self._silence_pcm)
         self._ssrc = secrets.randbits(32)
         self._seq = secrets.randbits(16)
         self._ts = secrets.randbits(32)
@@ -137,7 +138,9 @@ class RtpCallMedia:
         self._inbound: asyncio.Queue[AudioChunk | Dtmf | object] = asyncio.Queue()
         self._inbound_max = inbound_max_chunks
         self._media_ts_ms = 0
-        self._task: asyncio.Task[None] | None = None
+        self._clock: MediaClock | None = None
+        self._index = 0
+        self._first = True
         self._loop = asyncio.get_running_loop()
         self._last_rx = self._loop.time()
         self._octets_sent = 0
@@ -163,6 +166,7 @@ class RtpCallMedia:
         """Apply a negotiated SDP (initial or re-INVITE): codec, where to send, hold state."""
         if codec != self._g711.codec:
             self._g711 = G711(codec)
+            self._silence_payload = self._g711.encode(self._silence_pcm)
         self.codec, self.payload_type, self.dtmf_payload_type = codec, payload_type, \
             dtmf_payload_type
         new_remote = (remote_host, remote_port)
@@ -178,8 +182,9 @@ class RtpCallMedia:
         self.remote, self._latched = (host, port), True
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=f"rtp-{self.local_port}")
+        if self._clock is None and self.end_reason is None:
+            self._clock = MediaClock.for_loop()
+            self._clock.add(self)
 
     def end(self, reason: EndReason) -> None:
         """The call is over for ``reason`` (BYE, CANCEL, session timer...): inbound() ends."""
@@ -224,10 +229,7 @@ class RtpCallMedia:
         self.buffer.close()
         self._send_rtcp(bye=True)
         RTP_CONCEALED_FRAMES.inc(self.jitter.stats.concealed)
-        if self._task is not None and self._task is not asyncio.current_task():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        self._stop_clock()
         for transport in (self.rtp, self.rtcp):
             if transport is not None:
                 transport.close()
@@ -245,7 +247,7 @@ class RtpCallMedia:
             "concealed_frames": self.jitter.stats.concealed,
             "late_packets": self.jitter.stats.late,
             "jitter_dropped_frames": self.jitter.stats.dropped,
-            "outbound_gaps": self.buffer.stats.gaps, "late_frames": self.pacer.late_frames,
+            "outbound_gaps": self.buffer.stats.gaps, "late_frames": self.late_frames,
         }
         if self.remote_report:
             info["remote_report"] = dict(self.remote_report)
@@ -285,22 +287,33 @@ class RtpCallMedia:
         self.counts["packets_sent"] += 1
         self._octets_sent += len(payload)
 
-    async def _run(self) -> None:
-        first = True
-        while self.end_reason is None:
-            index = await self.pacer.tick()
-            now = self._loop.time()
-            pcm = self.buffer.pop(now)
-            if self.sending and self.remote is not None and not self._dtmf_lock.locked():
-                self._send(self.payload_type, self._g711.encode(pcm), self._ts, first)
-                first = False
-            self._ts = (self._ts + FRAME_SAMPLES) & 0xFFFFFFFF
-            frame = self.jitter.pop()
-            if frame is not None:
-                self._put(AudioChunk(frame, SAMPLE_RATE_HZ, self._media_ts_ms))
-                self._media_ts_ms += FRAME_MS
-            if index % 50 == 0 or index % self.rtcp_interval_frames == 0:
-                self._housekeeping(now, index)
+    def _stop_clock(self) -> None:
+        if self._clock is not None:
+            self._clock.remove(self)
+            self._clock = None
+
+    def tick(self, now: float, late: bool) -> None:
+        """Every 20 ms (``MediaClock``): send the next frame, hand on the next received one."""
+        if self.end_reason is not None:
+            self._stop_clock()
+            return
+        index = self._index
+        self._index += 1
+        if late:
+            self.late_frames += 1
+        pcm = self.buffer.pop(now)
+        if self.sending and self.remote is not None and not self._dtmf_lock.locked():
+            payload = (self._silence_payload if pcm is self._silence_pcm  # bot quiet: cached
+                       else self._g711.encode(pcm))
+            self._send(self.payload_type, payload, self._ts, self._first)
+            self._first = False
+        self._ts = (self._ts + FRAME_SAMPLES) & 0xFFFFFFFF
+        frame = self.jitter.pop()
+        if frame is not None:
+            self._put(AudioChunk(frame, SAMPLE_RATE_HZ, self._media_ts_ms))
+            self._media_ts_ms += FRAME_MS
+        if index % 50 == 0 or index % self.rtcp_interval_frames == 0:
+            self._housekeeping(now, index)
 
     def _housekeeping(self, now: float, index: int) -> None:
         self.jitter.set_jitter(self.stats.jitter_ms)
