@@ -106,8 +106,8 @@ def _setup_rates(server: SipServer, rates: list[int], work: Path) -> list[tuple[
             values = []
             for line in rtts[-1].read_text().splitlines()[1:]:
                 parts = line.split(";")
-                if len(parts) >= 3:
-                    values.append(float(parts[2]))
+                if len(parts) >= 2:  # Date_ms;response_time_ms;rtd_no
+                    values.append(float(parts[1]))
             if values:
                 p95 = f"{_pct(values, 50):.0f}/{_pct(values, 95):.0f} ms"
             for f in rtts:
@@ -117,6 +117,26 @@ def _setup_rates(server: SipServer, rates: list[int], work: Path) -> list[tuple[
             break
         time.sleep(8)  # the last calls' sessions finish
     return rows
+
+
+def _print_levels(rows: list[dict[str, float]], levels: str) -> None:
+    print(f"{'calls':>5} {'ok':>3} {'turns':>5} {'turn p50':>9} {'turn p95':>9} "
+          f"{'setup p50':>9} {'setup p95':>9} {'gaps':>5} {'late':>6}", flush=True)
+    for r in rows:
+        print(f"{r['calls']:>5.0f} {r['completed']:>3.0f} {r['turns']:>5.0f} "
+              f"{r['turn_p50']:>9.0f} {r['turn_p95']:>9.0f} {r['setup_p50']:>9.1f} "
+              f"{r['setup_p95']:>9.1f} {r['gaps']:>5.0f} {r['late']:>6.0f}")
+    clean = [r["calls"] for r in rows if r["gaps"] == 0 and r["completed"] == r["calls"]]
+    print(f"most concurrent SIP calls with 0 audio gaps: {max(clean) if clean else 0:.0f} "
+          f"(levels tried: {levels}; the 1-call level is the baseline)", flush=True)
+
+
+def _print_setup(setup: list[tuple[int, int, str]]) -> None:
+    print("set-up rate (sipp INVITE->200->ACK->BYE, 5 s at each rate; 200 OK time p50/p95): "
+          + ", ".join(f"{rate}/s: {'ok' if code == 0 else 'FAILED'} {p95}"
+                      for rate, code, p95 in setup))
+    best = [rate for rate, code, _ in setup if code == 0]
+    print(f"highest set-up rate with 0 failures: {max(best) if best else 0}/s", flush=True)
 
 
 def main() -> None:
@@ -138,27 +158,15 @@ def main() -> None:
         try:
             asyncio.run(_level(server, 1, audio))  # warm-up: prompts cached
             rows = [asyncio.run(_level(server, n, audio)) for n in levels]
+            _print_levels(rows, args.levels)
             setup = _setup_rates(server, rates, work)
+            _print_setup(setup)
             time.sleep(8)
             before = server.metric("hotline_sip_rejected_total", 'reason="overload"')
             code, out = _sipp(server, "uac_burst.xml", 100, args.flood, work)
             refused = server.metric("hotline_sip_rejected_total", 'reason="overload"') - before
         finally:
             stop_server(server.proc)
-    print(f"{'calls':>5} {'ok':>3} {'turns':>5} {'turn p50':>9} {'turn p95':>9} "
-          f"{'setup p50':>9} {'setup p95':>9} {'gaps':>5} {'late':>6}")
-    for r in rows:
-        print(f"{r['calls']:>5.0f} {r['completed']:>3.0f} {r['turns']:>5.0f} "
-              f"{r['turn_p50']:>9.0f} {r['turn_p95']:>9.0f} {r['setup_p50']:>9.1f} "
-              f"{r['setup_p95']:>9.1f} {r['gaps']:>5.0f} {r['late']:>6.0f}")
-    clean = [r["calls"] for r in rows if r["gaps"] == 0 and r["completed"] == r["calls"]]
-    print(f"most concurrent SIP calls with 0 audio gaps: {max(clean) if clean else 0:.0f} "
-          f"(levels tried: {args.levels})")
-    print("set-up rate (sipp INVITE->200->ACK->BYE, 5 s at each rate): "
-          + ", ".join(f"{rate}/s: {'ok' if code == 0 else 'FAILED'} {p95}"
-                      for rate, code, p95 in setup))
-    best = [rate for rate, code, _ in setup if code == 0]
-    print(f"highest set-up rate with 0 failures: {max(best) if best else 0}/s")
     answered = args.flood - refused
     print(f"flood: {args.flood} INVITEs at 100/s held 6 s, sip_max_calls=100: "
           f"{answered:.0f} answered, {refused:.0f} got 503 (503s begin once "

@@ -207,3 +207,32 @@ async def test_an_invite_without_sdp_gets_our_offer_and_the_ack_answers(live: Li
         await live.app.state.calls.wait(sip_call.call_id, 30)
     finally:
         client.close()
+
+
+async def test_100rel_rings_reliably_until_prack_then_answers(live: Live) -> None:
+    client = await RawSip(live.app.state.sip.port).open()
+    pcmu = SDP.format(pts="0", maps="")
+    try:
+        client.send(client.request("INVITE", body=pcmu, call_id="rel-1",
+                                   extra="Supported: 100rel, timer\r\n"))
+        ringing = None
+        while ringing is None:
+            message = parse(await asyncio.wait_for(client.proto.inbox.get(), 10))
+            if isinstance(message, SipResponse) and message.status == 180:
+                ringing = message
+        assert ringing.get("require") == "100rel" and ringing.get("rseq") == "1"
+        to_tag = ringing.get("to").split("tag=")[1]  # type: ignore[union-attr]
+        client.send(client.request("PRACK", call_id="rel-1", cseq=2, to_tag=to_tag,
+                                   extra="RAck: 1 1 INVITE\r\n"))
+        prack_answer = await client.final()
+        assert (prack_answer.cseq[1], prack_answer.status) == ("PRACK", 200)
+        answer = await client.final()  # and only now the INVITE's 200 OK
+        assert answer.cseq[1] == "INVITE" and answer.status == 200 and b"m=audio" in answer.body
+        client.send(client.request("ACK", call_id="rel-1", to_tag=to_tag))
+        client.send(client.request("BYE", call_id="rel-1", cseq=3, to_tag=to_tag))
+        while (await client.final()).cseq[1] != "BYE":
+            pass
+    finally:
+        client.close()
+    for call_id in list(live.app.state.calls.active()):
+        await live.app.state.calls.wait(call_id, 30)
