@@ -153,10 +153,17 @@ class RtpCallMedia:
     # -- set-up (signalling)
     @classmethod
     async def open(cls, host: str, port_min: int, port_max: int, **kwargs: Any) -> RtpCallMedia:
-        holder: list[RtpCallMedia] = []
-        rtp, rtcp = await bind_pair(host, port_min, port_max,
-                                    lambda d, a: holder[0].on_rtp(d, a),
-                                    lambda d, a: holder[0].on_rtcp(d, a))
+        holder: list[RtpCallMedia] = []  # stray packets before the leg exists are ignored
+
+        def on_rtp(data: bytes, addr: tuple[str, int]) -> None:
+            if holder:
+                holder[0].on_rtp(data, addr)
+
+        def on_rtcp(data: bytes, addr: tuple[str, int]) -> None:
+            if holder:
+                holder[0].on_rtcp(data, addr)
+
+        rtp, rtcp = await bind_pair(host, port_min, port_max, on_rtp, on_rtcp)
         media = cls(rtp, rtcp, **kwargs)
         holder.append(media)
         return media

@@ -24,6 +24,7 @@ import pytest
 
 from app.settings import PROJECT_ROOT
 from tests.helpers.server import free_port, wait_ready
+from tests.helpers.tools import require_tool
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 KO_FLOW = PROJECT_ROOT / "tests" / "call" / "data" / "ko_calls.yaml"
@@ -125,10 +126,11 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture(scope="module")
 def sip_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SipServer]:
-    if shutil.which("sipp") is None:
-        pytest.skip("sipp (apt sip-tester) is not installed")
+    require_tool("sipp")
     tmp = tmp_path_factory.mktemp("sip")
-    server = start_server(tmp, HOTLINE_SIP_MAX_CALLS="6")
+    # keypad calls need no intent model: skipping it keeps the start short
+    server = start_server(tmp, HOTLINE_SIP_MAX_CALLS="6",
+                          HOTLINE_INTENT_MODEL_DIR=str(tmp / "no-intents"))
     yield server
     alive = server.proc.poll() is None
     stop_server(server.proc)

@@ -22,6 +22,7 @@ from app.sip.simcaller import start_user_agent, user_agent_settings
 from app.sip.uac import dial, outcome_for
 from app.sip.uas import InboundCall
 from tests.helpers.tones import dominant_hz, tone
+from tests.helpers.tools import needs, require_tool
 from tests.sip.conftest import SCENARIOS, free_udp_port
 
 
@@ -36,8 +37,7 @@ async def _sipp_uas(scenario: str, port: int, tmp: Path) -> asyncio.subprocess.P
 
 @pytest.fixture
 async def ua() -> AsyncIterator[SipService]:
-    if shutil.which("sipp") is None:
-        pytest.skip("sipp is not installed")
+    require_tool("sipp")
     service = await start_user_agent()
     yield service
     await service.aclose()
@@ -124,7 +124,7 @@ async def _baresip(home: Path) -> AsyncIterator[asyncio.subprocess.Process]:
         await proc.wait()
 
 
-@pytest.mark.skipif(shutil.which("baresip") is None, reason="baresip is not installed")
+@needs(shutil.which("baresip") is not None, "baresip")
 async def test_dial_rings_baresip_and_the_bridge_carries_audio_both_ways(tmp_path: Path) -> None:
     answered: asyncio.Queue[RtpCallMedia] = asyncio.Queue()
 

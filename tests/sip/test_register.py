@@ -11,10 +11,11 @@ import pytest
 from app.settings import SipTrunk
 from app.sip.register import Registration
 from app.sip.simcaller import start_user_agent
+from tests.helpers.tools import needs
 from tests.sip.conftest import SCENARIOS, free_udp_port
 
 
-@pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp is not installed")
+@needs(shutil.which("sipp") is not None, "sipp")
 @pytest.mark.parametrize(("password", "registered"), [("s3cret", True), ("wrong", False)])
 async def test_register_answers_the_digest_challenge(tmp_path: Path, password: str,
                                                      registered: bool) -> None:

@@ -18,6 +18,7 @@ from app.media.rtp_leg import RtpCallMedia
 from app.sip.simcaller import SipCallResult, place_sip_call
 from tests.helpers.live import Live, live_settings
 from tests.helpers.speech import espeak_pcm, have_espeak
+from tests.helpers.tools import needs
 from tests.helpers.udp_relay import LossyRelay
 from tests.sip.conftest import KO_FLOW, KO_NUMBER
 
@@ -72,7 +73,7 @@ def _heard(detail: dict[str, Any]) -> list[str]:
             if e["type"] == "transcript" and e["payload"].get("is_final")]
 
 
-@pytest.mark.skipif(not have_espeak(), reason="espeak-ng is not installed")
+@needs(have_espeak(), "espeak-ng")
 @pytest.mark.parametrize(("loss", "jitter_ms"), [(0.0, (0, 0)), (0.05, (20, 200))])
 async def test_a_spoken_grammar_word_over_g711_is_recognized(live: Live, loss: float,
                                                              jitter_ms: tuple[int, int]) -> None:
@@ -81,6 +82,14 @@ async def test_a_spoken_grammar_word_over_g711_is_recognized(live: Live, loss: f
     detail = await _detail(live)
     assert detail["cdr"]["channel"] == "sip" and detail["cdr"]["outcome"] == "completed"
     assert "영업시간" in _heard(detail)
+    (ended,) = [e["payload"] for e in detail["events"] if e["type"] == "call_ended"]
+    media = ended["media"]  # the transport facts in the call record
+    assert ended["end_reason"] == "local_close"  # the flow hung up: our BYE
+    assert media["transport"] == "sip" and media["trunk"] == "local"
+    assert media["codec"] == "pcmu/8000" and media["packets_received"] > 300
+    assert media["jitter_ms"] >= 0 and "loss_pct" in media
+    if relay is not None:
+        assert 0 < media["loss_pct"] < 15 and media["concealed_frames"] > 0
     assert "one" in detail["flow_path"]
     assert result.bot_audio.duration_s > 3  # the caller heard the prompts
     if relay is not None:

@@ -30,6 +30,12 @@ def test_a_carrier_call_reaches_the_demo_order_lookup(sip_server: SipServer) -> 
     lookups = [e for e in _events(detail, "webhook") if e.get("phase") == "result"]
     assert lookups and lookups[0]["ok"] is True and lookups[0]["status"] == 200
     assert "order_result" in detail["flow_path"]
+    (ended,) = _events(detail, "call_ended")
+    media = ended["media"]  # type: ignore[index]
+    assert ended["end_reason"] == "local_close"  # the hotline said goodbye and sent BYE
+    assert (media["trunk"], media["codec"]) == ("local", "pcma/8000")  # type: ignore[index]
+    assert media["dtmf_rfc4733"] == 8 and media["dtmf_info"] == 1  # type: ignore[index]
+    assert media["packets_received"] > 200 and media["loss_pct"] == 0  # type: ignore[index]
 
 
 def test_cancel_before_answer_gets_487_and_starts_no_call(sip_server: SipServer) -> None:
@@ -48,6 +54,9 @@ def test_hold_info_and_bye_from_the_caller_over_udp_and_tcp(sip_server: SipServe
         detail = sip_server.wait_ended(call_id)
         assert detail["cdr"]["outcome"] == "caller_hangup"
         assert [e["digit"] for e in _events(detail, "dtmf")] == ["5"]
+        (ended,) = _events(detail, "call_ended")
+        assert ended["end_reason"] == "caller_hangup"
+        assert ended["media"]["dtmf_info"] == 1  # type: ignore[index]
 
 
 def test_a_burst_over_max_calls_gets_503_and_spares_the_calls_up(sip_server: SipServer) -> None:
