@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 MAX_MESSAGE_BYTES = 65_535
 MAX_HEADERS = 128
@@ -32,6 +33,7 @@ class SipParseError(ValueError):
     """Malformed SIP; the message says what is wrong."""
 
 
+@lru_cache(maxsize=512)
 def canonical(name: str) -> str:
     lower = name.lower()
     return COMPACT.get(lower, lower)
@@ -120,6 +122,9 @@ class SipResponse(SipMessage):
 
 
 def split_commas(value: str) -> list[str]:
+    if "," not in value:  # the common case: one value
+        value = value.strip()
+        return [value] if value else []
     parts: list[str] = []
     depth_angle = 0
     quoted = False
@@ -248,11 +253,14 @@ def _check_body(message: SipMessage, body: bytes, stream: bool) -> None:
 
 
 def _check_required(message: SipMessage) -> None:
+    counts: dict[str, int] = {}
+    for key, _ in message.headers:
+        name = canonical(key)
+        counts[name] = counts.get(name, 0) + 1
     for name in ("via", "from", "to", "call-id", "cseq"):
-        values = message.get_all(name)
-        if not values:
+        if not counts.get(name) or (name == "via" and not message.get_all("via")):
             raise SipParseError(f"missing {name.title().replace('Id', 'ID')} header")
-        if name != "via" and len([k for k, _ in message.headers if canonical(k) == name]) > 1:
+        if name != "via" and counts[name] > 1:
             raise SipParseError(f"more than one {name.title().replace('Id', 'ID')} header")
     seq, method = parse_cseq(message.get("cseq") or "")
     if isinstance(message, SipRequest) and method != message.method:
