@@ -31,7 +31,7 @@ def test_a_protos_sample_leaves_the_server_up_and_calls_working(
         assert run.responses.get("4xx", 0) > 0  # malformed cases were answered
         result = asyncio.run(place_sip_call(
             "127.0.0.1", server.sip_port, Pcm(bytes(8000 * 2 * 6), 8000), number=KO_NUMBER,
-            dtmf=[("1", 4.0)], grace_s=8, timeout_s=60))
+            dtmf=[("1", 4.0)], grace_s=25, timeout_s=90))
         assert result.dial.answered and result.ended_by == "server"
         assert server.proc.poll() is None
         assert server.metric("hotline_sip_malformed_total", 'kind="sip"') > 0

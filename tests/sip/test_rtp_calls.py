@@ -55,7 +55,7 @@ async def _call(live: Live, pcm: Pcm, *, loss: float = 0.0, jitter_ms: tuple[int
     sip = live.app.state.sip
     try:
         result = await place_sip_call(
-            "127.0.0.1", sip.port, pcm, number=KO_NUMBER, grace_s=8, timeout_s=60,
+            "127.0.0.1", sip.port, pcm, number=KO_NUMBER, grace_s=25, timeout_s=90,
             on_answered=through_relay if loss or jitter_ms[1] else None, **kwargs)
     finally:
         for r in relay:
