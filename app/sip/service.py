@@ -219,17 +219,17 @@ class SipService:
         if request.body:
             try:
                 offer = sdp.parse(request.body)
+            except sdp.SdpError as exc:  # malformed: 400
+                SIP_REJECTED.labels("malformed_sdp").inc()
+                SIP_MALFORMED.labels("sdp").inc()
+                tx.respond(make_response(request, 400, str(exc)[:120], to_tag="sdp"))
+                return
+            try:
                 sdp.negotiate(offer, tuple(self.settings.sip_codecs))
-            except sdp.SdpError as exc:
-                kind = "not_acceptable" if "acceptable" in str(exc) or "transport" in str(
-                    exc) or "no active audio" in str(exc) else "malformed_sdp"
-                SIP_REJECTED.labels(kind).inc()
-                if kind == "malformed_sdp":
-                    SIP_MALFORMED.labels("sdp").inc()
-                status = 488 if kind == "not_acceptable" else 400
-                tx.respond(make_response(request, status, str(exc)[:120], to_tag="sdp",
-                                         extra=[("Warning", '304 hotline "media type not '
-                                                 'available"')] if status == 488 else None))
+            except sdp.SdpError as exc:  # well-formed, nothing we can take: 488
+                SIP_REJECTED.labels("not_acceptable").inc()
+                tx.respond(make_response(request, 488, str(exc)[:120], to_tag="sdp", extra=[
+                    ("Warning", '304 hotline "media type not available"')]))
                 return
         if session_expires is not None:
             session_expires = min(session_expires, self.settings.sip_session_expires_s)

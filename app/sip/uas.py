@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from app.call.manager import UnknownHotlineError
+from app.call.media import EndReason
 from app.media.dtmf import parse_info_body
 from app.media.rtp_leg import RtpCallMedia
 from app.metrics import SIP_CALLS_ACTIVE, SIP_MALFORMED
@@ -295,7 +296,7 @@ class InboundCall:
         """Our side hangs up (the flow ended, the leg timed out): BYE once confirmed."""
         self._end("local_close", send_bye=True)
 
-    def _end(self, reason: Any, *, send_bye: bool) -> None:
+    def _end(self, reason: EndReason, *, send_bye: bool) -> None:
         if self.state == "ended":
             return
         answered = self.state in ("answered", "confirmed")
