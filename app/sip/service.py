@@ -264,6 +264,7 @@ class SipService:
             hangup = getattr(call, "hangup", None)
             if hangup is not None:
                 hangup()
+        await asyncio.sleep(0)  # the BYEs go out (their first send is immediate)
         for registration in self.registrations:
             await registration.aclose()
         for task in list(self._tasks):
