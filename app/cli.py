@@ -28,7 +28,7 @@ app.add_typer(flows_app, name="flows", help="IVR flows: check, chat, test, graph
 app.add_typer(routing_app, name="routing", help="Routing: import, export, check, explain, replay.")
 app.command("transcribe", help="Transcribe a WAV file with Vosk.")(transcribe)
 app.command("say", help="Synthesize speech to a WAV file.")(say)
-app.command("call", help="Place a simulated WebRTC call from a WAV file.")(call)
+app.command("call", help="Place a simulated WebRTC (or --sip: SIP/RTP) call from a WAV.")(call)
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="YAML settings file (HOTLINE_CONFIG)")
