@@ -268,7 +268,9 @@ class IntentClassifier:
         out[todo] = model.probabilities_terms(emb, terms[todo])
         return out
 
-    def decide(self, result: IntentResult, probs: np.ndarray, labels: list[str]) -> IntentResult:
+    def decide(self, result: IntentResult, probs: np.ndarray, labels: list[str],
+               decision: Decision | None = None) -> IntentResult:
+        rule = decision or self.decision
         order = np.argsort(-probs)
         ranking = [
             IntentCandidate(intent=labels[i], confidence=round(float(probs[i]), 4))
@@ -278,10 +280,10 @@ class IntentClassifier:
         top = float(probs[order[0]])
         second = float(probs[order[1]]) if len(order) > 1 else 0.0
         update: dict[str, Any] = {"ranking": ranking, "confidence": round(top, 4)}
-        if top_label == BACKGROUND or top < self.decision.threshold:
+        if top_label == BACKGROUND or top < rule.threshold:
             update["reason"] = "low_confidence"
             update["confidence"] = ranking[0].confidence if ranking else 0.0
-        elif top - second < self.decision.margin:
+        elif top - second < rule.margin:
             update["reason"] = "ambiguous"
         else:
             update["intent"] = top_label

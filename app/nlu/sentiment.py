@@ -2,7 +2,9 @@
 
 One interface, ``SentimentAnalyzer``; two implementations chosen by ``make_analyzer``:
 
-- ``LexiconSentiment`` (default, offline, no model download): vaderSentiment for English;
+- ``LexiconSentiment`` (default, offline, no model download): vaderSentiment for English
+  (politeness such as "please" is not praise, and a negated complaint word, "not angry",
+  is no praise either: both are taken out before scoring);
   a service-line lexicon for Chinese with negation (a negator up to 3 characters before a
   word flips it: 不满意, 不是很开心; a negated complaint word is neutral: 不差), and
   snownlp as a weak prior that alone never leaves "neutral" (it was trained on product
@@ -32,7 +34,8 @@ _ZH_NEGATIVE = {
     "骗": 0.6, "失望": 0.5, "受够": 0.7, "恶劣": 0.6, "坑": 0.4, "气死": 0.8, "烂": 0.4,
     "不满": 0.5, "愤怒": 0.7, "糟糕": 0.5, "破": 0.3, "过分": 0.5, "无语": 0.4,
     "没人管": 0.5, "不负责": 0.5, "曝光": 0.5, "差评": 0.5, "乱收费": 0.5, "倒霉": 0.4,
-    "烦": 0.4, "讨厌": 0.5, "坏了": 0.2, "到底": 0.2, "怎么回事": 0.2, "差": 0.3,
+    "烦死": 0.6, "烦人": 0.5, "好烦": 0.4, "真烦": 0.4, "讨厌": 0.5, "不好": 0.4,
+    "坏了": 0.2, "到底": 0.2, "怎么回事": 0.2, "差": 0.3,
     "难用": 0.5, "麻烦死": 0.6, "离谱": 0.5, "浪费": 0.4, "欺负": 0.5, "敷衍": 0.5,
 }
 _ZH_POSITIVE = {
@@ -42,7 +45,9 @@ _ZH_POSITIVE = {
     "给力": 0.5, "靠谱": 0.4, "放心": 0.3, "完美": 0.5,
 }
 _ZH_NEGATORS = ("不", "没", "别", "无")
-NEGATION_WINDOW = 3  # characters before a lexicon word where a negator flips it
+NEGATION_WINDOW = 3  # characters (zh) / words (en) before a word where a negator acts
+_EN_NEGATORS = {"not", "never", "no", "t", "cannot", "without", "nothing"}
+_EN_POLITE = {"please", "pls", "kindly"}
 SNOW_WEIGHT = 0.15  # < POSITIVE_AT: snownlp alone never makes a turn non-neutral
 # trouble said next to praise makes the praise sarcastic
 _ZH_TROUBLE = ("呵呵", "白跑", "又坏", "又错", "又是", "又没", "送错", "错了", "坏了",
@@ -83,6 +88,17 @@ class LexiconSentiment:
         return label_for(self._en(norm, text[:2000]))
 
     def _en(self, norm: str, text: str) -> float:
+        words = norm.split()
+        lexicon: dict[str, float] = self._vader.lexicon
+        drop: set[int] = {i for i, w in enumerate(words) if w in _EN_POLITE}
+        for i, w in enumerate(words):
+            if w in _EN_NEGATORS:
+                for j in range(i + 1, min(i + 1 + NEGATION_WINDOW, len(words))):
+                    if lexicon.get(words[j], 0.0) < 0:
+                        drop |= {i, j}
+                        break
+        if drop:
+            text = " ".join(w for i, w in enumerate(words) if i not in drop)
         score = float(self._vader.polarity_scores(text)["compound"])
         trouble = any(f" {cue} " in f" {norm} " for cue in _EN_TROUBLE)
         if trouble and score > NEGATIVE_AT:  # "great, it broke again": sarcasm
@@ -101,8 +117,8 @@ class LexiconSentiment:
                 if at < 0 or _covered(norm, word, at, words):
                     continue
                 before = norm[max(0, at - NEGATION_WINDOW) : at]
-                negated = any(n in before for n in _ZH_NEGATORS) and not word.startswith(
-                    _ZH_NEGATORS)
+                negators = sum(before.count(n) for n in _ZH_NEGATORS)  # 没有不满意: twice
+                negated = negators % 2 == 1
                 if sign > 0:
                     praise += 0.0 if negated else weight
                     complaint += weight if negated else 0.0

@@ -45,7 +45,7 @@ class TrainConfig:
     seed: int = 0
     text_scheme: int = LATEST_SCHEME  # see app/nlu/text.py
     fast_head: bool = True  # also train an n-gram-only head (lets predict skip the encoder)
-    augment_rate: float = 0.1  # > 0: one recognizer-noised copy of each example (noise.py)
+    augment_rate: float = 0.0  # > 0: one recognizer-noised copy of each example (noise.py)
 
     def recipe_id(self, encoder_identity: str) -> str:
         blob = json.dumps([RECIPE_VERSION, asdict(self), encoder_identity], sort_keys=True)
