@@ -87,9 +87,6 @@ class Settings(BaseSettings):
         default="onnx", description="serving encoder: ONNX Runtime export of the torch "
         "encoder (cached under data_dir/cache/nlu/onnx), or torch itself; training uses torch"
     )
-    nlu_workers: int = Field(
-        default=2, ge=1, description="threads of the executor that runs understanding"
-    )
     intent_fast_threshold: float = Field(
         default=0.9, ge=0, le=1.01, description="skip the sentence encoder when the n-gram "
         "head alone is this sure of an intent (> 1: always run the encoder)"
