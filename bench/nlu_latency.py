@@ -119,13 +119,16 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=16)
     parser.add_argument("--n", type=int, default=300, help="utterances timed per contender")
     parser.add_argument("--old-rev", default=OLD_REV)
+    parser.add_argument("--model", type=Path, default=None, help="new model root "
+                        "(default: settings.intent_model_path)")
     args = parser.parse_args()
     held = load_eval_files(sorted((PROJECT_ROOT / "intents" / "tests").glob("heldout_*.yaml")))
     texts = [(t, loc) for loc, ints in held.items() for ts in ints.values() for t in ts]
     rng = np.random.default_rng(0)
     texts = [texts[i] for i in rng.permutation(len(texts))][: args.n]
-    torch_settings = Settings(nlu_encoder_backend="torch")
-    onnx_settings = Settings(nlu_encoder_backend="onnx")
+    model = {} if args.model is None else {"intent_model_dir": args.model}
+    torch_settings = Settings(nlu_encoder_backend="torch", **model)  # type: ignore[arg-type]
+    onnx_settings = Settings(nlu_encoder_backend="onnx", **model)  # type: ignore[arg-type]
     with tempfile.TemporaryDirectory() as tmp:
         old = open_classifier(old_model_dir(Path(tmp), args.old_rev), torch_settings)
         old.decision = replace(old.decision, fast_threshold=1.01)
