@@ -81,7 +81,7 @@ class Settings(BaseSettings):
     intent_encoder_path: Path | None = Field(
         default=None, description="local Hugging Face encoder dir; default all-MiniLM-L6-v2"
     )
-    intent_threshold: float = Field(default=0.5, ge=0, le=1)
+    intent_threshold: float = Field(default=0.4, ge=0, le=1)
     intent_margin: float = Field(default=0.1, ge=0, le=1)
     nlu_encoder_backend: Literal["onnx", "torch"] = Field(
         default="onnx", description="serving encoder: ONNX Runtime export of the torch "
@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     )
     intent_train_on_start: bool = True
     intent_min_accuracy: float = Field(
-        default=0.85, ge=0, le=1, description="`hotline intents test`: held-out in-scope floor"
+        default=0.88, ge=0, le=1, description="`hotline intents test`: held-out in-scope floor"
     )
     intent_min_oos_recall: float = Field(
         default=0.8, ge=0, le=1, description="`hotline intents test`: held-out oos recall floor"

@@ -120,8 +120,7 @@ class LocaleModel:
         (directory / f"{self.locale}.vocab.json").write_text(
             self.vectorizer.to_json(), encoding="utf-8"
         )
-        state = {k: v.detach().contiguous() for k, v in self.head.state_dict().items()}
-        save_file(state, str(directory / f"{self.locale}.head.safetensors"))
+        save_file(_half(self.head), str(directory / f"{self.locale}.head.safetensors"))
         meta: dict[str, Any] = {
             "labels": self.labels, "temperature": self.temperature,
             "hidden": self.head.hidden, "emb_dim": self.head.emb_dim,
@@ -129,8 +128,7 @@ class LocaleModel:
             "scheme": self.scheme,
         }
         if self.fast is not None:
-            fast = {k: v.detach().contiguous() for k, v in self.fast.state_dict().items()}
-            save_file(fast, str(directory / f"{self.locale}.fast.safetensors"))
+            save_file(_half(self.fast), str(directory / f"{self.locale}.fast.safetensors"))
             meta.update(fast_temperature=self.fast_temperature, fast_hidden=self.fast.hidden)
         return meta
 
@@ -152,6 +150,11 @@ class LocaleModel:
         return cls(locale, labels, vectorizer, head, float(meta["temperature"]),
                    bool(meta.get("use_embeddings", True)), fast,
                    float(meta.get("fast_temperature", 1.0)))
+
+
+def _half(module: nn.Module) -> dict[str, torch.Tensor]:
+    """Weights stored as float16 (half the size on disk; loaded back into float32)."""
+    return {k: v.detach().half().contiguous() for k, v in module.state_dict().items()}
 
 
 @dataclass(frozen=True)
