@@ -33,6 +33,7 @@ from app.nlu.text import base_locale, feature_text, normalize_text
 
 BACKGROUND = "__oos__"
 RANKING_SIZE = 5
+MIN_RELATIVE_SHARE = 0.5  # n-best: alternatives below half the best one's share are ignored
 
 
 class IntentHead(nn.Module):
@@ -207,10 +208,13 @@ class IntentClassifier:
     ) -> IntentResult:
         """Classify a recognizer n-best list: (text, confidence) pairs, best first.
 
-        Each usable alternative's class distribution is weighted by its share of the
-        confidences (equal shares when all are 0); the mixture is decided like ``predict``.
-        ``alternative_index`` names the alternative that gave the winning label the most
-        support (its text is the result's ``text``); for a refusal, the best alternative.
+        Each usable alternative (share >= ``MIN_RELATIVE_SHARE`` of the best one's) is
+        decided like ``predict``. Alternatives that name an intent vote for it with their
+        recognizer share; the intent with the most share wins, taken from its alternative
+        with the highest share x confidence (``alternative_index``, whose text is the
+        result's ``text``). So a misheard best string that names no intent does not hide
+        a second reading that does. When none names an intent, the refusal is the one of the
+        share-weighted mixture of all their class distributions (best alternative's text).
         """
         loc = base_locale(locale)
         usable = [i for i, (t, _) in enumerate(alternatives) if self._refusal(t, loc) is None]
@@ -220,14 +224,28 @@ class IntentClassifier:
                 update={"alternative_index": 0 if alternatives else None})
         conf = np.array([max(0.0, float(alternatives[i][1])) for i in usable], dtype=np.float64)
         weights = conf / conf.sum() if conf.sum() > 0 else np.full(len(usable), 1 / len(usable))
+        keep = weights >= MIN_RELATIVE_SHARE * weights.max()
+        usable = [i for i, k in zip(usable, keep, strict=True) if k]
+        weights = weights[keep] / weights[keep].sum()
         probs = self.probabilities([alternatives[i][0] for i in usable], loc)
-        mixed = (weights[:, None] * probs).sum(axis=0)
         labels = self.locales[loc].labels
-        top = int(mixed.argmax())
-        winner = usable[int((weights * probs[:, top]).argmax())]
-        base = IntentResult(text=alternatives[winner][0], locale=loc, intent=None,
-                            confidence=0.0, alternative_index=winner)
-        return self.decide(base, mixed, labels)
+        decided = [
+            self.decide(IntentResult(text=alternatives[i][0], locale=loc, intent=None,
+                                     confidence=0.0, alternative_index=i), row, labels)
+            for i, row in zip(usable, probs, strict=True)
+        ]
+        votes: dict[str, float] = {}
+        for w, d in zip(weights, decided, strict=True):
+            if d.intent is not None:
+                votes[d.intent] = votes.get(d.intent, 0.0) + float(w)
+        if not votes:
+            mixed = (weights[:, None] * probs).sum(axis=0)
+            base = IntentResult(text=alternatives[usable[0]][0], locale=loc, intent=None,
+                                confidence=0.0, alternative_index=usable[0])
+            return self.decide(base, mixed, labels)
+        intent = max(votes, key=lambda k: votes[k])
+        return max((d for d in decided if d.intent == intent),
+                   key=lambda d: weights[usable.index(d.alternative_index or 0)] * d.confidence)
 
     def predict_many(self, texts: list[str], locale: str, batch: int = 256) -> list[IntentResult]:
         """``predict`` for many texts of one locale, batched through the encoder."""

@@ -36,7 +36,7 @@ CLEAR = [
     ("i want to talk to a real person", "en", "talk_to_agent"),
 ]
 OFF_TOPIC = [
-    ("后天上海会不会下雨", "zh"), ("tell me something funny", "en"),
+    ("后天上海会不会下雨", "zh"), ("sing me something from the eighties", "en"),
     ("who won the world cup in 1998", "en"),
 ]
 LOCALE_VARIANTS = [("转接人工客服", "zh-CN", "talk_to_agent"),

@@ -103,5 +103,13 @@ def test_eval_reports_clean_and_noisy_side_by_side(env: dict[str, str], tmp_path
                       "--noise", "0.2", "--report-dir", str(tmp_path)], env=env,
     )
     assert result.exit_code == 0, result.output
-    assert "clean" in result.stdout
-    assert "noise 0.05 (seed 0)" in result.stdout and "noise 0.2 (seed 0)" in result.stdout
+    assert "clean" in result.stdout and "noise" in result.stdout
+    as_json = CliRunner().invoke(
+        intents_app, ["eval", "--test-file", str(HELDOUT / "heldout_en.yaml"), "--noise", "0.05",
+                      "--noise", "0.2", "--json"], env=env,
+    )
+    figures = json.loads(as_json.stdout)
+    assert set(figures["noisy"]) == {"0.05", "0.2"}
+    noisy = figures["noisy"]["0.2"]["by_locale"]["en"]
+    assert noisy["n"] == figures["by_locale"]["en"]["n"]
+    assert noisy["in_scope_accuracy"] < figures["by_locale"]["en"]["in_scope_accuracy"]
