@@ -83,14 +83,16 @@ def test_homophones_share_the_toneless_pinyin_and_come_from_the_frequency_list()
         assert lazy_pinyin(sub) == lazy_pinyin(ch) and sub in frequent
 
 
-def homophone_only(text: str, seed: int) -> str:
-    """Every Chinese character that has a frequent homophone replaced by one."""
+def homophone_only(text: str, seed: int, share: float = 1.0) -> str:
+    """Chinese characters that have a frequent homophone replaced by one (each with
+    probability ``share``)."""
     import random
 
     from app.nlu.noise import _homophone
 
     rng = random.Random(seed)
-    return "".join(_homophone(c, rng) or c if "\u4e00" <= c <= "\u9fff" else c for c in text)
+    return "".join((_homophone(c, rng) or c) if "\u4e00" <= c <= "\u9fff" and rng.random() < share
+                   else c for c in text)
 
 
 def test_pinyin_features_hit_a_homophone_only_variant_of_each_heldout_utterance() -> None:
@@ -110,13 +112,12 @@ def test_classifier_keeps_most_intents_under_homophone_errors(
     demo_classifier: IntentClassifier,
 ) -> None:
     data = load_eval_files([HELDOUT / "heldout_zh.yaml"])
-    variants = {"zh": {name: [homophone_only(t, i) for i, t in enumerate(items)]
+    variants = {"zh": {name: [homophone_only(t, i, 0.2) for i, t in enumerate(items)]
                        for name, items in data["zh"].items() if name != "out_of_scope"}}
     clean = summary(evaluate(demo_classifier, data))["by_locale"]["zh"]
     heard = summary(evaluate(demo_classifier, variants))["by_locale"]["zh"]
-    # every character with a homophone swapped is far worse than a recognizer; the pinyin
-    # features keep a good share of the intents anyway
-    assert heard["in_scope_accuracy"] >= 0.5, heard
+    # one character in five swapped for a homophone (measured 0.868 for the shipped model)
+    assert heard["in_scope_accuracy"] >= 0.8, heard
     assert clean["in_scope_accuracy"] > heard["in_scope_accuracy"]
 
 
