@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import (
@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     )
     asr_vad_aggressiveness: int = Field(default=2, ge=0, le=3)
     asr_grammar_min_confidence: float = Field(default=0.6, ge=0, le=1)
+    asr_max_alternatives: int = Field(
+        default=0, ge=0, le=20, description="free-form finals carry this many recognizer "
+        "alternatives (Vosk n-best, Transcript.alternatives); 0: best string only"
+    )
 
     # -- speech synthesis (pyttsx3 + espeak-ng)
     tts_voices: dict[str, str] = Field(
@@ -114,11 +118,19 @@ class Settings(BaseSettings):
     intent_encoder_path: Path | None = Field(
         default=None, description="local Hugging Face encoder dir; default all-MiniLM-L6-v2"
     )
-    intent_threshold: float = Field(default=0.5, ge=0, le=1)
+    intent_threshold: float = Field(default=0.4, ge=0, le=1)
     intent_margin: float = Field(default=0.1, ge=0, le=1)
+    nlu_encoder_backend: Literal["onnx", "torch"] = Field(
+        default="onnx", description="serving encoder: ONNX Runtime export of the torch "
+        "encoder (cached under data_dir/cache/nlu/onnx), or torch itself; training uses torch"
+    )
+    intent_fast_threshold: float = Field(
+        default=0.9, ge=0, le=1.01, description="skip the sentence encoder when the n-gram "
+        "head alone is this sure of an intent (> 1: always run the encoder)"
+    )
     intent_train_on_start: bool = True
     intent_min_accuracy: float = Field(
-        default=0.85, ge=0, le=1, description="`hotline intents test`: held-out in-scope floor"
+        default=0.88, ge=0, le=1, description="`hotline intents test`: held-out in-scope floor"
     )
     intent_min_oos_recall: float = Field(
         default=0.8, ge=0, le=1, description="`hotline intents test`: held-out oos recall floor"

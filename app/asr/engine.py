@@ -98,8 +98,11 @@ class AsrEngine:
             vad_aggressiveness=self.settings.asr_vad_aggressiveness,
             silence_timeout_s=self.settings.asr_silence_timeout_s,
             grammar_silence_timeout_s=self.settings.asr_grammar_silence_timeout_s,
-            pool=self._pools.setdefault((name, sample_rate_hz),
-                                        RecognizerPool(model, sample_rate_hz)),
+            pool=self._pools.setdefault(
+                (name, sample_rate_hz),
+                RecognizerPool(model, sample_rate_hz,
+                               max_alternatives=self.settings.asr_max_alternatives)),
+            max_alternatives=self.settings.asr_max_alternatives,
         )
         stream = RecognizerStream(
             decoder=UtteranceDecoder(cfg, compiled), executor=self._executor,
