@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from app.events import Entity
+from app.events import Alternative, Entity
 
 Channel = Literal["webrtc", "sip", "cli", "chat"]
 Speaker = Literal["caller", "bot", "agent"]
@@ -80,6 +80,7 @@ class TranscriptHeard(_Event):
     rejected: str | None = None  # "low_confidence": heard, but not taken as an answer
     start_s: float | None = None  # seconds from the start of the speaker's stream
     end_s: float | None = None
+    alternatives: list[Alternative] = Field(default_factory=list)  # recognizer n-best
 
 
 class Listening(_Event):

@@ -98,7 +98,7 @@ class Settings(BaseSettings):
     asr_vad_aggressiveness: int = Field(default=2, ge=0, le=3)
     asr_grammar_min_confidence: float = Field(default=0.6, ge=0, le=1)
     asr_max_alternatives: int = Field(
-        default=0, ge=0, le=20, description="free-form finals carry this many recognizer "
+        default=3, ge=0, le=20, description="free-form finals carry this many recognizer "
         "alternatives (Vosk n-best, Transcript.alternatives); 0: best string only"
     )
 
@@ -122,7 +122,12 @@ class Settings(BaseSettings):
     intent_margin: float = Field(default=0.1, ge=0, le=1)
     nlu_encoder_backend: Literal["onnx", "torch"] = Field(
         default="onnx", description="serving encoder: ONNX Runtime export of the torch "
-        "encoder (cached under data_dir/cache/nlu/onnx), or torch itself; training uses torch"
+        "encoder (exported once into model_cache_dir), or torch itself; training uses torch"
+    )
+    model_cache_dir: Path = Field(
+        default_factory=lambda: Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        / "hotline", description="files derived from installed models (the ONNX export of the "
+        "intent encoder): shared by every data_dir on this machine",
     )
     intent_fast_threshold: float = Field(
         default=0.9, ge=0, le=1.01, description="skip the sentence encoder when the n-gram "

@@ -157,7 +157,7 @@ class Conversation:
         if nlu is None:
             return CallerInput(kind="speech", text=text, at=self.deps.clock())
         try:
-            understood = await nlu.understand_async(text, self.locale)
+            understood = await nlu.understand_async(heard.alternatives or text, self.locale)
         except Exception as exc:  # the flow goes on with the words alone (menus, agent key)
             self.events.emit(CallError(reason=type(exc).__name__, detail=str(exc)[:300],
                                        where="nlu"))
@@ -165,10 +165,13 @@ class Conversation:
         intent, sentiment = understood.intent, understood.sentiment
         self.events.emit(IntentDetected(intent=intent.intent,
                                         confidence=round(intent.confidence, 3),
-                                        reason=intent.reason))
+                                        reason=intent.reason,
+                                        alternative=intent.alternative_index))
         self.events.emit(SentimentScored(score=round(sentiment.score, 3), label=sentiment.label))
         if understood.entities:
             self.events.emit(EntitiesFound(entities=understood.entities))
+        if intent.text and intent.text != text:  # a lower alternative won: go on with it
+            text = intent.text
         return CallerInput(
             kind="speech", text=text, intent=intent, entities=understood.entities,
             sentiment=sentiment, at=self.deps.clock(),

@@ -249,6 +249,7 @@ class CallSession:
         heard = TranscriptHeard(
             text=transcript.text, is_final=True, confidence=round(transcript.confidence, 3),
             grammar=transcript.grammar, start_s=transcript.start_s, end_s=transcript.end_s,
+            alternatives=transcript.alternatives,
         )
         min_confidence = self.deps.settings.asr_grammar_min_confidence
         if transcript.grammar and transcript.confidence < min_confidence:

@@ -3,7 +3,8 @@
 Training stays in torch (``SentenceEncoder``); serving one utterance at a time is cheaper
 through ONNX Runtime (no autograd/dispatcher overhead, fused kernels, one intra-op thread).
 The export (mean pooling and L2 normalisation included) is written once per encoder into a
-cache folder (``data/cache/nlu/onnx``) and reused; it is ~90 MB, so it is never committed.
+cache folder (``settings.model_cache_dir/onnx``, one per machine) and reused; it is
+~90 MB, so it is never committed.
 Embeddings match torch's to ~1e-6 (a test checks it).
 
 ``OnnxSentenceEncoder`` also keeps an LRU cache of embeddings by normalised text: callers

@@ -49,7 +49,7 @@ def get_serving_encoder(settings: Settings) -> Encoder:
         if found is None:
             from app.nlu.onnx_encoder import OnnxSentenceEncoder
 
-            found = OnnxSentenceEncoder(torch_encoder, settings.data_dir / "cache" / "nlu" / "onnx",
+            found = OnnxSentenceEncoder(torch_encoder, settings.model_cache_dir / "onnx",
                                         threads=settings.nlu_torch_threads)
             _serving[key] = found
         return found
