@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import (
@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     port: int = 8080
     log_level: str = "INFO"
     log_json: bool = True
+    event_loop: Literal["auto", "asyncio", "uvloop"] = Field(
+        default="auto", description="`hotline serve` event loop (auto: uvloop when installed)"
+    )
 
     # -- speech recognition (Vosk)
     asr_models: dict[str, str] = Field(
@@ -52,7 +55,17 @@ class Settings(BaseSettings):
         },
         description="locale -> Vosk model name (a folder under models/vosk or a package)",
     )
-    asr_workers: int = Field(default=2, ge=1, description="decoder thread pool size")
+    asr_decoder: Literal["processes", "threads"] = Field(
+        default="processes", description="processes: Vosk decodes in asr_processes worker "
+        "processes (forked from one process that loads the models once); threads: in this "
+        "process on asr_workers threads (the former decoder, kept for comparison)",
+    )
+    asr_processes: int = Field(default=2, ge=1, le=64, description="ASR worker processes")
+    asr_worker_timeout_s: float = Field(
+        default=10.0, gt=0, description="an ASR worker with audio pending that answers nothing "
+        "for this long is killed and replaced",
+    )
+    asr_workers: int = Field(default=2, ge=1, description="decoder thread pool size (threads)")
     asr_queue_max_chunks: int = Field(default=250, ge=10, description="per-stream backlog")
     asr_silence_timeout_s: float = Field(default=0.7, gt=0)
     asr_grammar_silence_timeout_s: float = Field(
@@ -89,6 +102,9 @@ class Settings(BaseSettings):
     nlu_torch_threads: int = Field(
         default=1, ge=1, description="torch intra-op threads (process-wide; 1 is fastest on a "
         "busy box: spinning OpenMP threads fight the other calls' work)"
+    )
+    nlu_workers: int = Field(
+        default=2, ge=1, le=32, description="threads running the intent classifier (calls)"
     )
     sentiment_model_path: Path | None = Field(
         default=None, description="local transformers sentiment model; default lexicon-based"

@@ -1,9 +1,15 @@
-"""AsrEngine: the process-wide Vosk models plus one bounded decoder pool for every stream.
+"""AsrEngine: the process-wide Vosk models plus the decoders every stream runs on.
 
 Wiring (main.py / lifespan): ``engine = AsrEngine(settings, ModelRegistry(settings.models_dir))``,
 ``problems = await engine.aload()`` (a locale whose model is missing is reported, never fatal:
 the server then runs DTMF-only for it), ``engine.stream(locale, 16000, call_id=...)`` per call,
 ``await engine.aclose()`` on shutdown.
+
+``settings.asr_decoder`` picks where decoding runs: ``processes`` (default) in
+``asr_processes`` worker processes (``app.asr.remote``; the models are loaded once more, in the
+zygote the workers are forked from), ``threads`` on a pool of ``asr_workers`` threads in this
+process (``app.asr.stream``). Either way this process keeps the models too: grammar phrases
+are checked against their vocabulary on the loop, synchronously.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from app.asr.decoder import DecoderConfig, RecognizerPool, UtteranceDecoder
 from app.asr.errors import AsrError, LocaleUnavailableError
 from app.asr.grammar import Grammar, compile_grammar
 from app.asr.registry import ModelRegistry
+from app.asr.remote import RemoteDecoders, RemoteStream, StreamSpec
 from app.asr.stream import RecognizerStream
 from app.asr.vad import VAD_RATES_HZ
 from app.log import get_logger
@@ -36,9 +43,15 @@ class AsrEngine:
         self._executor = ThreadPoolExecutor(
             max_workers=settings.asr_workers, thread_name_prefix="asr-decode"
         )
-        self._streams: weakref.WeakSet[RecognizerStream] = weakref.WeakSet()
+        self._streams: weakref.WeakSet[RecognizerStream | RemoteStream] = weakref.WeakSet()
         self._pools: dict[tuple[str, int], RecognizerPool] = {}
+        self._remote: RemoteDecoders | None = None
         self._log = get_logger(component="asr")
+
+    @property
+    def remote(self) -> RemoteDecoders | None:
+        """The worker processes (``asr_decoder=processes``, once loaded)."""
+        return self._remote
 
     # -- models --------------------------------------------------------------------------------
     def load(self) -> dict[str, str]:
@@ -55,7 +68,30 @@ class AsrEngine:
             with self._lock:
                 self._models[locale] = (name, model)
             self._log.info("asr_model_loaded", locale=locale, model=name)
+        if self.settings.asr_decoder == "processes" and self._models and self._remote is None:
+            problems.update(self._start_workers())
         return problems
+
+    def _start_workers(self) -> dict[str, str]:
+        """Start the decoder processes; if they cannot start, no locale has speech input."""
+        with self._lock:
+            paths = {name: str(self.registry.locate(name).resolve())
+                     for name, _ in self._models.values()}
+        remote = RemoteDecoders("asr", self.settings.asr_processes,
+                                self.settings.asr_worker_timeout_s, paths)
+        try:
+            remote.start()
+        except Exception as exc:  # reported per locale; calls go on keypad-only
+            why = f"speech recognition workers did not start: {exc}"
+            self._log.error("asr_workers_unavailable", reason=why)
+            with self._lock:
+                failed = {locale: why for locale in self._models}
+                self._models.clear()
+            return failed
+        self._remote = remote
+        self._log.info("asr_workers_started", processes=self.settings.asr_processes,
+                       pids=remote.pool.pids)
+        return {}
 
     async def aload(self) -> dict[str, str]:
         """``load`` on the decoder pool, so the event loop keeps running meanwhile."""
@@ -86,13 +122,25 @@ class AsrEngine:
 
     # -- streams -------------------------------------------------------------------------------
     def stream(self, locale: str, sample_rate_hz: int, grammar: list[str] | None = None,
-               call_id: str | None = None) -> RecognizerStream:
+               call_id: str | None = None) -> RecognizerStream | RemoteStream:
         """A new per-call stream (must be called on the event loop)."""
         name, model = self._model(locale)
         if sample_rate_hz not in VAD_RATES_HZ:
             raise ValueError(f"unsupported sample rate {sample_rate_hz} Hz for speech input "
                              f"(use one of {', '.join(map(str, VAD_RATES_HZ))})")
         compiled = None if grammar is None else self.compile_grammar(locale, grammar)
+        log = get_logger(call_id=call_id, component="asr", locale=locale)
+        if self._remote is not None:
+            spec = StreamSpec(
+                model=name, locale=locale, sample_rate_hz=sample_rate_hz,
+                vad_aggressiveness=self.settings.asr_vad_aggressiveness,
+                silence_timeout_s=self.settings.asr_silence_timeout_s,
+                grammar_silence_timeout_s=self.settings.asr_grammar_silence_timeout_s,
+                max_queue_chunks=self.settings.asr_queue_max_chunks,
+            )
+            remote = self._remote.open(spec, compiled, partial(self.compile_grammar, locale), log)
+            self._streams.add(remote)
+            return remote
         cfg = DecoderConfig(
             model=model, locale=locale, sample_rate_hz=sample_rate_hz,
             vad_aggressiveness=self.settings.asr_vad_aggressiveness,
@@ -105,7 +153,7 @@ class AsrEngine:
             decoder=UtteranceDecoder(cfg, compiled), executor=self._executor,
             compile_grammar=partial(self.compile_grammar, locale),
             sample_rate_hz=sample_rate_hz, max_queue_chunks=self.settings.asr_queue_max_chunks,
-            log=get_logger(call_id=call_id, component="asr", locale=locale),
+            log=log,
         )
         self._streams.add(stream)
         return stream
@@ -114,4 +162,11 @@ class AsrEngine:
         """Close every open stream, then stop the pool (waiting off the loop)."""
         for stream in list(self._streams):
             await stream.aclose()
-        await asyncio.to_thread(self._executor.shutdown, True)
+        await asyncio.to_thread(self.close)
+
+    def close(self) -> None:
+        """Stop the worker processes and the decoder threads (blocking; close streams first)."""
+        remote, self._remote = self._remote, None
+        if remote is not None:
+            remote.close()
+        self._executor.shutdown(wait=True)
