@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     )
     asr_processes: int = Field(default=2, ge=1, le=64, description="ASR worker processes")
     asr_worker_timeout_s: float = Field(
-        default=10.0, gt=0, description="an ASR worker with audio pending that answers nothing "
+        default=15.0, gt=0, description="an ASR worker with audio pending that answers nothing "
         "for this long is killed and replaced",
     )
     asr_workers: int = Field(default=2, ge=1, description="decoder thread pool size (threads)")

@@ -37,6 +37,7 @@ PRELOAD = "app.asr.worker:preload"
 MAX_RESUMES = 2
 RESUME_WINDOW_S = 60.0
 START_TIMEOUT_S = 120.0  # the zygote loads every model first (a large one takes seconds)
+ACK_EVERY_MAX = 25  # a worker confirms silence at least every 0.5 s (bounds the backlog count)
 _END = object()
 
 StreamEvent = Transcript | SpeechActivity | AsrWorkerRestarted
@@ -248,7 +249,8 @@ class RemoteStream:
                 "rate": spec.sample_rate_hz, "vad": spec.vad_aggressiveness,
                 "silence_s": spec.silence_timeout_s,
                 "grammar_silence_s": spec.grammar_silence_timeout_s,
-                "offset": self._base_samples, "ack_every": max(1, spec.max_queue_chunks // 4),
+                "offset": self._base_samples,
+                "ack_every": max(1, min(ACK_EVERY_MAX, spec.max_queue_chunks // 10)),
                 **_grammar_fields(self._grammar),
             }))
             self._attached = True

@@ -143,7 +143,7 @@ class WorkerSlot:
             signal.pidfd_send_signal(pidfd, signal.SIGKILL)
 
     def _wake(self) -> None:
-        with contextlib.suppress(BlockingIOError):
+        with contextlib.suppress(BlockingIOError, ValueError, OSError):
             os.eventfd_write(self._wake_fd, 1)
 
 
@@ -202,7 +202,7 @@ class WorkerPool:
                 slot._thread.join()
         self.zygote.close()
         for slot in self.slots:
-            with contextlib.suppress(OSError):
+            if slot._wake_fd >= 0:
                 os.close(slot._wake_fd)
             slot._wake_fd = -1
 
