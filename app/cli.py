@@ -53,7 +53,7 @@ def serve(
     configure_logging(settings.log_level, settings.log_json)
     uvicorn.run(
         create_app(settings), host=settings.host, port=settings.port, log_config=None,
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=10, loop=settings.event_loop,
     )
 
 
