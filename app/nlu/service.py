@@ -3,8 +3,8 @@
 Load once per process. ``understand`` is synchronous and thread-safe; calls use
 ``aunderstand``, which runs it on the service's own ``nlu_workers`` threads (not the loop's
 default ``to_thread`` pool, which database and file work share). ``reload`` swaps a newly
-trained model in with one reference assignment: a call already inside ``understand`` finishes on the model it started
-with, the next turn uses the new one, no call is dropped.
+trained model in with one reference assignment: a call already inside ``understand``
+finishes on the model it started with, the next turn uses the new one, no call is dropped.
 """
 
 from __future__ import annotations
