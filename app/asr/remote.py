@@ -301,7 +301,6 @@ class RemoteStream:
         if h.get("op") == "err":
             self._fail(AsrError(str(h.get("message", "speech recognition failed"))))
             return
-        now = time.monotonic()
         events: list[object] = []
         with self._lock:
             if self._closed:
@@ -318,11 +317,11 @@ class RemoteStream:
             end = bool(h.get("end"))
             self.slot.settle(answered + (1 if end and self._end_sent else 0))
             self.stats.chunks_processed += answered
+            decoded_from = None
             if h.get("d"):
                 self.stats.decoder_calls += 1
                 self.stats.chunks_decoded += int(h.get("n", 0))
-                if first_arrival is not None:
-                    self.stats.result_delays_s.append(now - first_arrival)
+                decoded_from = first_arrival
             for raw in h.get("ev", []):
                 event = _event(raw)
                 if isinstance(event, SpeechActivity):
@@ -332,8 +331,8 @@ class RemoteStream:
                 self._closed = True
         if end:
             self._owner.forget(self.sid)
-        if events or end:
-            self._post(events, _END if end else None)
+        if events or end or decoded_from is not None:
+            self._post(events, _END if end else None, decoded_from)
 
     def _fail(self, exc: AsrError) -> None:
         self._log.error("asr_stream_failed", error=str(exc))
@@ -372,13 +371,17 @@ class RemoteStream:
         self.slot.send(encode(header), work=1)
         self._end_sent = True
 
-    def _post(self, events: list[object], tail: object) -> None:
+    def _post(self, events: list[object], tail: object,
+              decoded_from: float | None = None) -> None:
         try:
-            self._loop.call_soon_threadsafe(self._deliver, events, tail)
+            self._loop.call_soon_threadsafe(self._deliver, events, tail, decoded_from)
         except RuntimeError:  # the stream's loop is closed: nobody is listening any more
             pass
 
-    def _deliver(self, events: list[object], tail: object) -> None:
+    def _deliver(self, events: list[object], tail: object,
+                 decoded_from: float | None = None) -> None:
+        if decoded_from is not None:  # the result is on the loop now: that is the delay
+            self.stats.result_delays_s.append(time.monotonic() - decoded_from)
         for event in events:
             self._out.put_nowait(event)
         if tail is not None:

@@ -37,7 +37,12 @@ class Channel:
         self._frames: deque[Frame] = deque()
 
     def send(self, header: dict[str, Any], payload: bytes = b"") -> None:
-        self.sock.sendall(encode(header, payload))
+        """Send a frame; if the server is gone, end this worker quietly (exit code 0)."""
+        try:
+            self.sock.sendall(encode(header, payload))
+        except (BrokenPipeError, ConnectionResetError):
+            self.eof = True
+            raise SystemExit(0) from None
 
     def recv(self, timeout_s: float | None = None) -> Frame | None:
         """The next frame; ``None`` at the end of input or when ``timeout_s`` passed first."""
