@@ -58,7 +58,7 @@ async def get_recording(request: Request, call_id: str) -> FileResponse:
         raise HTTPException(404, f"no call {call_id}")
     if not detail.recordings:
         raise HTTPException(404, f"call {call_id} was not recorded")
-    path = Path(detail.recordings[-1].path)
+    path = request.app.state.settings.recordings_dir / Path(detail.recordings[-1].path).name
     if not await asyncio.to_thread(path.is_file):
         raise HTTPException(410, f"recording of call {call_id} is no longer on disk")
     return FileResponse(path, media_type="audio/wav", filename=f"{call_id}.wav")

@@ -1,10 +1,9 @@
 """``NluService``: what the call pipeline uses (intent + entities + sentiment per turn).
 
-Load once per process. ``understand`` is synchronous and thread-safe; calls use
-``aunderstand``, which runs it on the service's own ``nlu_workers`` threads (not the loop's
-default ``to_thread`` pool, which database and file work share). ``reload`` swaps a newly
-trained model in with one reference assignment: a call already inside ``understand``
-finishes on the model it started with, the next turn uses the new one, no call is dropped.
+Load once per process. ``understand`` is synchronous and thread-safe (callers run it in a
+thread pool, never on the event loop). ``reload`` swaps a newly trained model in with one
+reference assignment: a call already inside ``understand`` finishes on the model it started
+with, the next turn uses the new one, no call is dropped.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import partial
 from pathlib import Path
 
 from rich.console import Console
@@ -88,8 +86,16 @@ class NluService:
         self.sentiment: SentimentAnalyzer = make_analyzer(settings.sentiment_model_path)
         self._classifier: IntentClassifier | None = None
         self._train_lock = threading.Lock()
-        self._executor: ThreadPoolExecutor | None = None
-        self._executor_lock = threading.Lock()
+        # calls' turns are understood here, not in the default to_thread pool they share
+        self._executor = ThreadPoolExecutor(settings.nlu_workers, thread_name_prefix="nlu")
+
+    async def understand_async(self, text: str, locale: str) -> Understanding:
+        """``understand`` on the service's own sized executor (for the event loop)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.understand, text, locale)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
     @property
     def classifier(self) -> IntentClassifier | None:
@@ -149,26 +155,3 @@ class NluService:
             entities=extract_entities(text, locale, now),
             sentiment=self.sentiment.score(text, locale),
         )
-
-    async def aunderstand(self, text: str, locale: str,
-                          now: datetime | None = None) -> Understanding:
-        """``understand`` on this service's executor (``settings.nlu_workers`` threads)."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, partial(self.understand, text, locale,
-                                                                 now))
-
-    @property
-    def executor(self) -> ThreadPoolExecutor:
-        with self._executor_lock:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(
-                    max_workers=self.settings.nlu_workers, thread_name_prefix="nlu"
-                )
-            return self._executor
-
-    def close(self) -> None:
-        """Stop the executor (waits for classifications in progress)."""
-        with self._executor_lock:
-            executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=True)

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from websockets.asyncio.client import connect
 
 from app.call.caller import place_call
@@ -18,11 +17,12 @@ from app.media.audio import Pcm
 from app.settings import Settings
 from tests.helpers.live import live_settings
 from tests.helpers.speech import have_espeak
+from tests.helpers.tools import needs
 
 FLOW = Path(__file__).resolve().parents[1] / "call" / "data" / "ko_calls.yaml"
 NUMBER = "4000000001"
 
-pytestmark = pytest.mark.skipif(not have_espeak(), reason="espeak-ng is not installed")
+pytestmark = needs(have_espeak(), "espeak-ng")
 
 
 def _settings(tmp_path: Path, **overrides: Any) -> Settings:

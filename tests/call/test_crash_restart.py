@@ -7,16 +7,16 @@ import signal
 from pathlib import Path
 
 import httpx
-import pytest
 
 from app.call.caller import place_call
 from app.media.audio import Pcm
 from tests.helpers.server import KO_NUMBER, free_port, serve_ko, wait_ready
 from tests.helpers.speech import have_espeak
+from tests.helpers.tools import needs
 
 NUMBER = KO_NUMBER
 
-pytestmark = pytest.mark.skipif(not have_espeak(), reason="espeak-ng is not installed")
+pytestmark = needs(have_espeak(), "espeak-ng")
 
 
 async def test_kill_9_with_calls_in_flight_then_restart_finalizes_them(tmp_path: Path) -> None:

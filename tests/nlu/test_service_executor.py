@@ -21,11 +21,10 @@ async def test_aunderstand_runs_on_its_own_sized_threads(settings: Settings) -> 
     service.sentiment.score = watched  # type: ignore[method-assign,assignment]
     try:
         texts = [f"my card 4567 was charged twice on {n} May, I am very angry" for n in range(8)]
-        got = await asyncio.gather(*(service.aunderstand(t, "en") for t in texts))
+        got = await asyncio.gather(*(service.understand_async(t, "en") for t in texts))
         assert seen and all(name.startswith("nlu") for name in seen)
-        assert service.executor._max_workers == 3
+        assert service._executor._max_workers == 3
         assert [u.entities for u in got] == [service.understand(t, "en").entities for t in texts]
         assert got[0].sentiment.label == "negative"
     finally:
         service.close()
-    assert service._executor is None
