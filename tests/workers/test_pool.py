@@ -156,6 +156,21 @@ async def test_a_worker_sending_garbage_is_replaced(make_pool: Callable[..., Req
     assert (await pool.request({"op": "echo"}, b"fine")).payload == b"fine"
 
 
+async def test_a_killed_zygote_is_started_again_when_a_worker_must_be_replaced(
+    make_pool: Callable[..., RequestPool],
+) -> None:
+    pool = make_pool()
+    zygote = pool.pool.zygote.pid
+    (pid,) = pool.pids
+    assert zygote is not None and pid is not None
+    os.kill(zygote, signal.SIGKILL)
+    assert (await pool.request({"op": "echo"}, b"still")).payload == b"still"  # workers live on
+    os.kill(pid, signal.SIGKILL)
+    await wait_for(lambda: pool.pids[0] not in (None, pid))
+    assert pool.pool.zygote.pid not in (None, zygote)
+    assert (await pool.request({"op": "echo"}, b"back")).payload == b"back"
+
+
 def test_a_failing_preload_is_reported_with_its_reason() -> None:
     pool = RequestPool(config(preload_args={"fail": "the model"}), 4)
     with pytest.raises(WorkerStartError, match="ValueError: cannot load the model"):
