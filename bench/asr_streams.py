@@ -64,12 +64,19 @@ def p_q(values: list[float], q: float) -> float:
 
 
 def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    """CPU seconds used; 0 for a worker that was replaced meanwhile (counted as a restart)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
     return (int(fields[11]) + int(fields[12])) / TICK_S
 
 
 def rss_mb(pid: int) -> float:
-    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE / 2**20
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE / 2**20
+    except OSError:
+        return 0.0
 
 
 def smaps_mb(pid: int) -> dict[str, float]:
@@ -110,10 +117,12 @@ class Trial:
     rss_per_stream_mb: float
     lag_ms: float  # how late the feeding clock itself ran (this process was starved)
     workers: list[dict[str, float]] = field(default_factory=list)
+    restarts: int = 0  # workers replaced during the trial (killed as hung, or crashed)
 
     @property
     def ok(self) -> bool:
-        return self.p95_s < P95_LIMIT_S and self.dropped == 0 and self.errors == 0
+        return (self.p95_s < P95_LIMIT_S and self.dropped == 0 and self.errors == 0
+                and self.restarts == 0)
 
 
 def worker_pids(engine: AsrEngine) -> list[int]:
@@ -138,6 +147,7 @@ async def trial(engine: AsrEngine, n: int, load: Workload, trial_s: float,
     drains = [asyncio.create_task(drain(s)) for s in streams]
     offsets = [rng.randrange(len(load.chunks)) for _ in range(n)]
     pids = worker_pids(engine)
+    restarts = engine.remote.pool.stats.restarts if engine.remote is not None else 0
     marks: dict[str, float] = {}
 
     def measure_start() -> None:
@@ -153,7 +163,9 @@ async def trial(engine: AsrEngine, n: int, load: Workload, trial_s: float,
     loop_cpu = cpu_s(me) - marks["loop"]
     workers_cpu = sum(cpu_s(p) for p in pids) - marks["workers"]
     rss = rss_mb(me) + sum(rss_mb(p) for p in pids) - marks["rss"]
-    per_worker = [smaps_mb(p) for p in pids]
+    per_worker = [smaps_mb(p) for p in worker_pids(engine)]
+    if engine.remote is not None:
+        restarts = engine.remote.pool.stats.restarts - restarts
     delays = [d for s in streams for d in s.stats.result_delays_s]
     dropped = sum(s.stats.dropped_chunks for s in streams)
     for s in streams:
@@ -162,7 +174,7 @@ async def trial(engine: AsrEngine, n: int, load: Workload, trial_s: float,
     stream_s = n * elapsed
     return Trial(n, p_q(delays, 0.95), p_q(delays, 0.5), dropped, errors,
                  (loop_cpu + workers_cpu) / stream_s, loop_cpu / stream_s, rss / n,
-                 1000 * lag, per_worker)
+                 1000 * lag, per_worker, restarts)
 
 
 async def clock(n: int, load: Workload, push: list[Callable[[AudioChunk], None]],
@@ -205,7 +217,8 @@ def show(mode: str, rate: int, t: Trial) -> None:
     print(f"  {rate // 1000:2d} kHz {mode:9s} N={t.n:3d} {shown}  p95 {1000 * t.p95_s:6.0f} ms "
           f"p50 {1000 * t.p50_s:5.0f} ms  drops {t.dropped:4d}  err {t.errors}  "
           f"CPU/stream-s {t.cpu_per_stream_s:.3f} (loop side {t.loop_cpu_per_stream_s:.3f})  "
-          f"RSS/stream {t.rss_per_stream_mb:+.1f} MB  clock lag {t.lag_ms:.0f} ms{workers}",
+          f"RSS/stream {t.rss_per_stream_mb:+.1f} MB  clock lag {t.lag_ms:.0f} ms"
+          f"{f'  WORKERS REPLACED {t.restarts}' if t.restarts else ''}{workers}",
           flush=True)
 
 

@@ -37,6 +37,8 @@ from app.workers.zygote import WorkerStartError, Zygote
 LostReason = Literal["crashed", "timeout", "protocol"]
 STOP_WAIT_S = 3.0  # a worker gets this long to exit after its socket closes, then SIGKILL
 BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0)
+STARVED_FACTOR = 4  # a silent worker that is still computing gets this many timeouts
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _READ_BYTES = 1 << 16
 
 __all__ = ["LostReason", "PoolConfig", "PoolStats", "WorkerHandler", "WorkerPool",
@@ -89,6 +91,7 @@ class WorkerSlot:
         self.work = 0  # units of work sent and not yet settled (the hang watchdog's input)
         self.busy_since_s = 0.0
         self.last_heard_s = 0.0
+        self.cpu_seen_s: float | None = None
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
         self._pidfd: int | None = None
@@ -356,13 +359,24 @@ class WorkerPool:
                 slot._out.popleft()
 
     def _watchdog(self, slot: WorkerSlot) -> None:
-        if slot.work <= 0:
-            return
+        """Kill a worker that has work, has said nothing for ``timeout_s`` and is not computing.
+
+        A worker still using CPU is given up to ``STARVED_FACTOR`` times longer: on an
+        overloaded machine a busy worker is slow, not hung (killing it would lose more).
+        """
         silent_s = time.monotonic() - max(slot.busy_since_s, slot.last_heard_s)
-        if silent_s > self.config.timeout_s:
-            self._log.warning("worker_hung", slot=slot.index, pid=slot.pid,
-                              silent_s=round(silent_s, 1), timeout_s=self.config.timeout_s)
-            slot.kill("timeout")
+        if slot.work <= 0 or silent_s <= self.config.timeout_s:
+            slot.cpu_seen_s = None
+            return
+        cpu_s = _cpu_s(slot.pid)
+        computing = cpu_s is not None and slot.cpu_seen_s is not None and cpu_s > slot.cpu_seen_s
+        first_look = slot.cpu_seen_s is None
+        slot.cpu_seen_s = cpu_s
+        if first_look or (computing and silent_s <= STARVED_FACTOR * self.config.timeout_s):
+            return
+        self._log.warning("worker_hung", slot=slot.index, pid=slot.pid, computing=computing,
+                          silent_s=round(silent_s, 1), timeout_s=self.config.timeout_s)
+        slot.kill("timeout")
 
     def _reap(self, slot: WorkerSlot, scratch: str | None) -> None:
         with slot._lock:
@@ -382,6 +396,18 @@ class WorkerPool:
                 slot._pidfd = None
             os.close(pidfd)
         _remove(scratch)
+
+
+def _cpu_s(pid: int | None) -> float | None:
+    """CPU seconds the process has used (user + system), None if it is gone."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
 def _remove(path: str | None) -> None:
