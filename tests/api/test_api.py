@@ -17,7 +17,7 @@ from app.media.audio import Pcm
 from app.settings import Settings
 from tests.helpers.live import live_settings
 from tests.helpers.speech import have_espeak
-from tests.helpers.tools import needs
+from tests.helpers.tools import delete_sqlite_files, needs
 
 FLOW = Path(__file__).resolve().parents[1] / "call" / "data" / "ko_calls.yaml"
 NUMBER = "4000000001"
@@ -107,3 +107,22 @@ async def test_call_records_filters_and_event_sockets(tmp_path: Path) -> None:
         assert [e["seq"] for e in replay] == sorted(e["seq"] for e in replay)
         assert replay[0]["type"] == "call_started" and replay[-1]["type"] == "call_ended"
         assert all(e["call_id"] == result.call_id for e in replay)
+
+
+async def test_readyz_is_not_ready_when_records_or_recordings_cannot_be_written(
+        tmp_path: Path) -> None:
+    settings = _settings(tmp_path, asr_models={})
+    async with serve_in_process(create_app(settings)) as url, httpx.AsyncClient() as client:
+        assert (await client.get(f"{url}/readyz")).status_code == 200
+        # the recordings folder becomes a file: recordings cannot be kept
+        settings.recordings_dir.rmdir()
+        settings.recordings_dir.write_text("x")
+        ready = await client.get(f"{url}/readyz")
+        assert ready.status_code == 503
+        assert "cannot write recordings" in ready.json()["problems"]["recordings"]
+        settings.recordings_dir.unlink()
+        # the database file is deleted under the running server: writes are refused
+        delete_sqlite_files(settings.data_dir / 'hotline.db')
+        ready = await client.get(f"{url}/readyz")
+        assert ready.status_code == 503
+        assert "deleted or replaced" in ready.json()["problems"]["database"]

@@ -118,3 +118,20 @@ async def test_server_stop_finalizes_calls_in_flight(rig: Rig) -> None:
     assert detail is not None and detail.cdr.outcome == "interrupted"
     assert rig.types(call_id)[-1] == "call_ended"
 
+
+
+async def test_out_of_menu_speech_forced_onto_the_grammar_is_not_taken_as_a_choice(
+        rig: Rig) -> None:
+    media = PipeMedia()
+    call_id = await rig.start(media)
+    await rig.event(call_id, "listen")
+    media.say(espeak_pcm("감사합니다", "ko", 16000).data + b"\x00" * 32000)  # "thank you"
+    heard = await rig.event(call_id, "transcript", where=lambda e: e["is_final"])
+    assert heard["rejected"] == "low_confidence" and heard["grammar"] is True
+    assert heard["confidence"] < rig.settings.asr_grammar_min_confidence
+    step = await rig.event(call_id, "flow_step", where=lambda e: e["seq"] > heard["seq"])
+    assert step["decision"] == "no_match"
+    media.hang_up()
+    await rig.manager.wait(call_id, 20)
+    turns = rig.repo.get_call(call_id).turns
+    assert [(t.speaker, t.heard) for t in turns if t.speaker == "caller"] == [("caller", "unsure")]
