@@ -43,9 +43,13 @@ MODELS: dict[str, vosk.Model] = {}  # model name -> model, loaded once in the zy
 def preload(args: dict[str, Any]) -> dict[str, Any]:
     """In the zygote: load every model in ``args["models"]`` (name -> directory)."""
     vosk.SetLogLevel(-1)
+    failed: dict[str, str] = {}
     for name, path in dict(args.get("models", {})).items():
-        MODELS[name] = vosk.Model(str(path))
-    return {"models": sorted(MODELS)}
+        try:
+            MODELS[name] = vosk.Model(str(path))
+        except Exception as exc:  # its streams are refused at open ("not loaded")
+            failed[name] = repr(exc)
+    return {"models": sorted(MODELS), "failed": failed}
 
 
 @dataclass
