@@ -75,7 +75,7 @@ def serve(
     banner(settings, application.routes, sys.stdout)
     uvicorn.run(
         application, host=settings.host, port=settings.port, log_config=None,
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=10, loop=settings.event_loop,
     )
 
 

@@ -121,3 +121,16 @@ class SpeechActivity(BaseModel):
 
     type: Literal["speech_start", "speech_end"]
     media_ts_ms: int = 0
+
+
+class AsrWorkerRestarted(BaseModel):
+    """A recognizer stream's worker process died and a new one took the stream over.
+
+    The audio that was with the dead worker is lost (``gap_ms``); an utterance it was hearing
+    was ended (a ``speech_end`` comes first). Decoding goes on from ``media_ts_ms``.
+    """
+
+    type: Literal["asr_worker_restarted"] = "asr_worker_restarted"
+    media_ts_ms: int = 0
+    gap_ms: int = 0
+    worker: int = 0  # the worker slot that was replaced

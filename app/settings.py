@@ -80,6 +80,9 @@ class Settings(BaseSettings):
         default=None, description="JSON log lines; default: coloured lines on a terminal, "
         "JSON when stderr is a pipe or a file",
     )
+    event_loop: Literal["auto", "asyncio", "uvloop"] = Field(
+        default="auto", description="`hotline serve` event loop (auto: uvloop when installed)"
+    )
 
     # -- speech recognition (Vosk)
     asr_models: dict[str, str] = Field(
@@ -89,7 +92,17 @@ class Settings(BaseSettings):
         },
         description="locale -> Vosk model name (a folder under models/vosk or a package)",
     )
-    asr_workers: int = Field(default=2, ge=1, description="decoder thread pool size")
+    asr_decoder: Literal["processes", "threads"] = Field(
+        default="processes", description="processes: Vosk decodes in asr_processes worker "
+        "processes (forked from one process that loads the models once); threads: in this "
+        "process on asr_workers threads (the former decoder, kept for comparison)",
+    )
+    asr_processes: int = Field(default=2, ge=1, le=64, description="ASR worker processes")
+    asr_worker_timeout_s: float = Field(
+        default=15.0, gt=0, description="an ASR worker with audio pending that answers nothing "
+        "for this long is killed and replaced",
+    )
+    asr_workers: int = Field(default=2, ge=1, description="decoder thread pool size (threads)")
     asr_queue_max_chunks: int = Field(default=250, ge=10, description="per-stream backlog")
     asr_silence_timeout_s: float = Field(default=0.7, gt=0)
     asr_grammar_silence_timeout_s: float = Field(

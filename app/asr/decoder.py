@@ -116,7 +116,11 @@ class RecognizerPool:
 
 
 class UtteranceDecoder:
-    def __init__(self, cfg: DecoderConfig, grammar: Grammar | None) -> None:
+    """``offset_samples``: where this decoder's audio starts on the stream's clock (a stream
+    resumed on a new worker goes on with its own times)."""
+
+    def __init__(self, cfg: DecoderConfig, grammar: Grammar | None,
+                 offset_samples: int = 0) -> None:
         self.cfg = cfg
         self.grammar = grammar
         self._rate = cfg.sample_rate_hz
@@ -127,12 +131,12 @@ class UtteranceDecoder:
         self._pending = bytearray()
         self._window: deque[tuple[bool, int]] = deque(maxlen=START_WINDOW_FRAMES)
         self._preroll: deque[tuple[AudioChunk, float]] = deque()
-        self._pos_samples = 0
+        self._pos_samples = offset_samples
         self._silence_s = 0.0
         self._last_partial = ""
-        self._utt_start_s = 0.0
+        self._utt_start_s = offset_samples / cfg.sample_rate_hz
         self._utt_finals = 0
-        self._last_end_s = 0.0
+        self._last_end_s = offset_samples / cfg.sample_rate_hz
         self.decoded_audio = False  # whether the last batch fed audio to Vosk
 
     @property
@@ -144,6 +148,10 @@ class UtteranceDecoder:
         self._free = self._gram = self._active = None
         self._pending.clear()
         self._preroll.clear()
+
+    def skip(self, samples: int) -> None:
+        """``samples`` of the stream were lost before the next chunk (its clock moves on)."""
+        self._pos_samples += samples
 
     def prepare(self) -> None:
         """Have a recognizer ready before the first utterance (creating one takes ~0.1 s)."""
