@@ -168,6 +168,7 @@ class AsrEngine:
                 silence_timeout_s=self.settings.asr_silence_timeout_s,
                 grammar_silence_timeout_s=self.settings.asr_grammar_silence_timeout_s,
                 max_queue_chunks=self.settings.asr_queue_max_chunks,
+                max_alternatives=self.settings.asr_max_alternatives,
             )
             remote = self._remote.open(spec, compiled, partial(self.compile_grammar, locale), log)
             self._streams.add(remote)

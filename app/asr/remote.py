@@ -54,6 +54,7 @@ class StreamSpec:
     silence_timeout_s: float
     grammar_silence_timeout_s: float | None
     max_queue_chunks: int
+    max_alternatives: int = 0  # free-form n-best size
 
 
 class RemoteDecoders:
@@ -249,6 +250,7 @@ class RemoteStream:
                 "rate": spec.sample_rate_hz, "vad": spec.vad_aggressiveness,
                 "silence_s": spec.silence_timeout_s,
                 "grammar_silence_s": spec.grammar_silence_timeout_s,
+                "nbest": spec.max_alternatives,
                 "offset": self._base_samples,
                 "ack_every": max(1, min(ACK_EVERY_MAX, spec.max_queue_chunks // 10)),
                 **_grammar_fields(self._grammar),

@@ -74,7 +74,7 @@ class AsrWorker:
     def __init__(self, chan: Channel) -> None:
         self.chan = chan
         self.streams: dict[int, _Stream] = {}
-        self.pools: dict[tuple[str, int], RecognizerPool] = {}
+        self.pools: dict[tuple[str, int, int], RecognizerPool] = {}
 
     def run(self) -> None:
         while True:
@@ -127,11 +127,14 @@ class AsrWorker:
             self.chan.send({"op": "err", "s": sid, "message": f"model {name} is not loaded in "
                             f"the ASR worker (loaded: {', '.join(sorted(MODELS)) or 'none'})"})
             return
+        nbest = int(h.get("nbest", 0))
         cfg = DecoderConfig(
             model=model, locale=str(h["locale"]), sample_rate_hz=rate,
             vad_aggressiveness=int(h["vad"]), silence_timeout_s=float(h["silence_s"]),
             grammar_silence_timeout_s=h.get("grammar_silence_s"),
-            pool=self.pools.setdefault((name, rate), RecognizerPool(model, rate)),
+            pool=self.pools.setdefault((name, rate, nbest),
+                                       RecognizerPool(model, rate, max_alternatives=nbest)),
+            max_alternatives=nbest,
         )
         decoder = UtteranceDecoder(cfg, _grammar(h), int(h.get("offset", 0)))
         self.streams[sid] = _Stream(sid, rate, decoder, max(1, int(h.get("ack_every", 25))))
