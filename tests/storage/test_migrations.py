@@ -18,7 +18,8 @@ from app.storage import CallRepository, Database
 from app.storage.db import MIGRATIONS_DIR
 from app.storage.models import Base
 
-TABLES = {"alembic_version", "calls", "call_events", "recordings", "node_heartbeats"}
+TABLES = {"alembic_version", "calls", "call_events", "recordings", "node_heartbeats",
+          "users", "auth_sessions", "api_tokens", "audit_log"}
 
 
 def test_migrate_empty_database_then_rerun_is_a_noop(db_url: str) -> None:
@@ -27,7 +28,7 @@ def test_migrate_empty_database_then_rerun_is_a_noop(db_url: str) -> None:
         assert db.ping() is not None and "migrations not run" in (db.ping() or "")
         db.migrate()
         assert db.ping() is None
-        assert db.current_revision() == db.head_revision == "0002"
+        assert db.current_revision() == db.head_revision == "0004"
         assert set(inspect(db.engine).get_table_names()) == TABLES
         indexed = {
             tuple(ix["column_names"]) for ix in inspect(db.engine).get_indexes("calls")
@@ -40,11 +41,11 @@ def test_migrate_empty_database_then_rerun_is_a_noop(db_url: str) -> None:
         repo.start_call("kept", "400", "+1555", "sip", "en", now)
         repo.append_event("kept", {"type": "call_started"}, now)
         db.migrate()  # second start of the server
-        assert db.current_revision() == "0002"
+        assert db.current_revision() == "0004"
         assert [e.seq for e in repo.events("kept")] == [1]
         with db.engine.connect() as conn:
             rows = conn.execute(text("SELECT version_num FROM alembic_version")).all()
-        assert rows == [("0002",)]
+        assert rows == [("0004",)]
     finally:
         db.dispose()
 
