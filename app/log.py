@@ -1,4 +1,8 @@
-"""Structured logs (structlog): JSON lines by default, ``call_id`` bound in every call's lines."""
+"""Structured logs (structlog): JSON lines by default, ``call_id`` bound in every call's lines.
+
+Every line passes ``app.pii.mask_log_event``: personal numbers and the values sensitive flow
+nodes collected never reach the logs in clear.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ import sys
 from typing import Any
 
 import structlog
+
+from app.pii import mask_log_event
 
 
 class _Stderr:
@@ -26,6 +32,7 @@ def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
         structlog.processors.format_exc_info,
+        mask_log_event,  # card/ID/bank/phone numbers and live calls' secrets: masked
     ]
     renderer: Any = (
         structlog.processors.JSONRenderer(ensure_ascii=False)

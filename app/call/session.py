@@ -46,6 +46,7 @@ from app.flows.runtime import (
 from app.flows.webhook import run_webhook
 from app.log import get_logger
 from app.metrics import CALLS_ACTIVE, CALLS_TOTAL
+from app.pii import SENSITIVE, Redactor
 from app.record import (
     CallEnded,
     CallError,
@@ -59,6 +60,8 @@ from app.record import (
     NodeEntered,
     NoInput,
     RecordingFailed,
+    RecordingPaused,
+    RecordingResumed,
     RecordingSaved,
     RecordingStarted,
     SentimentScored,
@@ -117,8 +120,9 @@ class CallSession:
         self.started_at = utc_now()
         header = CallHeader(info.call_id, info.hotline_number, info.caller_number,
                             info.channel, info.locale, self.started_at, info.flow_id)
+        self.redactor = Redactor(kinds=tuple(settings.pii_redact_at_rest), owner=info.call_id)
         self.events = CallEventLog(header, deps.store, deps.bus, spool_dir=settings.spool_dir,
-                                   retry_for_s=settings.record_retry_s)
+                                   retry_for_s=settings.record_retry_s, redactor=self.redactor)
         self.recording_file = f"{info.call_id}.wav"
         self.recorder = (
             Recorder(settings.recordings_dir / self.recording_file, media.sample_rate_hz,
@@ -277,6 +281,8 @@ class CallSession:
 
     def _record_step(self, step: Step) -> None:
         self.state = step.state
+        for secret in step.secrets:  # before anything that could carry it is recorded
+            self.redactor.add_secret(secret)
         for raw in step.events:
             fields = {k: v for k, v in raw.items() if k not in ("type", "at")}
             try:
@@ -297,6 +303,7 @@ class CallSession:
     async def _run_actions(self, step: Step) -> CallerInput | None:
         """Carry out a step's actions; returns the input for the next step, None at the end."""
         barged = False
+        await self._sensitive(step)
         upcoming = step.listen
         if upcoming is not None:  # listen during the prompts too, for barge-in
             self._set_locale(upcoming.locale)
@@ -324,6 +331,20 @@ class CallSession:
                 return None
         # A step with no listen and no end: the engine promises never to do this.
         raise RuntimeError(f"flow step at {step.state.node} produced no listen or end")
+
+    async def _sensitive(self, step: Step) -> None:
+        """At a sensitive node: keys and speech are recorded masked, the recording pauses
+        (silence kept in its place) and the caller is told; after it, recording resumes."""
+        self.listener.sensitive = step.sensitive
+        recorder = self.recorder
+        if recorder is None or recorder.paused == step.sensitive:
+            return
+        recorder.paused = step.sensitive
+        if step.sensitive:
+            self.events.emit(RecordingPaused(reason="sensitive_input", node=step.state.node))
+            await self.player.say_quietly(self._system_text("recording_paused"), self.locale)
+        else:
+            self.events.emit(RecordingResumed())
 
     async def _await_input(self, action: Listen, barged: bool) -> CallerInput:
         self._set_locale(action.locale)
@@ -368,8 +389,10 @@ class CallSession:
     async def _understand(self, transcript: Transcript) -> CallerInput:
         self.clock.pending = True
         min_conf = self.deps.settings.asr_grammar_min_confidence
+        sensitive = self.listener.sensitive
         heard = TranscriptHeard(
-            text=transcript.text, is_final=True, confidence=round(transcript.confidence, 3),
+            text=SENSITIVE if sensitive else transcript.text, is_final=True,
+            confidence=round(transcript.confidence, 3),
             grammar=transcript.grammar, start_s=transcript.start_s, end_s=transcript.end_s,
         )
         if transcript.grammar and transcript.confidence < min_conf:
@@ -391,7 +414,7 @@ class CallSession:
                                         confidence=round(intent.confidence, 3),
                                         reason=intent.reason))
         self.events.emit(SentimentScored(score=round(sentiment.score, 3), label=sentiment.label))
-        if understood.entities:
+        if understood.entities and not sensitive:
             self.events.emit(EntitiesFound(entities=understood.entities))
         return CallerInput(
             kind="speech", text=transcript.text, intent=intent, entities=understood.entities,

@@ -50,6 +50,7 @@ from app.flows.schema import (
     VoicemailNode,
     WebhookNode,
 )
+from app.pii import SENSITIVE
 
 if TYPE_CHECKING:
     from app.flows.engine import IntentAnswers
@@ -70,17 +71,29 @@ class NodeRunner:
         self.actions: list[Action] = []
         self.events: list[dict[str, Any]] = []
         self._said: list[Say] = []
+        self.secrets: list[str] = []
 
     # -- output ---------------------------------------------------------------------------
 
     def result(self) -> Step:
-        return Step(state=self.state, actions=self.actions, events=self.events)
+        st = self.state
+        sensitive = self._sensitive() and st.phase in ("listen", "confirm")
+        return Step(state=st, actions=self.actions, events=self.events, sensitive=sensitive,
+                    secrets=self.secrets)
+
+    def _sensitive(self) -> bool:
+        node = self.flow.nodes.get(self.state.node)
+        return isinstance(node, CollectNode) and node.sensitive
 
     def event(self, decision: str, inp: CallerInput | None = None, **extra: Any) -> None:
         conf = self.state.last_confidence if inp is not None and inp.kind == "speech" else None
+        summary = inp.summary() if inp else ""
+        if self._sensitive() and inp is not None and inp.kind in ("speech", "dtmf"):
+            summary = f"{inp.kind}:{SENSITIVE}"
+            extra = {k: SENSITIVE if k == "value" else v for k, v in extra.items()}
         self.events.append({
             "type": "flow_step", "flow": self.flow.id, "node": self.state.node,
-            "input": inp.summary() if inp else "", "decision": decision, "confidence": conf,
+            "input": summary, "decision": decision, "confidence": conf,
             "at": self.state.now.isoformat(), **extra,
         })
 
@@ -94,8 +107,9 @@ class NodeRunner:
     def say_text(self, text: str, barge_in: bool = True, extra: dict[str, str] | None = None
                  ) -> None:
         loc = self.state.locale
-        say = Say(text=render(text, self.slots(**(extra or {}))), locale=loc,
-                  voice=self.flow.voice.get(loc), barge_in=barge_in)
+        filled = render(text, self.slots(**(extra or {})))
+        say = Say(text=filled, locale=loc, voice=self.flow.voice.get(loc), barge_in=barge_in,
+                  cache=filled == render(text, {}))
         self.actions.append(say)
         self._said.append(say)
 
@@ -112,8 +126,9 @@ class NodeRunner:
         if isinstance(part, str):
             self.say_text(part, barge_in=barge, extra=extra)
             return
-        say = Say(text=render(part.text, self.slots(**extra)), wav=part.wav, locale=loc,
-                  voice=self.flow.voice.get(loc), barge_in=barge)
+        filled = render(part.text, self.slots(**extra))
+        say = Say(text=filled, wav=part.wav, locale=loc, voice=self.flow.voice.get(loc),
+                  barge_in=barge, cache=filled == render(part.text, {}))
         self.actions.append(say)
         self._said.append(say)
 
@@ -124,6 +139,7 @@ class NodeRunner:
             grammar=grammar, timeout_s=timeout_s or node.timeout_s or self.flow.globals.timeout_s,
             max_digits=max_digits, terminator=terminator, locale=self.state.locale,
             alt_locales=[x for x in alt if x != self.state.locale],
+            sensitive=isinstance(node, CollectNode) and node.sensitive,
         )
         self.actions.append(listen)
         self.state.last_prompts = list(self._said)
@@ -317,7 +333,7 @@ class NodeRunner:
 
     def _remember(self, inp: CallerInput) -> None:
         st = self.state
-        st.last_text = inp.text
+        st.last_text = SENSITIVE if self._sensitive() else inp.text
         if inp.intent is not None:
             st.last_intent = inp.intent.intent or st.last_intent
             st.last_confidence = inp.intent.confidence
@@ -474,6 +490,8 @@ class NodeRunner:
         if value is None:
             self.retry(node, inp, "no_match", invalid=True)
             return
+        if node.sensitive:
+            self.secrets.append(value)
         if node.confirm and node.type != "yes_no":
             st = self.state
             st.pending = Pending(value=value, spoken=spaced(value))

@@ -154,6 +154,10 @@ class CollectNode(_Node):
     next: str
     on_no: str | None = Field(default=None, description="yes_no: node when the answer is no")
     on_fail: str | None = Field(default=None, description="default: escalate to an agent")
+    sensitive: bool = Field(
+        default=False, description="card numbers, PINs, ID numbers: the value never reaches "
+        "the event log, the logs, the recording (paused, the caller told) or the TTS cache",
+    )
 
     @field_validator("pattern")
     @classmethod

@@ -131,9 +131,10 @@ class TtsService:
         return pcm
 
     async def stream(
-        self, text: str, locale: str, sample_rate_hz: int
+        self, text: str, locale: str, sample_rate_hz: int, *, cache: bool = True
     ) -> AsyncGenerator[AudioChunk, None]:
-        """20 ms chunks; the next sentence renders while this one plays.
+        """20 ms chunks; the next sentence renders while this one plays. ``cache`` False:
+        the text carries caller data (a read-back card number) and is never kept on disk.
 
         Close it when abandoning it early (``contextlib.aclosing``) so the prefetch stops.
         """
@@ -144,11 +145,11 @@ class TtsService:
         rest, ts_ms = b"", 0
         pending: asyncio.Task[tuple[Pcm, bool]] | None = None
         try:
-            current = await self._segment(segments[0], voice, sample_rate_hz)
+            current = await self._segment(segments[0], voice, sample_rate_hz, cache)
             for i in range(len(segments)):
                 if i + 1 < len(segments):
                     pending = asyncio.create_task(
-                        self._segment(segments[i + 1], voice, sample_rate_hz),
+                        self._segment(segments[i + 1], voice, sample_rate_hz, cache),
                         name="tts-prefetch",
                     )
                 buf = rest + current[0].data
@@ -219,11 +220,13 @@ class TtsService:
         check_voice_can_read(cleaned, voice)
         return split_segments(cleaned)
 
-    async def _segment(self, text: str, voice: str, sample_rate_hz: int) -> tuple[Pcm, bool]:
-        """One sentence from the cache, or rendered, checked and cached; (pcm, was_rendered)."""
+    async def _segment(self, text: str, voice: str, sample_rate_hz: int, cache: bool = True
+                       ) -> tuple[Pcm, bool]:
+        """One sentence from the cache, or rendered, checked and cached (``cache``); (pcm,
+        was_rendered)."""
         key = cache_key(text, voice, self.rate_wpm, sample_rate_hz)
         try:
-            cached = await asyncio.to_thread(self.cache.load, key)
+            cached = await asyncio.to_thread(self.cache.load, key) if cache else None
         except ValueError as exc:
             self.stats.corrupt_entries += 1
             get_logger().warning("tts_cache_corrupt", why=str(exc))
@@ -249,6 +252,8 @@ class TtsService:
                 "unspeakable", f"voice {voice!r} produced no audible speech for {text!r}"
             )
         pcm = Pcm(data, sample_rate_hz)
+        if not cache:
+            return pcm, True
         try:
             await asyncio.to_thread(self.cache.store, key, pcm)
         except OSError as exc:
