@@ -342,7 +342,9 @@ class CallSession:
         recorder.paused = step.sensitive
         if step.sensitive:
             self.events.emit(RecordingPaused(reason="sensitive_input", node=step.state.node))
-            await self.player.say_quietly(self._system_text("recording_paused"), self.locale)
+            notice = Say(text=self._system_text("recording_paused"), locale=self.locale,
+                         barge_in=False)
+            await self.player.say(notice, self.locale)  # in the transcript too
         else:
             self.events.emit(RecordingResumed())
 
