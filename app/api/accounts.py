@@ -79,7 +79,7 @@ async def change_user(name: Annotated[str, Path(max_length=64)], body: UserChang
                                                 disabled=body.disabled, password=body.password,
                                                 ip=client_ip(request))
     except LookupError as exc:
-        raise HTTPException(404, str(exc).strip("'\"")) from None
+        raise HTTPException(404, str(exc)) from None
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from None
 
@@ -112,7 +112,7 @@ async def create_token(body: NewToken, request: Request,
             who, owner, body.name, scopes,
             body.expires_days * 86400 if body.expires_days else None, ip=client_ip(request))
     except LookupError as exc:
-        raise HTTPException(404, str(exc).strip("'\"")) from None
+        raise HTTPException(404, str(exc)) from None
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from None
     return CreatedToken(token=value, info=info)
@@ -126,7 +126,7 @@ async def revoke_token(token_id: Annotated[int, Path(ge=1, le=2**53)], request: 
         return await _auth(request).revoke_token(
             who, token_id, any_owner=who.can(Perm.USERS_MANAGE), ip=client_ip(request))
     except LookupError as exc:
-        raise HTTPException(404, str(exc).strip("'\"")) from None
+        raise HTTPException(404, str(exc)) from None
 
 
 @router.get("/audit", response_model=AuditPage, dependencies=[require(Perm.AUDIT_READ)])

@@ -60,7 +60,7 @@ def _run(config: Path | None, work: Callable[[AuthService, Principal], Awaitable
     try:
         return asyncio.run(main())
     except (ValueError, LookupError) as exc:
-        raise _fail(str(exc).strip("'\"")) from None
+        raise _fail(str(exc)) from None
 
 
 def _os_user() -> str:

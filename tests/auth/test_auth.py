@@ -39,7 +39,8 @@ CALLER = "+8613800138000"
 @pytest_asyncio.fixture
 async def live(tmp_path: Path) -> AsyncIterator[Live]:
     settings = live_settings(tmp_path, asr_models={}, auth_max_failed_logins=3,
-                             auth_login_rate="7/minute")
+                             auth_login_rate="7/minute",
+                             intent_model_dir=tmp_path / "no-intent-model")  # starts fast
     app = create_app(settings)
     async with serve_in_process(app) as url:
         yield Live(url, app, settings)

@@ -63,7 +63,8 @@ PATH_VALUES = {"{name}": "nobody", "{token_id}": "999999", "{call_id}": "nope",
 
 @pytest_asyncio.fixture
 async def server(tmp_path: Path) -> AsyncIterator[tuple[str, object]]:
-    settings = live_settings(tmp_path, asr_models={}, auth_login_rate="1000/minute")
+    settings = live_settings(tmp_path, asr_models={}, auth_login_rate="1000/minute",
+                             intent_model_dir=tmp_path / "no-intent-model")
     app = create_app(settings)
     async with serve_in_process(app) as url:
         yield url, app
