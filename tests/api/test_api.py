@@ -128,7 +128,8 @@ async def test_readyz_is_not_ready_when_records_or_recordings_cannot_be_written(
         settings.recordings_dir.unlink()
         # the database file is deleted under the running server: writes are refused
         for suffix in ("", "-wal", "-shm"):
-            Path(f"{settings.data_dir / 'hotline.db'}{suffix}").unlink(missing_ok=True)
+            await asyncio.to_thread(
+                Path(f"{settings.data_dir / 'hotline.db'}{suffix}").unlink, missing_ok=True)
         ready = await client.get(f"{url}/readyz")
         assert ready.status_code == 503
         assert "deleted or replaced" in ready.json()["problems"]["database"]

@@ -7,6 +7,7 @@ folder that cannot be created) and injected at the media leg otherwise.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Callable
@@ -67,7 +68,7 @@ async def test_database_file_deleted_mid_call_the_call_goes_on_and_is_recorded_l
     await rig.event(call_id, "listen")
     db_file = rig.settings.data_dir / "hotline.db"
     for suffix in ("", "-wal", "-shm"):
-        Path(f"{db_file}{suffix}").unlink(missing_ok=True)
+        await asyncio.to_thread(Path(f"{db_file}{suffix}").unlink, missing_ok=True)
     media.press("1")
     assert await rig.manager.wait(call_id, 60) == "completed"  # the caller was served
     assert (rig.settings.spool_dir / f"{call_id}.json").exists()
