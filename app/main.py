@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from fastapi import FastAPI
 
-from app.api import accounts, health, phone, webrtc
+from app.api import accounts, health, landing, phone, webrtc
 from app.api import auth as auth_api
 from app.api import calls as calls_api
 from app.auth import AuthService
@@ -74,7 +74,9 @@ async def first_admin(auth: AuthService) -> None:
 def create_app(settings: Settings, *, base_url: str | None = None) -> FastAPI:
     """``base_url``: where this server really listens, when it is not settings.host:port
     (relative webhook URLs in flows resolve against it)."""
-    app = FastAPI(
+    from fastapi_offline import FastAPIOffline  # /docs assets served locally, no CDN
+
+    app = FastAPIOffline(
         title="Hotline",
         version="0.1.0",
         description="AI voice front-end for customer-service hotlines.",
@@ -89,6 +91,7 @@ def create_app(settings: Settings, *, base_url: str | None = None) -> FastAPI:
     app.include_router(calls_api.router)
     app.include_router(webrtc.router)
     app.include_router(phone.router)
+    app.include_router(landing.router, dependencies=[public(rate="public")])
     from app.demo.orders import router as demo_orders
 
     # the demo order service is the demo flows' webhook target: open, like a partner's API
