@@ -22,7 +22,7 @@ from app.api import auth as auth_api
 from app.api import calls as calls_api
 from app.auth import AuthService
 from app.auth.deps import check_access_declared, public
-from app.auth.ratelimit import CallerPasses
+from app.auth.ratelimit import CallerPasses, RateLimits
 from app.log import get_logger
 from app.services import build_services
 from app.settings import Settings
@@ -45,8 +45,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state.asr, state.tts, state.flows = services.asr, services.tts, services.flows
     state.nlu = services.nlu if "intents" not in services.degraded else None
     state.http, state.calls = services.http, services.calls
-    state.auth = AuthService(settings, services.db)
-    state.caller_passes = CallerPasses(ttl_s=settings.call_max_duration_s + 300)
+    state.auth = AuthService(settings, services.db, limits=state.limits)
     try:
         await first_admin(state.auth)
         yield
@@ -83,6 +82,8 @@ def create_app(settings: Settings, *, base_url: str | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.limits = RateLimits.for_settings(settings)  # a bad rate string fails here
+    app.state.caller_passes = CallerPasses(ttl_s=settings.call_max_duration_s + 300)
     app.state.base_url = base_url
     app.state.run_blocking = run_blocking
     app.include_router(health.router)

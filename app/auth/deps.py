@@ -32,11 +32,13 @@ from starlette.requests import HTTPConnection
 from starlette.routing import Mount
 from starlette.status import WS_1008_POLICY_VIOLATION
 
+from app.auth.ratelimit import RateLimits
 from app.auth.roles import Perm
 from app.auth.service import CSRF_HEADER, SESSION_COOKIE, AuthService, Principal
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CALLER_PASS_PARAM = "caller_token"
+DOC_PATHS = ("/docs", "/redoc")  # FastAPIOffline serves the docs as its own routes
 
 
 def client_ip(conn: HTTPConnection) -> str:
@@ -90,18 +92,19 @@ class Access:
 
     perms: frozenset[Perm] = frozenset()
     public: bool = False
-    rate: str | None = None  # a rate limit of AuthService.limits, per client IP
+    rate: str | None = None  # a rate limit of app.state.limits (settings), per client IP
     caller_pass: bool = False  # or: the caller's pass to their own call (path's call_id)
 
     async def __call__(self, conn: HTTPConnection) -> Principal | None:
-        auth: AuthService = conn.app.state.auth
+        state = conn.app.state  # settings, limits: from create_app; auth: from the lifespan
         method = conn.scope.get("method", "GET")
         websocket = conn.scope["type"] == "websocket"
         if (websocket or method not in SAFE_METHODS) and not origin_allowed(
-                conn, auth.settings.auth_allowed_origins):
+                conn, state.settings.auth_allowed_origins):
             raise _refuse(conn, 403, f"origin {conn.headers.get('origin')!r} is not allowed")
         if self.rate is not None:
-            retry = auth.limits.hit(self.rate, client_ip(conn))
+            limits: RateLimits = state.limits
+            retry = limits.hit(self.rate, client_ip(conn))
             if retry is not None:
                 raise _refuse(conn, 429, "too many requests from this address",
                               {"Retry-After": str(int(retry + 0.999))})
@@ -176,12 +179,14 @@ def declared_routes(app: FastAPI) -> list[tuple[str, str, Access]]:
     that declares no access rule or more than one. FastAPI's own documentation routes and
     static mounts are open by design."""
     framework = {app.openapi_url, app.docs_url, app.redoc_url,
-                 app.swagger_ui_oauth2_redirect_url}
+                 app.swagger_ui_oauth2_redirect_url, *DOC_PATHS}
     problems: list[str] = []
     rules: list[tuple[str, str, Access]] = []
     for context in iter_route_contexts(app.routes):
         original = context.original_route
         path = str(context.path)
+        if path in framework:  # the API docs (no data): open
+            continue
         if isinstance(original, APIRoute | APIWebSocketRoute):
             found = access_of(context)
             if len(found) != 1:
@@ -189,7 +194,7 @@ def declared_routes(app: FastAPI) -> list[tuple[str, str, Access]]:
                 continue
             methods = sorted(context.methods or []) if isinstance(original, APIRoute) else ["WS"]
             rules.extend((method, path, found[0]) for method in methods)
-        elif not isinstance(original, Mount) and path not in framework:
+        elif not isinstance(original, Mount):
             problems.append(f"{path}: not a FastAPI route")
     if problems:
         raise RuntimeError("routes must declare who may use them (app.auth.require/public): "

@@ -16,6 +16,8 @@ from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
+from app.settings import Settings
+
 
 class RateLimits:
     """Named limits (``{"login": "10/minute"}``), each counted per key (a client IP)."""
@@ -29,6 +31,12 @@ class RateLimits:
                 raise ValueError(f"rate limit {name}: bad rate {rate!r} (e.g. '30/minute'): "
                                  f"{exc}") from None
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> RateLimits:
+        """The limits the settings name: ``login``, ``public``, ``webrtc_offer``."""
+        return cls({"login": settings.auth_login_rate, "public": settings.public_rate,
+                    "webrtc_offer": settings.webrtc_offer_rate})
 
     def hit(self, name: str, key: str) -> float | None:
         """Count one request; None when allowed, else the seconds until it would be."""

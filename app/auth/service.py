@@ -91,20 +91,18 @@ class AuthService:
     settings: Settings
     db: Database
     clock: Callable[[], datetime] = utc_now
+    limits: RateLimits | None = None  # default: the settings' (app.state.limits in the app)
     store: AuthStore = field(init=False)
-    limits: RateLimits = field(init=False)
 
     def __post_init__(self) -> None:
         self.store = AuthStore(self.db)
-        self.limits = RateLimits({
-            "login": self.settings.auth_login_rate, "public": self.settings.public_rate,
-            "webrtc_offer": self.settings.webrtc_offer_rate,
-        })
+        if self.limits is None:
+            self.limits = RateLimits.for_settings(self.settings)
 
     # -- sign-in -------------------------------------------------------------------------
     async def login(self, name: str, password: str, ip: str, user_agent: str | None
                     ) -> SignedIn:
-        retry = self.limits.hit("login", ip)
+        retry = self.limits.hit("login", ip) if self.limits is not None else None
         if retry is not None:
             raise AuthError(429, "too many sign-in attempts from this address", retry)
         now = self.clock()
