@@ -46,10 +46,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state.nlu = services.nlu if "intents" not in services.degraded else None
     state.http, state.calls = services.http, services.calls
     state.auth = AuthService(settings, services.db, limits=state.limits)
+    state.sip = None
+    if settings.sip_enabled:  # SIP trunk + RTP media (app/sip)
+        from app.sip.service import start_sip
+
+        state.sip = await start_sip(settings, state.calls)
     try:
         await first_admin(state.auth)
         yield
     finally:
+        if state.sip is not None:
+            await state.sip.aclose()
         await services.aclose()
 
 

@@ -21,3 +21,24 @@ LATE_FRAMES = Counter(
 EVENT_WRITE_FAILURES = Counter(
     "hotline_event_write_failures_total", "Call events that could not be stored"
 )
+
+# -- SIP/RTP (app/sip, app/media/rtp_leg.py)
+SIP_REQUESTS = Counter("hotline_sip_requests_total", "SIP requests received", ["method"])
+SIP_MALFORMED = Counter(
+    "hotline_sip_malformed_total",
+    "Malformed input answered with 4xx or dropped, by kind (sip, sdp, rtp, rtcp, dtmf)",
+    ["kind"],
+)
+SIP_REJECTED = Counter(
+    "hotline_sip_rejected_total",
+    "INVITE/REGISTER refused, by reason (forbidden, auth, rate_limited, overload, "
+    "unknown_number, not_acceptable)",
+    ["reason"],
+)
+SIP_CALLS_ACTIVE = Gauge("hotline_sip_calls_active", "SIP calls (in and out) in progress")
+RTP_LATE_PACKETS = Counter(
+    "hotline_rtp_late_packets_total", "RTP packets that arrived after their playout time"
+)
+RTP_CONCEALED_FRAMES = Counter(
+    "hotline_rtp_concealed_frames_total", "20 ms frames concealed for lost or late RTP"
+)
