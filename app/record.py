@@ -2,9 +2,11 @@
 
 Each event is a frozen pydantic model with a ``type`` literal; ``CallEvent`` is their
 discriminated union. An event is validated once when it is built and serialized once
-(``event_dict``) for both the live bus and the database. The CDR, the transcript, the flow
-path and the handoff packet are views computed from the log (``transcript_turns``,
-``handoff_packet`` here; the CDR in ``app.storage.repository``), never kept twice.
+(``event_payload``, then masked by the call's ``app.pii.Redactor`` in
+``app.call.eventlog.CallEventLog.emit``) for both the live bus and the database. The CDR,
+the transcript, the flow path and the handoff packet are views computed from the log
+(``transcript_turns``, ``handoff_packet`` here; the CDR in ``app.storage.repository``),
+never kept twice.
 
 Adding an event: a class here with ``type: Literal["name"] = "name"``, listed in ``CallEvent``.
 """
@@ -267,13 +269,26 @@ class RecordingFailed(_Event):
     reason: str
 
 
+class RecordingPaused(_Event):
+    """Audio stopped being kept (silence in its place): a sensitive node is collecting."""
+
+    type: Literal["recording_paused"] = "recording_paused"
+    reason: str
+    node: str | None = None
+
+
+class RecordingResumed(_Event):
+    type: Literal["recording_resumed"] = "recording_resumed"
+
+
 CallEvent = Annotated[
     CallStarted | CallEnded | CallError | Hangup | LocaleChanged | DtmfPressed
     | TranscriptHeard | Listening | NoInput | BargeIn | AsrGrammarRejected
     | AsrWorkerRestarted | SpeechUnavailable | IntentDetected | SentimentScored
     | EntitiesFound | PromptPlayed | SpeechFailed | TurnLatency | FlowStep | NodeEntered
     | WebhookCalled | CrmResult | TransferRequested | HandoffRequested | QueuePosition
-    | QueueTimeout | RecordingStarted | RecordingSaved | RecordingFailed,
+    | QueueTimeout | RecordingStarted | RecordingSaved | RecordingFailed | RecordingPaused
+    | RecordingResumed,
     Field(discriminator="type"),
 ]
 EVENTS: TypeAdapter[CallEvent] = TypeAdapter(CallEvent)

@@ -12,7 +12,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,7 +21,10 @@ from pydantic_settings import (
 )
 from pydantic_settings import SettingsError as PydanticSettingsError
 
+from app.pii import PiiKind
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+AT_REST_DEFAULT: tuple[PiiKind, ...] = ("card", "cn_id", "bank_account")
 
 
 class SipTrunk(BaseModel):
@@ -213,6 +216,51 @@ class Settings(BaseSettings):
     )
     rtp_jitter_min_ms: int = Field(default=40, ge=20)
     rtp_jitter_max_ms: int = Field(default=300, ge=40)
+
+    # -- access control (app/auth) and personal data (app/pii.py); see README "Accounts"
+    auth_admin_name: str = Field(default="admin", min_length=1, max_length=64,
+                                 description="the first-run administrator's name")
+    auth_admin_password: SecretStr | None = Field(
+        default=None, description="the first-run administrator's password; unset: one is "
+        "generated and printed once to the terminal (never to the logs)",
+    )
+    auth_bootstrap_token: SecretStr | None = Field(
+        default=None, description="a fixed admin bearer token (automation, "
+        "tests); every use is audited as actor 'bootstrap'. Leave unset in production",
+    )
+    auth_cookie_secure: Literal["auto", "always", "never"] = Field(
+        default="auto", description="Secure flag of the session cookie: auto = when the "
+        "request came over HTTPS (behind a TLS proxy: run uvicorn with proxy headers)",
+    )
+    auth_cookie_samesite: Literal["lax", "strict"] = "lax"
+    auth_session_idle_s: float = Field(default=8 * 3600, gt=0)
+    auth_session_max_s: float = Field(default=24 * 3600, gt=0)
+    auth_allowed_origins: list[str] = Field(
+        default_factory=list, description="origins (scheme://host[:port]) allowed besides "
+        "the server's own, for WebSockets, signalling and cookie-authenticated writes",
+    )
+    auth_password_min_length: int = Field(default=10, ge=8, le=128)
+    auth_max_failed_logins: int = Field(default=5, ge=1, description="then the account locks")
+    auth_lockout_s: float = Field(default=900, gt=0)
+    auth_login_rate: str = Field(default="10/minute", description="login attempts per IP")
+    public_rate: str = Field(default="120/minute", description="per IP: the softphone page, "
+                             "its files, /v1/hotlines, /v1/webrtc/config")
+    webrtc_offer_rate: str = Field(default="30/minute", description="call set-ups per IP")
+    pii_redact_at_rest: list[PiiKind] = Field(
+        default_factory=lambda: list(AT_REST_DEFAULT),
+        description="kinds masked before anything is stored or published (nobody sees them)",
+    )
+    pii_clear_roles: list[str] = Field(
+        default_factory=lambda: ["admin"], description="roles that see the other kinds "
+        "(phone numbers) in clear in API and desk output; everyone else sees them masked",
+    )
+
+    @field_validator("auth_bootstrap_token")
+    @classmethod
+    def _long_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("the bootstrap token must be at least 32 characters long")
+        return value
 
     @property
     def sqlalchemy_url(self) -> str:

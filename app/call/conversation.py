@@ -29,6 +29,7 @@ from app.flows.runtime import (
     Webhook,
 )
 from app.flows.webhook import run_webhook
+from app.pii import SENSITIVE
 from app.record import (
     CallError,
     EntitiesFound,
@@ -59,6 +60,10 @@ class ConversationIO(Protocol):
     async def say(self, action: Say) -> bool:
         """Deliver one prompt; True when the caller interrupted it (barge-in)."""
 
+    async def protect(self, sensitive: bool, node: str) -> None:
+        """Whether the call is at a ``sensitive`` collect node (card numbers, PINs): keep
+        what the caller says or presses out of the record (voice: and the recording)."""
+
     async def next_input(self, action: Listen, interrupted: bool) -> CallerInput:
         """The caller's answer to ``action`` (speech, keys, text, or no input)."""
 
@@ -80,6 +85,7 @@ class Conversation:
         self.state: FlowState | None = None
         self.outcome = "completed"
         self.queued = False  # waiting for a human right now
+        self.sensitive = False  # at a sensitive collect node: the caller's words are masked
 
     async def run(self) -> None:
         """The whole flow; returns when it hangs up (``outcome`` says how)."""
@@ -97,6 +103,8 @@ class Conversation:
 
     def _record_step(self, step: Step) -> None:
         self.state = step.state
+        for secret in step.secrets:  # before anything that could carry it is recorded
+            self.events.redactor.add_secret(secret)
         for raw in step.events:
             fields = {k: v for k, v in raw.items() if k not in ("type", "at")}
             try:
@@ -117,6 +125,8 @@ class Conversation:
     async def _run_actions(self, step: Step) -> CallerInput | None:
         """Carry out a step's actions; returns the input for the next step, None at the end."""
         barged = False
+        self.sensitive = step.sensitive
+        await self.io.protect(step.sensitive, step.state.node)
         upcoming = step.listen
         if upcoming is not None:  # listen during the prompts too, for barge-in
             self.set_locale(upcoming.locale)
@@ -149,6 +159,8 @@ class Conversation:
     async def understand(self, heard: TranscriptHeard) -> CallerInput:
         """What the caller said (or typed), recorded and understood: the engine's input."""
         text = heard.text
+        if self.sensitive:  # understood, but never recorded
+            heard = heard.model_copy(update={"text": SENSITIVE})
         if heard.rejected:  # heard, but not taken as an answer
             self.events.emit(heard)
             return CallerInput(kind="speech", text="", at=self.deps.clock())
@@ -168,7 +180,7 @@ class Conversation:
                                         reason=intent.reason,
                                         alternative=intent.alternative_index))
         self.events.emit(SentimentScored(score=round(sentiment.score, 3), label=sentiment.label))
-        if understood.entities:
+        if understood.entities and not self.sensitive:
             self.events.emit(EntitiesFound(entities=understood.entities))
         if intent.text and intent.text != text:  # a lower alternative won: go on with it
             text = intent.text

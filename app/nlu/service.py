@@ -135,6 +135,12 @@ class NluService:
             log.warning("intent model is stale", reason=stale)
         return None
 
+    @property
+    def version(self) -> str | None:
+        """The loaded model's version (None without a model)."""
+        version = getattr(self._classifier, "version", None)
+        return None if version is None else str(version)
+
     def reload(self) -> None:
         """Re-read the intent data and the current model; swap both in at once.
 
