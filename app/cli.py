@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 
 from app.asr.cli import models_app, transcribe
-from app.call.cli import call
 from app.flows.cli import flows_app
 from app.nlu.cli import intents_app
+from app.sim.cli import call
 from app.tts.cli import say
 
 app = typer.Typer(

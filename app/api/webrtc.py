@@ -14,7 +14,8 @@ from pydantic import BaseModel, Field
 
 from app.call.manager import UnknownHotlineError
 from app.log import get_logger
-from app.media.webrtc import OfferError, WebRtcCallMedia
+from app.media.sdp_check import OfferError
+from app.media.webrtc import WebRtcCallMedia
 
 router = APIRouter(prefix="/v1/webrtc", tags=["webrtc"])
 

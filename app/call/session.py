@@ -172,7 +172,8 @@ class CallSession:
             await asyncio.to_thread(
                 self.deps.repo.add_recording, self.info.call_id, str(path), duration_s, True
             )
-            self.events.emit("recording_saved", path=str(path), duration_s=round(duration_s, 2))
+            self.events.emit("recording_saved", url=f"/v1/calls/{self.info.call_id}/recording",
+                             duration_s=round(duration_s, 2))
         if self.state is not None:
             state = self.state.model_dump(mode="json")
             await asyncio.to_thread(self.deps.repo.save_flow_state, self.info.call_id, state)
@@ -308,7 +309,7 @@ class CallSession:
 
     async def _say(self, action: Say) -> bool:
         self.events.emit("prompt_played", text=action.text or "", wav=action.wav,
-                         locale=action.locale or self.locale)
+                         locale=action.locale or self.locale, barge_in=action.barge_in)
         locale = action.locale or self.locale
         if action.text:
             self._turns.append({"speaker": "bot", "text": action.text})

@@ -1,7 +1,7 @@
 """The real app over real HTTP and real WebRTC: signalling errors, a spoken call, a lost peer.
 
 The server is ``create_app`` on uvicorn (127.0.0.1, free port) with the Korean test model and
-a small Korean flow (``data/ko_webrtc.yaml``); the caller is ``app.call.caller`` (aiortc).
+a small Korean flow (``data/ko_webrtc.yaml``); the caller is ``app.sim.caller`` (aiortc).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import httpx
 import numpy as np
 import pytest
 
-from app.call.caller import CallerPeer, CallError, place_call
 from app.media.audio import Pcm
 from app.media.webrtc import WebRtcCallMedia
+from app.sim.caller import CallerPeer, CallError, KeyPress, place_call
 from tests.fakes import cut_network
 from tests.helpers.speech import espeak_pcm, have_espeak
 from tests.helpers.tones import loud_ms, tone
@@ -130,10 +130,11 @@ async def test_a_spoken_menu_choice_over_webrtc_is_recognized_and_recorded(live:
 
 async def test_keys_over_the_data_channel_drive_the_flow(live: Live) -> None:
     result = await place_call(live.url, Pcm(bytes(16_000 * 2 * 2), 16_000),
-                              hotline_number=NUMBER, dtmf=[("1", 4.0)], grace_s=8,
-                              timeout_s=40)
+                              hotline_number=NUMBER, dtmf=[KeyPress("1")], timeout_s=40)
     assert result.dtmf_sent == ["1"]
-    assert [e["digit"] for e in result.events if e["type"] == "dtmf"] == ["1"]
+    types = [e["type"] for e in result.events]
+    assert types.count("dtmf") == 1 and types.index("listen") < types.index("dtmf")
+    assert result.notes == []  # sent when the menu listened, not during a prompt
     assert result.ended_by == "server"
     async with httpx.AsyncClient(base_url=live.url, timeout=30) as client:
         detail = await _call_detail(client, result.call_id)

@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from app.call.caller import CallerPeer
 from app.events import AudioChunk, Dtmf
 from app.media.audio import Pcm
 from app.media.webrtc import WebRtcCallMedia
 from app.settings import Settings
+from app.sim.caller import CallerPeer
 from tests.fakes import cut_network
 from tests.helpers.tones import dominant_hz, loud_ms, tone
 
