@@ -18,6 +18,7 @@ from fastapi import FastAPI
 
 from app.api import calls as calls_api
 from app.api import health, phone, webrtc
+from app.api.errors import install_error_handlers
 from app.call.bus import EventBus
 from app.call.manager import CallManager, Hotline
 from app.call.queues import QueueBoard
@@ -140,7 +141,9 @@ def create_app(settings: Settings) -> FastAPI:
         version="0.1.0",
         description="AI voice front-end for customer-service hotlines.",
         lifespan=lifespan,
+        max_body_size=settings.http_max_body_bytes,  # 413 before a larger body is read
     )
+    install_error_handlers(app)
     app.state.settings = settings
     app.state.bus = EventBus()
     app.state.run_blocking = run_blocking

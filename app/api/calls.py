@@ -4,13 +4,53 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi import (
+    APIRouter,
+    HTTPException,
+    Path,
+    Query,
+    Request,
+    WebSocket,
+    WebSocketDisconnect,
+)
 from fastapi.responses import FileResponse
+from pydantic import AwareDatetime, BaseModel
+
+from app.api.errors import close_reason
+from app.storage.schemas import CallDetail
 
 router = APIRouter(prefix="/v1", tags=["calls"])
+
+MAX_OFFSET = 2**31 - 1  # far beyond any page; keeps SQL integers in range
+CallId = Annotated[str, Path(min_length=1, max_length=64, description="a call's id")]
+Filter = Annotated[str | None, Query(max_length=64)]
+Moment = Annotated[AwareDatetime | None, Query(
+    description="ISO 8601 with a time zone, e.g. 2026-11-26T08:00:00+08:00")]
+
+
+class RecordingRef(BaseModel):
+    """A call's recording as the API shows it: a URL to fetch it, never a server path."""
+
+    id: int
+    url: str
+    duration_s: float
+    caller_notified: bool
+    created_at: datetime
+
+
+class CallView(CallDetail):
+    recordings: list[RecordingRef]  # type: ignore[assignment]
+
+
+def _view(detail: CallDetail) -> CallView:
+    call_id = detail.cdr.id
+    refs = [RecordingRef(id=r.id, url=f"/v1/calls/{call_id}/recording?id={r.id}",
+                         duration_s=r.duration_s, caller_notified=r.caller_notified,
+                         created_at=r.created_at) for r in detail.recordings]
+    return CallView.model_validate({**dict(detail), "recordings": refs})
 
 
 @router.get("/hotlines")
@@ -26,13 +66,13 @@ async def hotlines(request: Request) -> list[dict[str, Any]]:
 @router.get("/calls")
 async def list_calls(
     request: Request,
-    started_from: datetime | None = None,
-    started_to: datetime | None = None,
-    number: Annotated[str | None, Query(description="hotline number")] = None,
-    outcome: str | None = None,
-    intent: str | None = None,
+    started_from: Moment = None,
+    started_to: Moment = None,
+    number: Annotated[str | None, Query(max_length=64, description="hotline number")] = None,
+    outcome: Filter = None,
+    intent: Filter = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Any:
     repo = request.app.state.repo
     return await asyncio.to_thread(
@@ -43,22 +83,29 @@ async def list_calls(
     )
 
 
-@router.get("/calls/{call_id}")
-async def get_call(request: Request, call_id: str) -> Any:
+@router.get("/calls/{call_id}", response_model=CallView)
+async def get_call(request: Request, call_id: CallId) -> CallView:
     detail = await asyncio.to_thread(request.app.state.repo.get_call, call_id)
     if detail is None:
         raise HTTPException(404, f"no call {call_id}")
-    return detail
+    return _view(detail)
 
 
 @router.get("/calls/{call_id}/recording", response_class=FileResponse)
-async def get_recording(request: Request, call_id: str) -> FileResponse:
+async def get_recording(
+    request: Request, call_id: CallId,
+    id: Annotated[int | None, Query(ge=1, le=MAX_OFFSET, description="default: the last")] = None,
+) -> FileResponse:
+    """The call's recording (WAV): the one named by ``id``, or its last one."""
     detail = await asyncio.to_thread(request.app.state.repo.get_call, call_id)
     if detail is None:
         raise HTTPException(404, f"no call {call_id}")
     if not detail.recordings:
         raise HTTPException(404, f"call {call_id} was not recorded")
-    path = Path(detail.recordings[-1].path)
+    chosen = [r for r in detail.recordings if id is None or r.id == id]
+    if not chosen:
+        raise HTTPException(404, f"call {call_id} has no recording {id}")
+    path = FilePath(chosen[-1].path)
     if not await asyncio.to_thread(path.is_file):
         raise HTTPException(410, f"recording of call {call_id} is no longer on disk")
     return FileResponse(path, media_type="audio/wav", filename=f"{call_id}.wav")
@@ -78,7 +125,7 @@ async def _stream(websocket: WebSocket, call_id: str | None) -> None:
             else:
                 detail = await asyncio.to_thread(state.repo.get_call, call_id)
                 if detail is None:
-                    await websocket.close(code=4404, reason=f"no call {call_id}")
+                    await websocket.close(code=4404, reason=close_reason(f"no call {call_id}"))
                     return
                 for event in detail.events:
                     await websocket.send_json(
@@ -107,7 +154,7 @@ async def all_call_events(websocket: WebSocket) -> None:
 
 
 @router.websocket("/calls/{call_id}/events")
-async def call_events(websocket: WebSocket, call_id: str) -> None:
+async def call_events(websocket: WebSocket, call_id: CallId) -> None:
     """One call's events: what happened so far, then live until it ends."""
     try:
         await _stream(websocket, call_id)

@@ -89,10 +89,12 @@ def check_offer(sdp_text: str) -> OfferSummary:
         raise OfferError(415, "the SDP offer has more than one audio m-line")
     if sum(m.kind == "application" for m in description.media) > 1:
         raise OfferError(415, "the SDP offer has more than one data channel (application) m-line")
-    if audio[0].direction not in ("sendrecv", "sendonly"):
-        raise OfferError(415, f"the offer's audio is '{audio[0].direction}'; the caller must send")
+    has_fingerprint = "\na=fingerprint:" in "\n" + sdp_text.replace("\r\n", "\n")
     for media in description.media:
-        _check_transport(media)
+        _check_transport(media, has_fingerprint)
+    direction = audio[0].direction or "sendrecv"  # RFC 3264: no attribute means sendrecv
+    if direction not in ("sendrecv", "sendonly"):
+        raise OfferError(415, f"the offer's audio is '{direction}'; the caller must send")
     _check_mids(description)
     offered = tuple(f"{c.mimeType.split('/')[-1]}/{c.clockRate}" for c in audio[0].rtp.codecs)
     usable = tuple(c for c in offered if c.lower() in WANTED_CODECS)
@@ -130,14 +132,16 @@ def _parse_sdp(sdp_text: str) -> aiortc_sdp.SessionDescription:
     except UnicodeEncodeError as exc:
         raise OfferError(400, f"malformed SDP offer: not valid Unicode text at character "
                               f"{exc.start} (a lone surrogate)") from exc
-    lines = [line for line in sdp_text.replace("\r\n", "\n").split("\n") if line]
+    numbered = [(number, line) for number, line
+                in enumerate(sdp_text.replace("\r\n", "\n").split("\n"), start=1) if line]
+    lines = [line for _, line in numbered]
     if not lines or lines[0] != "v=0":
         raise OfferError(400, "malformed SDP offer: it must start with 'v=0'")
-    for number, line in enumerate(lines, start=1):
+    for number, line in numbered:
         _check_line(number, line)
     if not any(line.startswith("m=") for line in lines):
         raise OfferError(415, "the SDP offer has no media (m=) line; Hotline needs audio")
-    _check_payload_references(lines)
+    _check_payload_references(numbered)
     try:
         return aiortc_sdp.SessionDescription.parse("\r\n".join(lines) + "\r\n")
     except (ValueError, AssertionError, LookupError, StopIteration) as exc:  # a gap above
@@ -195,10 +199,10 @@ def _check_candidate(number: int, line: str, value: str) -> None:
         raise _bad(number, line, f"candidate address {address!r} is not an IP address") from exc
 
 
-def _check_payload_references(lines: list[str]) -> None:
-    """``a=fmtp``/``a=rtcp-fb`` must name a payload type that its m-section maps."""
+def _check_payload_references(numbered: list[tuple[int, str]]) -> None:
+    """``a=fmtp`` must name a payload type that its m-section maps (aiortc looks it up)."""
     mapped: set[str] = set()
-    for number, line in enumerate(lines, start=1):
+    for number, line in numbered:
         if line.startswith("m="):
             mapped = set()
         elif line.startswith("a=rtpmap:"):
@@ -209,16 +213,16 @@ def _check_payload_references(lines: list[str]) -> None:
                 raise _bad(number, line, f"payload type {pt} has no a=rtpmap before it")
 
 
-def _check_transport(media: aiortc_sdp.MediaDescription) -> None:
+def _check_transport(media: aiortc_sdp.MediaDescription, has_fingerprint: bool) -> None:
     """WebRTC needs ICE credentials and a DTLS fingerprint and role (session or media level)."""
     if not (media.ice and media.ice.usernameFragment and media.ice.password):
         raise OfferError(400, "the SDP offer has no ICE credentials (a=ice-ufrag / a=ice-pwd)")
-    if media.dtls is None:  # aiortc drops the DTLS parameters of an offer with no a=setup
-        raise OfferError(400, "the SDP offer has no DTLS role (a=setup); "
-                              "WebRTC media must be encrypted")
-    if not media.dtls.fingerprints:
+    if not has_fingerprint or (media.dtls is not None and not media.dtls.fingerprints):
         raise OfferError(400, "the SDP offer has no DTLS fingerprint (a=fingerprint); "
                               "WebRTC media must be encrypted")
+    if media.dtls is None:  # aiortc drops the DTLS parameters of an offer with no a=setup
+        raise OfferError(400, "the SDP offer has no DTLS role (a=setup: actpass, active or "
+                              "passive)")
     if media.kind == "application":
         if media.profile == "DTLS/SCTP":
             if not str(media.fmt[0]).isdigit():

@@ -189,6 +189,12 @@ class WebRtcCallMedia:
             await media.close()
             status = 415 if isinstance(exc, OperationError) else 400
             raise OfferError(status, f"cannot answer the SDP offer: {exc}") from exc
+        except (LookupError, AttributeError, TypeError, AssertionError) as exc:
+            # aiortc choked on something check_offer let through: still the offer's fault,
+            # but a gap in check_offer worth a warning
+            media.log.warning("webrtc_offer_unchecked_fault", error=repr(exc))
+            await media.close()
+            raise OfferError(400, f"cannot answer the SDP offer ({type(exc).__name__})") from exc
         except BaseException:
             await media.close()
             raise
