@@ -111,9 +111,32 @@ async def get_recording(
     return FileResponse(path, media_type="audio/wav", filename=f"{call_id}.wav")
 
 
+async def _serve_events(websocket: WebSocket, call_id: str | None) -> None:
+    """Stream events until done or the client leaves (it never writes, so only a reader
+    notices that: otherwise a gone client's subscription would linger until the next event
+    and stall the server's shutdown)."""
+    await websocket.accept()
+    streaming = asyncio.create_task(_stream(websocket, call_id), name="ws-events")
+    leaving = asyncio.create_task(_client_gone(websocket), name="ws-events-reader")
+    try:
+        done, _ = await asyncio.wait({streaming, leaving}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (streaming, leaving):
+            task.cancel()
+        await asyncio.gather(streaming, leaving, return_exceptions=True)
+    if streaming in done and not streaming.cancelled():
+        exc = streaming.exception()
+        if exc is not None and not isinstance(exc, WebSocketDisconnect):
+            raise exc
+
+
+async def _client_gone(websocket: WebSocket) -> None:
+    while (await websocket.receive())["type"] != "websocket.disconnect":
+        pass  # what a client sends is ignored
+
+
 async def _stream(websocket: WebSocket, call_id: str | None) -> None:
     state = websocket.app.state
-    await websocket.accept()
     async with state.bus.subscribe(call_id) as queue:
         last_seq = 0
         if call_id is not None:
@@ -147,19 +170,13 @@ async def _stream(websocket: WebSocket, call_id: str | None) -> None:
 @router.websocket("/calls/events")
 async def all_call_events(websocket: WebSocket) -> None:
     """Live events of every call (monitoring, the agent console)."""
-    try:
-        await _stream(websocket, None)
-    except WebSocketDisconnect:
-        return
+    await _serve_events(websocket, None)
 
 
 @router.websocket("/calls/{call_id}/events")
 async def call_events(websocket: WebSocket, call_id: CallId) -> None:
     """One call's events: what happened so far, then live until it ends."""
-    try:
-        await _stream(websocket, call_id)
-    except WebSocketDisconnect:
-        return
+    await _serve_events(websocket, call_id)
 
 
 @router.post("/intents/reload")

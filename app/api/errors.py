@@ -59,6 +59,7 @@ async def _websocket_validation_error(websocket: WebSocket, exc: Exception) -> N
     errors = describe_errors(exc.errors())
     where = ".".join(str(part) for part in errors[0]["loc"]) if errors else "request"
     reason = f"invalid {where}: {errors[0]['msg']}" if errors else "invalid request"
+    await websocket.accept()  # a close frame is the only way to tell a WebSocket client why
     await websocket.close(code=WS_1008_POLICY_VIOLATION, reason=close_reason(reason))
 
 

@@ -7,10 +7,10 @@ waits for ICE gathering to complete, so no trickle is needed. A bad offer gets a
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Request
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from app.call.manager import CallLimitError, UnknownHotlineError
 from app.log import get_logger
@@ -22,24 +22,12 @@ router = APIRouter(prefix="/v1/webrtc", tags=["webrtc"])
 MAX_SDP_CHARS = 64_000
 
 
-def _unicode(text: str) -> str:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValueError(f"not valid Unicode text: a lone surrogate at character "
-                         f"{exc.start}") from exc
-    return text
-
-
-Text = Annotated[str, AfterValidator(_unicode)]
-
-
 class OfferRequest(BaseModel):
     sdp: str = Field(min_length=1, max_length=MAX_SDP_CHARS)  # check_offer names its faults
     type: Literal["offer"]
-    hotline_number: Text = Field(min_length=1, max_length=64)
-    locale: Text | None = Field(default=None, max_length=16)
-    caller_number: Text | None = Field(default=None, max_length=64)
+    hotline_number: str = Field(min_length=1, max_length=64)
+    locale: str | None = Field(default=None, max_length=16)
+    caller_number: str | None = Field(default=None, max_length=64)
 
 
 class OfferAnswer(BaseModel):

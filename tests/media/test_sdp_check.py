@@ -1,37 +1,16 @@
 """SDP offer checks: a real Chromium offer passes; each malformed line is named with a reason.
 
-``data/chromium_offer.sdp`` is the offer headless Chromium 156 made for an audio track and a
-data channel (as the softphone does). Every bad case is that offer with one change.
+Every bad case is the real offer (``tests/helpers/sdp.py``) with one change.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 
 from app.media.sdp_check import OfferError, OfferSummary, check_offer
 from app.media.webrtc import WebRtcCallMedia
 from app.settings import Settings
-
-CHROMIUM_OFFER = (Path(__file__).parent / "data" / "chromium_offer.sdp").read_text()
-LINES = CHROMIUM_OFFER.replace("\r\n", "\n").rstrip("\n").split("\n")
-
-
-def replaced(prefix: str, new: str) -> str:
-    """The offer with the first line starting ``prefix`` replaced by ``new``."""
-    at = next(i for i, line in enumerate(LINES) if line.startswith(prefix))
-    return "\r\n".join([*LINES[:at], new, *LINES[at + 1:]]) + "\r\n"
-
-
-def cut_after(prefix: str, keep: str) -> str:
-    """The offer cut off inside the first line starting ``prefix``: that line is ``keep``."""
-    at = next(i for i, line in enumerate(LINES) if line.startswith(prefix))
-    return "\r\n".join([*LINES[:at], keep])
-
-
-def without(prefix: str) -> str:
-    return "\r\n".join(line for line in LINES if not line.startswith(prefix)) + "\r\n"
+from tests.helpers.sdp import CHROMIUM_OFFER, LINES, cut_after, replaced, without
 
 
 def test_a_real_chromium_offer_passes() -> None:

@@ -119,7 +119,11 @@ async def test_a_spoken_menu_choice_over_webrtc_is_recognized_and_recorded(live:
         detail = await _call_detail(client, result.call_id)
         assert detail["cdr"]["outcome"] == "completed"
         assert "one" in detail["flow_path"]
-        recording = await client.get(f"/v1/calls/{result.call_id}/recording")
+        # the API gives the recording's URL, never the server's file path
+        [saved] = detail["recordings"]
+        assert "path" not in saved and str(live.settings.data_dir) not in str(detail)
+        assert saved["url"] == f"/v1/calls/{result.call_id}/recording?id={saved['id']}"
+        recording = await client.get(saved["url"])
     assert recording.status_code == 200
     with wave.open(io.BytesIO(recording.content)) as rec:
         assert rec.getnchannels() == 2
