@@ -21,6 +21,7 @@ from app.sim.caller import CallerPeer, CallError, KeyPress, place_call
 from tests.fakes import cut_network
 from tests.helpers.speech import espeak_pcm, have_espeak
 from tests.helpers.tones import loud_ms, tone
+from tests.helpers.wait import wait_until
 
 Live = Any  # tests/webrtc/conftest.py: Live(url, app, settings)
 
@@ -153,7 +154,9 @@ async def test_a_vanished_caller_and_a_dead_ice_end_the_call_with_a_record(live:
             answer = await _post_offer(client, await vanished.create_offer())
             await vanished.accept_answer(answer["sdp"])
             await asyncio.wait_for(vanished.connected.wait(), 10)
-            await asyncio.sleep(1.0)
+            leg = live.app.state.calls.session(answer["call_id"]).media
+            await wait_until(lambda: leg.received_chunks >= 25,  # 0.5 s of the caller's audio
+                             what="the server hears the caller")
             cut_network(vanished.pc)
             detail = await _call_detail(client, answer["call_id"], wait_end_s=20)
             assert detail["cdr"]["outcome"] == "caller_hangup"
