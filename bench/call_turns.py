@@ -26,6 +26,7 @@ import asyncio
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -97,7 +98,7 @@ def caller_audio() -> tuple[bytes, int]:
 
     speech = espeak_pcm("상담원", "ko", 16_000)
     silence = b"\x00" * int(LEAD_SILENCE_S * 16_000) * 2
-    return silence + speech.data + b"\x00" * 16_000 * 2 * 2, 16_000
+    return silence + speech.data + b"\x00" * 16_000 * 2 * 6, 16_000
 
 
 def counter(metrics: str, name: str) -> float:
@@ -230,6 +231,10 @@ def report(results: dict[str, list[Level]], levels: list[int]) -> None:
         print(f"{label}: most concurrent calls served cleanly {max(clean, default=0)}; {where}")
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--levels", default="1,5,10,16,24,32", help="concurrent calls per level")
@@ -243,6 +248,7 @@ def main() -> None:
     levels = [int(x) for x in args.levels.split(",") if x.strip()]
     if not levels or any(n < 1 or n > 64 for n in levels):
         parser.error("levels must be between 1 and 64 calls")
+    signal.signal(signal.SIGTERM, _interrupted)  # a killed bench still stops its servers
     results: dict[str, list[Level]] = {}
     lots = {"HOTLINE_MAX_CALLS": "1000"}  # measure past the admission limit
     with tempfile.TemporaryDirectory() as tmp:

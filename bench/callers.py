@@ -15,6 +15,7 @@ from typing import Any
 
 CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+GRACE_S = 10.0  # a slow bot is still answered: the caller hangs up when it waits this long
 
 
 def place_calls(url: str, number: str, n: int, pcm: bytes, sample_rate_hz: int, codec: str,
@@ -38,7 +39,7 @@ async def _place(url: str, number: str, n: int, pcm: bytes, sample_rate_hz: int,
     audio = Pcm(pcm, sample_rate_hz)
     results = await asyncio.gather(
         *(place_call(url, audio, hotline_number=number, codec=codec, record=False,
-                     grace_s=1.0, timeout_s=timeout_s) for _ in range(n)),
+                     grace_s=GRACE_S, timeout_s=timeout_s) for _ in range(n)),
         return_exceptions=True,
     )
     out: list[dict[str, Any]] = []

@@ -214,7 +214,7 @@ class CallProgress:
         self._note = note
         self.events: list[dict[str, Any]] = []
         self.listens = 0  # ``listen`` events seen
-        self.waiting = False  # the bot's last word was a listen: it waits for the caller
+        self.waiting = False  # the bot listens, with nothing of the caller's in hand
         self.prompt: dict[str, Any] | None = None  # the prompt playing, if any
         self.server_done = asyncio.Event()
         self._changed = asyncio.Event()
@@ -229,7 +229,10 @@ class CallProgress:
             self.waiting, self.prompt = False, event
         elif kind in ("transfer", "webhook", "hangup", "node_entered", "barge_in"):
             self.waiting, self.prompt = False, None
+        elif kind == "transcript":  # the caller is talking, or the bot is on its answer
+            self.waiting = False
         elif kind == "dtmf":
+            self.waiting = False
             self._check_key(str(event.get("digit")))
         elif kind == "call_ended":
             self.server_done.set()
