@@ -30,6 +30,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
@@ -77,9 +78,12 @@ class Level:
         failed = [r["error"] for r in self.results if "error" in r]
         if failed:
             return f"{len(failed)} call(s) failed ({failed[0][:80]})"
-        silent = sum(1 for r in self.ok if not r["turn_ms"])
+        silent = [r for r in self.ok if not r["turn_ms"]]
         if silent:
-            return f"{silent} call(s) never got an answer"
+            outcomes = Counter(f"{r['outcome']} (by {r['ended_by']})" for r in silent)
+            heard = sum(1 for r in silent if r["heard"])
+            return (f"{len(silent)} call(s) never got an answer; the bot heard the caller in "
+                    f"{heard}; ended: {', '.join(f'{k} x{v}' for k, v in outcomes.items())}")
         if self.gaps:
             return f"{self.gaps:.0f} audio gap(s)"
         p95 = pct(self.values("turn_ms"), 95)

@@ -48,8 +48,11 @@ async def _place(url: str, number: str, n: int, pcm: bytes, sample_rate_hz: int,
             out.append({"error": f"{type(result).__name__}: {result}"[:300]})
             continue
         turns = [e for e in result.events if e.get("type") == "turn_latency"]
+        ended = [e for e in result.events if e.get("type") == "call_ended"]
+        heard = [e for e in result.events if e.get("type") == "transcript" and e.get("is_final")]
         out.append({
             "ended_by": result.ended_by, "setup_ms": 1000 * result.setup_s,
+            "outcome": str(ended[-1].get("outcome")) if ended else "-", "heard": len(heard),
             "duration_s": result.duration_s,
             "turn_ms": [float(e["ms"]) for e in turns],
             "after_endpoint_ms": [float(e["after_endpoint_ms"]) for e in turns],

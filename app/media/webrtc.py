@@ -1,13 +1,17 @@
 """WebRTC call media over aiortc: the ``CallMedia`` of a browser (or ``hotline call``) caller.
 
-Inbound: the caller's audio track (Opus 48 kHz or PCMU 8 kHz, decoded by aiortc to
-``av.AudioFrame``) becomes mono s16 16 kHz 20 ms ``AudioChunk``s. Keypad presses arrive on a
-data channel labelled ``dtmf`` as JSON ``{"digit": "1"}``: aiortc (1.16) has no
-``telephone-event`` codec, so it cannot receive RFC 4733 events. Audio and keys share one
-ordered queue, so ``inbound()`` yields them in arrival order.
+This module is the leg; what any transport reuses lives beside it: ``sdp_check`` (is this
+offer answerable, and if not why), ``framing`` (decoded audio -> the call's 20 ms chunks),
+``playout`` (paced, flushable, gap-counting bot audio).
 
-Outbound: ``OutboundAudioTrack`` pulls 20 ms chunks from a bounded queue, paced in real time
-by aiortc's sender, and sends silence when the queue is empty.
+Inbound: the caller's audio track (Opus 48 kHz or PCMU 8 kHz, decoded by aiortc to
+``av.AudioFrame``) becomes mono s16 16 kHz 20 ms ``AudioChunk``s (``InboundFramer``). Keypad
+presses arrive on a data channel labelled ``dtmf`` as JSON ``{"digit": "1"}``: aiortc (1.16)
+has no ``telephone-event`` codec, so it cannot receive RFC 4733 events. Audio and keys share
+one ordered queue, so ``inbound()`` yields them in arrival order.
+
+Outbound: ``OutboundAudioTrack`` is a ``PlayoutBuffer`` paced by a ``Pacer``: aiortc's sender
+pulls a 20 ms frame each tick, silence when nothing is queued.
 
 The call ends (``inbound()`` returns, ``end_reason`` says why) when the caller's track ends
 (RTCP BYE / hang-up), the connection goes ``failed``/``closed``, ICE has not connected within
