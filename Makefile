@@ -21,13 +21,13 @@ run: setup
 
 test: setup
 	$(BIN)/ruff check app tests bench
-	$(BIN)/lint-imports --config .importlinter
+	$(BIN)/lint-imports --no-logo .importlinter
 	$(BIN)/mypy
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/pytest -q -ra
 
 lint: setup
 	$(BIN)/ruff check app tests bench
-	$(BIN)/lint-imports --config .importlinter
+	$(BIN)/lint-imports --no-logo .importlinter
 	$(BIN)/mypy
 
 setup: $(STAMPS)/apt $(STAMPS)/venv

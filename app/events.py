@@ -1,15 +1,15 @@
-"""The few typed events everything exchanges.
+"""The few typed values everything exchanges.
 
-Audio travels as ``AudioChunk`` (a slotted dataclass: it is the hot path). Everything else is
-a pydantic model with a ``type`` field, so the agent console and the event log receive it as
-JSON without translation.
+Audio travels as ``AudioChunk`` (a slotted dataclass: it is the hot path). Recognizer output,
+understanding results and VAD edges are pydantic models with a ``type`` field. The entries of
+a call's event log (the call record) are in ``app.record``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -104,33 +104,6 @@ class Sentiment(BaseModel):
     type: Literal["sentiment"] = "sentiment"
     score: float = Field(ge=-1.0, le=1.0)
     label: SentimentLabel
-
-
-class CallStarted(BaseModel):
-    type: Literal["call_started"] = "call_started"
-    call_id: str
-    hotline_number: str
-    caller_number: str
-    channel: Literal["webrtc", "sip", "cli"]
-    locale: str
-
-
-class CallEnded(BaseModel):
-    type: Literal["call_ended"] = "call_ended"
-    call_id: str
-    outcome: str
-    duration_s: float
-
-
-class HandoffRequested(BaseModel):
-    type: Literal["handoff_requested"] = "handoff_requested"
-    call_id: str
-    queue: str
-    reason: str
-    note: str = ""
-    intent: str | None = None
-    sentiment: float | None = None
-    transcript: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class SpeechActivity(BaseModel):

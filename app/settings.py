@@ -116,6 +116,17 @@ class Settings(BaseSettings):
         "before they are read"
     )
     call_max_duration_s: float = Field(default=3600, gt=0)
+    record_retry_s: float = Field(
+        default=30.0, gt=0, description="after a call ends, keep retrying a failing database "
+        "this long before spooling its record to data_dir/spool (replayed on the next start)",
+    )
+    record_start_timeout_s: float = Field(
+        default=5.0, gt=0, description="a call whose record cannot be created this fast gets "
+        "an apology and ends",
+    )
+    nlu_workers: int = Field(default=2, ge=1, le=16, description="intent classifier threads")
+    node_id: str = Field(default="node-1", min_length=1, max_length=64,
+                         description="this process's name in a multi-node deployment")
     queue_max_wait_s: float = Field(default=120, gt=0)
     queue_position_every_s: float = Field(default=30, gt=0)
 
@@ -136,6 +147,10 @@ class Settings(BaseSettings):
     @property
     def recordings_dir(self) -> Path:
         return self.data_dir / "recordings"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
 
     @property
     def tts_cache_dir(self) -> Path:

@@ -32,6 +32,8 @@ class PipeMedia:
     sent: list[SentAudio] = field(default_factory=list)
     flushed_ms: int = 0
     closed: bool = False
+    end_reason: str | None = None
+    inbound_error: BaseException | None = None  # raised by inbound() (a broken transport)
 
     def __post_init__(self) -> None:
         self._caller: asyncio.Queue[AudioChunk | Dtmf | None] = asyncio.Queue()
@@ -49,7 +51,8 @@ class PipeMedia:
     def press(self, digit: str) -> None:
         self._caller.put_nowait(Dtmf(digit=digit))
 
-    def hang_up(self) -> None:
+    def hang_up(self, reason: str = "caller_hangup") -> None:
+        self.end_reason = self.end_reason or reason
         self._hangup.set()
         self._caller.put_nowait(None)
 
@@ -59,6 +62,18 @@ class PipeMedia:
     def bot_audio_s(self) -> float:
         return sum(s.chunk.duration_ms for s in self.sent) / 1000
 
+    async def wait_bot_audio(self, at_least_s: float, timeout_s: float = 30) -> None:
+        """Until the bot has sent ``at_least_s`` of audio (more than it had so far)."""
+        target = self.bot_audio_s() + at_least_s
+        deadline = time.monotonic() + timeout_s
+        while self.bot_audio_s() < target:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the bot sent less than {at_least_s}s of audio")
+            await asyncio.sleep(0.02)
+
+    def media_info(self) -> dict[str, object]:
+        return {"transport": "pipe", "bot_audio_s": round(self.bot_audio_s(), 2)}
+
     # -- CallMedia
     async def inbound(self) -> AsyncIterator[AudioChunk | Dtmf]:
         ts = 0
@@ -66,6 +81,8 @@ class PipeMedia:
         while not self._hangup.is_set():
             next_at += FRAME_MS / 1000
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            if self.inbound_error is not None:
+                raise self.inbound_error
             item: AudioChunk | Dtmf | None
             item = self._caller.get_nowait() if not self._caller.empty() else None
             if item is None and self._hangup.is_set():
@@ -99,6 +116,7 @@ class PipeMedia:
 
     async def close(self) -> None:
         self.closed = True
+        self.end_reason = self.end_reason or "local_close"
         self._hangup.set()
 
 
@@ -163,3 +181,100 @@ def faulty_tts_worker_main() -> None:
 
 
 FAULTY_TTS_WORKER = "tests.fakes:faulty_tts_worker_main"
+
+
+class ScriptedRecognizer:
+    """The ASR seam with scripted results, for locales with no Vosk model here (zh, en).
+
+    ``say(text)`` queues an utterance for the call's open stream: from the next audio chunk
+    pushed, the stream yields ``speech_start``, and ``duration_s`` of media later
+    ``speech_end`` then the final ``Transcript`` — on the call's media clock, as Vosk does, so
+    NLU, flows, TTS, barge-in and turn latency run for real above it. ``fail(reason)`` makes
+    the open stream raise ``AsrError`` (a recognizer dying mid-call).
+    """
+
+    def __init__(self, locales: tuple[str, ...] = ("zh", "en")) -> None:
+        self.locales = set(locales)
+        self.streams: list[ScriptedStream] = []
+
+    def available_locales(self) -> set[str]:
+        return set(self.locales)
+
+    def stream(self, locale: str, sample_rate_hz: int, grammar: list[str] | None = None,
+               call_id: str | None = None) -> ScriptedStream:
+        stream = ScriptedStream(locale, grammar)
+        self.streams.append(stream)
+        return stream
+
+    def current(self) -> ScriptedStream:
+        open_streams = [s for s in self.streams if not s.closed]
+        assert open_streams, "no recognizer stream is open (keypad-only listen?)"
+        return open_streams[-1]
+
+    def say(self, text: str, duration_s: float = 0.8, confidence: float = 0.95) -> None:
+        self.current().utterances.append((text, duration_s, confidence))
+
+    def fail(self, reason: str = "recognizer process died") -> None:
+        self.current().failure = reason
+        self.current().wake()
+
+
+class ScriptedStream:
+    def __init__(self, locale: str, grammar: list[str] | None) -> None:
+        from app.events import SpeechActivity, Transcript
+
+        self._activity, self._transcript = SpeechActivity, Transcript
+        self.locale = locale
+        self.grammar = grammar
+        self.utterances: list[tuple[str, float, float]] = []
+        self.failure: str | None = None
+        self.closed = False
+        self.pushed_ms = 0
+        self._out: asyncio.Queue[object] = asyncio.Queue()
+        self._speaking: tuple[str, float, float, int] | None = None  # text, dur, conf, start
+
+    def wake(self) -> None:
+        self._out.put_nowait(None)
+
+    def push(self, chunk: AudioChunk) -> None:
+        self.pushed_ms += round(chunk.duration_ms)
+        if self._speaking is None and self.utterances:
+            text, duration_s, confidence = self.utterances.pop(0)
+            self._speaking = (text, duration_s, confidence, self.pushed_ms)
+            self._out.put_nowait(self._activity(type="speech_start", media_ts_ms=self.pushed_ms))
+        elif self._speaking is not None:
+            text, duration_s, confidence, start_ms = self._speaking
+            if self.pushed_ms - start_ms >= duration_s * 1000:
+                self._speaking = None
+                self._out.put_nowait(self._activity(type="speech_end",
+                                                    media_ts_ms=self.pushed_ms))
+                self._out.put_nowait(self._transcript(
+                    text=text, is_final=True, locale=self.locale, confidence=confidence,
+                    start_s=start_ms / 1000, end_s=self.pushed_ms / 1000,
+                    grammar=self.grammar is not None,
+                ))
+
+    def set_grammar(self, phrases: list[str] | None) -> None:
+        self.grammar = list(phrases) if phrases is not None else None
+
+    def end_input(self) -> None:
+        self.wake()
+
+    def __aiter__(self) -> ScriptedStream:
+        return self
+
+    async def __anext__(self) -> object:
+        from app.asr.errors import AsrError
+
+        while True:
+            if self.failure is not None:
+                raise AsrError(self.failure)
+            if self.closed:
+                raise StopAsyncIteration
+            item = await self._out.get()
+            if item is not None:
+                return item
+
+    async def aclose(self) -> None:
+        self.closed = True
+        self.wake()

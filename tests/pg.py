@@ -1,12 +1,13 @@
 """A real, private PostgreSQL server for the test session.
 
-``initdb`` + ``pg_ctl`` from ``/usr/lib/postgresql/15/bin`` (override with
+``initdb`` + ``pg_ctl`` found by ``find_pg_bin`` (PATH, pg_config; override with
 ``HOTLINE_PG_BIN``) in a temp dir, listening on a free 127.0.0.1 port, trust auth, fsync off.
 PostgreSQL refuses to run as root: when the tests run as root, the server runs as the
 ``postgres`` system user (``runuser -u postgres --``) in a temp dir owned by that user.
 
 Fixtures (import them into a conftest):
-- ``pg_server`` (session): the running ``PgServer``; skips when the binaries are absent.
+- ``pg_server`` (session): the running ``PgServer``; skips when the binaries are absent
+  (fails in CI: the Makefile installs them).
 - ``pg_url`` (function): a fresh empty database for one test, dropped afterwards;
   its SQLAlchemy URL ``postgresql+psycopg://postgres@127.0.0.1:PORT/NAME``.
 
@@ -31,7 +32,29 @@ from pathlib import Path
 import psycopg
 import pytest
 
-PG_BIN = Path(os.environ.get("HOTLINE_PG_BIN", "/usr/lib/postgresql/15/bin"))
+from tests.helpers.tools import missing
+
+
+def find_pg_bin() -> Path:
+    """Where ``initdb``/``pg_ctl``/``postgres`` are: ``HOTLINE_PG_BIN``, else ``initdb`` on
+    PATH, else ``pg_config --bindir``, else the newest ``/usr/lib/postgresql/*/bin``."""
+    if os.environ.get("HOTLINE_PG_BIN"):
+        return Path(os.environ["HOTLINE_PG_BIN"])
+    initdb = shutil.which("initdb")
+    if initdb:
+        return Path(initdb).resolve().parent
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True)
+        candidate = Path(out.stdout.strip())
+        if out.returncode == 0 and (candidate / "initdb").is_file():
+            return candidate
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin"),
+                      key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0)
+    return versions[-1] if versions else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = find_pg_bin()
 PG_USER = "postgres"
 
 
@@ -177,7 +200,7 @@ def pg_server() -> Iterator[PgServer]:
     try:
         server = acquire_server()
     except PgUnavailable as exc:
-        pytest.skip(str(exc))
+        missing(f"PostgreSQL ({exc})")
     try:
         yield server
     finally:

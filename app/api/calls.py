@@ -105,7 +105,7 @@ async def get_recording(
     chosen = [r for r in detail.recordings if id is None or r.id == id]
     if not chosen:
         raise HTTPException(404, f"call {call_id} has no recording {id}")
-    path = FilePath(chosen[-1].path)
+    path = request.app.state.settings.recordings_dir / FilePath(chosen[-1].path).name
     if not await asyncio.to_thread(path.is_file):
         raise HTTPException(410, f"recording of call {call_id} is no longer on disk")
     return FileResponse(path, media_type="audio/wav", filename=f"{call_id}.wav")

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from app.events import utc_now
 
 router = APIRouter(tags=["health"])
 
@@ -19,23 +23,26 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
-    """Ready when the database answers and the models are loaded; says what is missing.
+    """Ready when the database answers and takes writes, and recordings can be written;
+    says what is missing.
 
     Missing speech models do not make the server unready: calls then run keypad-only, and
     the body says so under ``degraded``.
     """
     state = request.app.state
+    services = state.services
     problems: dict[str, str] = {}
-    degraded: dict[str, str] = {}
     db_problem = await state.run_blocking(state.db.ping)
+    if db_problem is None:
+        db_problem = await state.run_blocking(
+            services.repo.heartbeat, services.settings.node_id, utc_now()
+        )
     if db_problem:
         problems["database"] = db_problem
-    for locale, reason in state.asr_problems.items():
-        degraded[f"asr:{locale}"] = reason
-    if state.nlu_problem:
-        degraded["intents"] = state.nlu_problem
-    if state.tts_problem:
-        degraded["tts"] = state.tts_problem
+    rec_problem = await state.run_blocking(_writable, services.settings.recordings_dir)
+    if rec_problem:
+        problems["recordings"] = rec_problem
+    degraded = dict(services.degraded)
     body: dict[str, Any] = {
         "status": "ready" if not problems else "not_ready",
         "problems": problems,
@@ -44,6 +51,17 @@ async def readyz(request: Request) -> JSONResponse:
         "keypad_only": not (state.asr and state.asr.available_locales()),
     }
     return JSONResponse(body, status_code=200 if not problems else 503)
+
+
+def _writable(folder: Path) -> str | None:
+    """None when a file can be created in ``folder`` (created if missing), else why not."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
+            pass
+    except OSError as exc:
+        return f"cannot write recordings to {folder}: {exc.strerror or exc}"
+    return None
 
 
 @router.get("/metrics")

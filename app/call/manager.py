@@ -72,7 +72,7 @@ class CallManager:
         info = CallInfo(
             call_id=call_id, flow_id=hotline.flow_id, hotline_number=hotline_number,
             caller_number=caller_number or "anonymous", locale=locale or hotline.default_locale,
-            channel=channel, recording=hotline.recording,
+            channel=channel, recording=hotline.recording, default_locale=hotline.default_locale,
         )
         session = CallSession(info, media, self.deps)
         task = asyncio.create_task(session.run(), name=f"call-{call_id}")

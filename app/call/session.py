@@ -1,7 +1,11 @@
 """One call, end to end: listen (media -> ASR), converse (input -> flow), speak (TTS -> media).
 
-The session owns its tasks and cancels them cleanly. Any unexpected failure plays an apology
-and ends the call; whatever happens, the call's record is written.
+``CallSession.run`` owns the call's tasks: the ``Listener`` (media in, recognizer, barge-in),
+the conversation (flow engine steps, carried out here: prompts through the ``Player``, keypad
+through a ``KeypadCollector``, understanding, webhooks, the queue through
+``app.routing.waiting``) and the recording. Whatever happens — the caller hangs up, the leg
+is lost, a part fails, the process stops — the call ends with one outcome and its record
+(``app.call.eventlog``) is closed: stored, or spooled for the next start.
 """
 
 from __future__ import annotations
@@ -9,23 +13,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from app.asr.errors import AsrError
-from app.call.eventlog import CallEventLog
-from app.call.hold import HoldMusic
+import httpx
+from pydantic import ValidationError
+
+from app.call.eventlog import CallClosing, CallEventLog, CallHeader
+from app.call.keypad import KeypadCollector
+from app.call.listener import AsrLost, Listener
 from app.call.media import CallMedia
-from app.call.queues import QueueBoard
+from app.call.player import Player, TurnClock
+from app.call.ports import CallStore, EventPublisher, SpeechRecognizer, Synthesizer, Understander
 from app.call.recorder import Recorder
-from app.events import (
-    AudioChunk,
-    Dtmf,
-    HandoffRequested,
-    SpeechActivity,
-    Transcript,
-    utc_now,
-)
+from app.events import Dtmf, Transcript, utc_now
+from app.flows.defaults import default_text
 from app.flows.engine import FlowEngine
 from app.flows.runtime import (
     CallContext,
@@ -41,35 +45,53 @@ from app.flows.runtime import (
 )
 from app.flows.webhook import run_webhook
 from app.log import get_logger
-from app.metrics import CALLS_ACTIVE, CALLS_TOTAL, TURN_LATENCY
+from app.metrics import CALLS_ACTIVE, CALLS_TOTAL
+from app.record import (
+    CallEnded,
+    CallError,
+    CallStarted,
+    EntitiesFound,
+    FlowStep,
+    HandoffRequested,
+    IntentDetected,
+    Listening,
+    LocaleChanged,
+    NodeEntered,
+    NoInput,
+    RecordingFailed,
+    RecordingSaved,
+    RecordingStarted,
+    SentimentScored,
+    TranscriptHeard,
+    TransferRequested,
+    WebhookCalled,
+    flow_path,
+    transcript_turns,
+)
+from app.record import Hangup as HangupEvent
+from app.routing.waiting import QueueBoard, QueueWait
 from app.settings import Settings
 
-INTER_DIGIT_TIMEOUT_S = 3.0
-BARGE_IN_MIN_SPEECH_S = 0.25
 HANGUP_GRACE_S = 0.5
-APOLOGY = {
-    "zh": "抱歉，系统出现问题，请稍后再拨。",
-    "en": "Sorry, something went wrong on our side. Please call again later.",
-}
-QUEUE_POSITION = {
-    "zh": "您前面还有{ahead}位客户，您是第{n}位，请稍候。",
-    "en": "You are number {n} in the queue. Please hold.",
-}
+APOLOGY_TIMEOUT_S = 15.0
+RECORDING_FLUSH_S = 1.0
+CONNECTION_LOST = ("media_timeout", "network_lost", "ice_failed", "session_expired")
 
 
 @dataclass
 class CallDeps:
-    """The shared, process-wide parts a call uses (loaded once, wired in main.py)."""
+    """The shared, process-wide parts a call uses (loaded once, ``app.services``)."""
 
     settings: Settings
-    repo: Any  # app.storage.repository.CallRepository
-    bus: Any  # app.call.bus.EventBus
+    store: CallStore
+    bus: EventPublisher
     engine: FlowEngine
-    tts: Any | None  # app.tts.service.TtsService
-    asr: Any | None  # app.asr.engine.AsrEngine
-    nlu: Any | None  # app.nlu.service.NluService
-    http: Any  # httpx.AsyncClient
-    queues: QueueBoard = field(default_factory=QueueBoard)
+    tts: Synthesizer | None
+    asr: SpeechRecognizer | None
+    nlu: Understander | None
+    http: httpx.AsyncClient
+    queues: QueueBoard
+    clock: Callable[[], datetime] = utc_now  # the flows' "now" (business hours, holidays)
 
 
 @dataclass
@@ -81,261 +103,171 @@ class CallInfo:
     locale: str
     channel: str
     recording: bool = False
+    default_locale: str = "en"  # the flow's: apologies fall back to it
 
 
 class CallSession:
     def __init__(self, info: CallInfo, media: CallMedia, deps: CallDeps) -> None:
+        settings = deps.settings
         self.info = info
         self.media = media
         self.deps = deps
-        self.rate_hz = media.sample_rate_hz
         self.locale = info.locale
         self.log = get_logger(call_id=info.call_id)
-        self.events = CallEventLog(info.call_id, deps.repo, deps.bus)
-        self.recorder = Recorder(self.rate_hz, deps.settings.call_max_duration_s)
-        self._inputs: asyncio.Queue[Transcript | Dtmf] = asyncio.Queue()
-        self._asr_stream: Any | None = None
-        self._asr_task: asyncio.Task[None] | None = None
-        self._asr_stream_locale = ""
-        self._listen_started = 0.0
-        self._speech_started: float | None = None
-        self._speech_ended: float | None = None
-        self._speech_end_true: float | None = None  # when the caller really stopped talking
-        self._media_clock: float | None = None  # monotonic time of media_ts_ms == 0
-        self._barge_allowed = False
-        self._barged = asyncio.Event()
-        self._first_audio_pending = False
+        self.started_at = utc_now()
+        header = CallHeader(info.call_id, info.hotline_number, info.caller_number,
+                            info.channel, info.locale, self.started_at, info.flow_id)
+        self.events = CallEventLog(header, deps.store, deps.bus, spool_dir=settings.spool_dir,
+                                   retry_for_s=settings.record_retry_s)
+        self.recording_file = f"{info.call_id}.wav"
+        self.recorder = (
+            Recorder(settings.recordings_dir / self.recording_file, media.sample_rate_hz,
+                     settings.call_max_duration_s) if info.recording else None
+        )
+        self.clock = TurnClock()
+        self.player = Player(media, deps.tts, self.events, self.recorder, self.clock)
+        self.listener = Listener(info.call_id, media, deps.asr, self.events, self.recorder,
+                                 self.player, self.clock)
         self.outcome = "completed"
         self.state: FlowState | None = None
-        self._hung_up = asyncio.Event()
-        self._turns: list[dict[str, Any]] = []
+        self._queued = False
+        self._recording_open = False
 
     # ------------------------------------------------------------------ lifecycle
     async def run(self) -> str:
-        info = self.info
+        info, settings = self.info, self.deps.settings
         self.events.start()
-        await asyncio.to_thread(
-            self.deps.repo.start_call, info.call_id, info.hotline_number, info.caller_number,
-            info.channel, info.locale, utc_now(), info.flow_id,
-        )
-        self.events.emit(
-            "call_started", hotline_number=info.hotline_number, caller_number=info.caller_number,
-            channel=info.channel, locale=info.locale, flow_id=info.flow_id,
-        )
+        self.events.emit(CallStarted(
+            hotline_number=info.hotline_number, caller_number=info.caller_number,
+            channel=info.channel, locale=info.locale, flow_id=info.flow_id,  # type: ignore[arg-type]
+        ))
         self.log.info("call_started", hotline=info.hotline_number, channel=info.channel)
         CALLS_ACTIVE.inc()
-        listener = asyncio.create_task(self._listen(), name=f"listen-{info.call_id}")
-        converse = asyncio.create_task(self._converse(), name=f"converse-{info.call_id}")
+        tasks: list[asyncio.Task[Any]] = []
         try:
+            problem = await self.events.wait_started(settings.record_start_timeout_s)
+            if problem is not None:  # no record can be kept: say so, and end the call
+                await self._fail(RuntimeError(problem), "storage")
+                return self.outcome
+            listener = asyncio.create_task(self._listen(), name=f"listen-{info.call_id}")
+            converse = asyncio.create_task(self._converse(), name=f"converse-{info.call_id}")
+            tasks = [listener, converse]
+            if self.recorder is not None:
+                tasks.append(asyncio.create_task(self._record(), name=f"rec-{info.call_id}"))
             done, _ = await asyncio.wait(
-                {listener, converse}, timeout=self.deps.settings.call_max_duration_s,
+                {listener, converse}, timeout=settings.call_max_duration_s,
                 return_when=asyncio.FIRST_COMPLETED,
             )
+            await _cancel([listener, converse])  # the conversation stops here
             if not done:
                 self.outcome = "max_duration"
-            elif converse in done:
-                exc = converse.exception()
-                if exc is not None:
-                    await self._fail(exc)
-            else:
-                self.outcome = "abandoned" if self.outcome == "queued" else "caller_hangup"
+            elif converse in done and converse.exception() is not None:
+                await self._fail(converse.exception(), "flow")
+            elif listener in done and listener.exception() is not None:
+                await self._fail(listener.exception(), "listen")
+            elif listener in done:
+                self.outcome = self._hangup_outcome()
         except asyncio.CancelledError:
             self.outcome = "interrupted"
             raise
         finally:
             try:
-                await self._finish(listener, converse)
+                await self._finish(tasks)
             finally:
                 CALLS_ACTIVE.dec()
                 CALLS_TOTAL.labels(self.outcome).inc()
         return self.outcome
 
-    async def _fail(self, exc: BaseException) -> None:
-        self.log.error("call_failed", error=repr(exc))
-        self.events.emit("error", reason=type(exc).__name__, detail=str(exc)[:500])
+    def _hangup_outcome(self) -> str:
+        if self._queued:
+            return "abandoned"
+        reason = self.media.end_reason
+        if reason == "ice_failed" and self.listener.audio_chunks == 0:
+            return "not_connected"
+        return "connection_lost" if reason in CONNECTION_LOST else "caller_hangup"
+
+    async def _fail(self, exc: BaseException | None, where: str) -> None:
+        self.log.error("call_failed", where=where, error=repr(exc))
+        self.events.emit(CallError(reason=type(exc).__name__, detail=str(exc)[:500],
+                                   where=where))
         self.outcome = "error"
-        text = APOLOGY.get(self.locale, APOLOGY["en"])
+        apology = Say(text=self._system_text("apology"), locale=self.locale, barge_in=False)
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._play_text(text, self.locale, barge_in=False), 15)
+            await asyncio.wait_for(self.player.say(apology, self.locale), APOLOGY_TIMEOUT_S)
 
-    async def _finish(self, *tasks: asyncio.Task[Any]) -> None:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await self._close_asr()
+    def _system_text(self, key: str, locale: str | None = None) -> str:
+        loc = locale or self.locale
+        return (default_text(key, loc) or default_text(key, self.info.default_locale)
+                or default_text(key, "en") or "")
+
+    async def _finish(self, tasks: list[asyncio.Task[Any]]) -> None:
+        """Stop everything and close the record; every step is guarded."""
+        await _cancel(tasks)
+        with contextlib.suppress(Exception):
+            await self.listener.close()
         self.deps.queues.leave(self.info.call_id)
-        with contextlib.suppress(Exception):
+        try:
             await self.media.close()
-        if self.info.recording and self.recorder.duration_s > 0:
-            path = self.deps.settings.recordings_dir / f"{self.info.call_id}.wav"
-            duration_s = await asyncio.to_thread(self.recorder.save, path)
-            await asyncio.to_thread(
-                self.deps.repo.add_recording, self.info.call_id, str(path), duration_s, True
-            )
-            self.events.emit("recording_saved", url=f"/v1/calls/{self.info.call_id}/recording",
-                             duration_s=round(duration_s, 2))
-        if self.state is not None:
-            state = self.state.model_dump(mode="json")
-            await asyncio.to_thread(self.deps.repo.save_flow_state, self.info.call_id, state)
-        self.events.emit("call_ended", outcome=self.outcome)
-        await self.events.close()
-        await asyncio.to_thread(self.deps.repo.end_call, self.info.call_id, self.outcome, utc_now())
-        self.log.info("call_ended", outcome=self.outcome)
-
-    # ------------------------------------------------------------------ listen
-    async def _listen(self) -> None:
-        async for item in self.media.inbound():
-            if isinstance(item, AudioChunk):
-                if self._media_clock is None:
-                    self._media_clock = time.monotonic() - item.media_ts_ms / 1000
-                self.recorder.caller(item)
-                if self._asr_stream is not None:
-                    self._asr_stream.push(item)
-            else:
-                self.events.emit("dtmf", digit=item.digit)
-                self._inputs.put_nowait(item)
-        self._hung_up.set()
-
-    async def _open_asr(self, grammar: list[str] | None) -> None:
-        asr = self.deps.asr
-        if asr is None or self.locale not in asr.available_locales():
-            return
-        if self._asr_stream is not None and self._asr_stream_locale == self.locale:
-            try:
-                self._asr_stream.set_grammar(grammar)
-            except AsrError as exc:  # phrases outside the model's words: listen freely
-                self.events.emit("asr_grammar_rejected", reason=str(exc))
-                self._asr_stream.set_grammar(None)
-            return
-        await self._close_asr()
+        except Exception as exc:
+            self.log.warning("media_close_failed", error=repr(exc))
+        recording = await self._close_recording()
         try:
-            stream = asr.stream(self.locale, self.rate_hz, grammar, call_id=self.info.call_id)
-        except AsrError as exc:
-            self.events.emit("asr_grammar_rejected", reason=str(exc))
-            stream = asr.stream(self.locale, self.rate_hz, None, call_id=self.info.call_id)
-        self._asr_stream = stream
-        self._asr_stream_locale = self.locale
-        self._asr_task = asyncio.create_task(
-            self._read_asr(self._asr_stream), name=f"asr-{self.info.call_id}"
-        )
+            media = self.media.media_info()
+        except Exception as exc:
+            media = {"error": repr(exc)[:200]}
+        ended_at = utc_now()
+        self.events.emit(CallEnded(
+            outcome=self.outcome, end_reason=self.media.end_reason, locale=self.locale,
+            duration_s=round((ended_at - self.started_at).total_seconds(), 3), media=media,
+        ))
+        state = self.state.model_dump(mode="json") if self.state is not None else None
+        await self.events.close(CallClosing(self.outcome, ended_at, state, recording))
+        self.log.info("call_ended", outcome=self.outcome, end_reason=self.media.end_reason)
 
-    async def _close_asr(self) -> None:
-        stream, task = self._asr_stream, self._asr_task
-        self._asr_stream, self._asr_task = None, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-        if stream is not None:
-            await stream.aclose()
-
-    async def _read_asr(self, stream: Any) -> None:
-        last_partial = ""
-        async for item in stream:
-            if isinstance(item, SpeechActivity):
-                if item.type == "speech_start":
-                    self._speech_started = time.monotonic()
-                    self._schedule_barge_check()
-                else:
-                    self._speech_ended = time.monotonic()
-                    clock = self._media_clock
-                    self._speech_end_true = (
-                        clock + item.media_ts_ms / 1000 if clock is not None
-                        else self._speech_ended
-                    )
-                continue
-            if not item.is_final:
-                if item.text and item.text != last_partial:
-                    last_partial = item.text
-                    self.events.emit("transcript", text=item.text, is_final=False)
-                    self._barge_in("partial")
-                continue
-            last_partial = ""
-            self._speech_ended = self._speech_ended or time.monotonic()
-            if item.text.strip():
-                self._inputs.put_nowait(item)
-
-    def _schedule_barge_check(self) -> None:
-        """Speech that lasts past the minimum (not a cough) barges in even before a word."""
-        started = self._speech_started
-
-        def check() -> None:
-            if self._speech_started == started and (
-                self._speech_ended is None or self._speech_ended < (started or 0)
-            ):
-                self._barge_in("vad")
-
-        asyncio.get_running_loop().call_later(BARGE_IN_MIN_SPEECH_S, check)
-
-    def _barge_in(self, trigger: str) -> None:
-        if not self._barge_allowed or self._barged.is_set():
-            return
-        dropped_ms = self.media.flush()
-        self._barged.set()
-        self.events.emit("barge_in", trigger=trigger, dropped_ms=dropped_ms)
-
-    # ------------------------------------------------------------------ speak
-    async def _play_text(self, text: str, locale: str, barge_in: bool) -> bool:
-        tts = self.deps.tts
-        if tts is None:
-            raise RuntimeError("speech synthesis is unavailable")
-        return await self._play(tts.stream(text, locale, self.rate_hz), barge_in)
-
-    async def _play(self, chunks: Any, barge_in: bool) -> bool:
-        """Play until done or barged in; returns True when the caller barged in."""
-        self._barged.clear()
-        self._barge_allowed = barge_in
+    # ------------------------------------------------------------------ recording
+    async def _record(self) -> None:
+        recorder = self.recorder
+        assert recorder is not None
         try:
-            async with contextlib.aclosing(chunks) as stream:
-                return await self._play_chunks(stream)
-        finally:
-            self._barge_allowed = False
+            await asyncio.to_thread(recorder.open)
+            self._recording_open = True
+            self.events.emit(RecordingStarted(file=self.recording_file))
+            while True:
+                await asyncio.sleep(RECORDING_FLUSH_S)
+                await asyncio.to_thread(recorder.append, recorder.take())
+        except OSError as exc:
+            self._stop_recording(f"{type(exc).__name__}: {exc}")
 
-    async def _play_chunks(self, chunks: Any) -> bool:
-        async for chunk in chunks:
-            if self._barged.is_set():
-                return True
-            if self._first_audio_pending and self._speech_end_true is not None:
-                # end of the caller's speech (endpointing included) -> first bot audio out
-                self._first_audio_pending = False
-                now = time.monotonic()
-                latency_ms = (now - self._speech_end_true) * 1000
-                endpoint = self._speech_ended or now
-                self.events.emit("turn_latency", ms=round(latency_ms, 1),
-                                 after_endpoint_ms=round((now - endpoint) * 1000, 1))
-                TURN_LATENCY.observe(latency_ms / 1000)
-            self.recorder.bot(chunk)
-            await self.media.play(chunk)
-        return self._barged.is_set()
+    def _stop_recording(self, reason: str) -> None:
+        self.events.emit(RecordingFailed(reason=reason[:300]))
+        self.log.error("recording_failed", reason=reason)
+        self.recorder = self.player.recorder = self.listener.recorder = None
+        self._recording_open = False
 
-    async def _say(self, action: Say) -> bool:
-        self.events.emit("prompt_played", text=action.text or "", wav=action.wav,
-                         locale=action.locale or self.locale, barge_in=action.barge_in)
-        locale = action.locale or self.locale
-        if action.text:
-            self._turns.append({"speaker": "bot", "text": action.text})
-            await asyncio.to_thread(
-                self.deps.repo.add_turn, self.info.call_id, "bot", action.text, 0.0, 0.0, 1.0
-            )
-        if action.wav:
-            if self.deps.tts is None:
-                raise RuntimeError("prompt audio is unavailable")
-            pcm = await self.deps.tts.prompt_wav(action.wav, self.rate_hz)
-            from app.media.audio import frames
-
-            async def gen() -> Any:
-                for chunk in frames(pcm.data, self.rate_hz):
-                    yield chunk
-
-            return await self._play(gen(), action.barge_in)
-        return await self._play_text(action.text or "", locale, action.barge_in)
+    async def _close_recording(self) -> tuple[str, float, bool] | None:
+        recorder = self.recorder
+        if recorder is None or not self._recording_open:
+            return None
+        try:
+            await asyncio.to_thread(recorder.append, recorder.take(final=True))
+            await asyncio.to_thread(recorder.close)
+        except OSError as exc:
+            self._stop_recording(f"{type(exc).__name__}: {exc}")
+            return None
+        self.events.emit(RecordingSaved(file=self.recording_file,
+                                        duration_s=round(recorder.duration_s, 2)))
+        return self.recording_file, recorder.duration_s, True
 
     # ------------------------------------------------------------------ converse
+    async def _listen(self) -> None:
+        await self.listener.run()
+
     async def _converse(self) -> None:
-        ctx = CallContext(
-            call_id=self.info.call_id, hotline_number=self.info.hotline_number,
-            caller_number=self.info.caller_number, locale=self.locale, now=utc_now(),
-        )
-        step = self.deps.engine.start(self.info.flow_id, ctx)
+        info = self.info
+        ctx = CallContext(call_id=info.call_id, hotline_number=info.hotline_number,
+                          caller_number=info.caller_number, locale=self.locale,
+                          now=self.deps.clock())
+        step = self.deps.engine.start(info.flow_id, ctx)
         while True:
             self._record_step(step)
             next_input = await self._run_actions(step)
@@ -345,175 +277,167 @@ class CallSession:
 
     def _record_step(self, step: Step) -> None:
         self.state = step.state
-        for event in step.events:
-            payload = dict(event)
-            kind = str(payload.pop("type", "flow_step"))
-            payload.pop("at", None)
-            self.events.emit(kind, **payload)
-            if kind == "flow_step" and payload.get("decision") == "enter":
-                self.events.emit("node_entered", node=payload.get("node"))
+        for raw in step.events:
+            fields = {k: v for k, v in raw.items() if k not in ("type", "at")}
+            try:
+                event = FlowStep.model_validate(fields)
+            except ValidationError as exc:
+                self.events.emit(CallError(reason="bad_flow_event", detail=str(exc)[:300],
+                                           where="flow"))
+                continue
+            self.events.emit(event)
+            if event.decision == "enter":
+                self.events.emit(NodeEntered(node=event.node))
+
+    def _set_locale(self, locale: str | None) -> None:
+        if locale and locale != self.locale:
+            self.locale = locale
+            self.events.emit(LocaleChanged(locale=locale))
 
     async def _run_actions(self, step: Step) -> CallerInput | None:
         """Carry out a step's actions; returns the input for the next step, None at the end."""
         barged = False
         upcoming = step.listen
         if upcoming is not None:  # listen during the prompts too, for barge-in
-            self.locale = upcoming.locale or self.locale
-            await self._open_asr(list(upcoming.grammar) if upcoming.grammar else None)
+            self._set_locale(upcoming.locale)
+            await self.listener.open(self.locale, _grammar(upcoming))
         for action in step.actions:
             if isinstance(action, Say):
-                if barged:
-                    continue
-                barged = await self._say(action)
+                if not barged:
+                    barged = await self.player.say(action, action.locale or self.locale)
             elif isinstance(action, SetLocale):
-                self.locale = action.locale
-                self.events.emit("locale_changed", locale=action.locale)
+                self._set_locale(action.locale)
             elif isinstance(action, Listen):
                 return await self._await_input(action, barged)
             elif isinstance(action, Webhook):
-                self.events.emit("webhook", url=action.url, phase="request")
+                self.events.emit(WebhookCalled(url=action.url, phase="request"))
                 result = await run_webhook(action, self.deps.http)
-                self.events.emit("webhook", url=action.url, phase="result", ok=result.ok,
-                                 status=result.status)
+                self.events.emit(WebhookCalled(url=action.url, phase="result", ok=result.ok,
+                                               status=result.status))
                 return result
             elif isinstance(action, Transfer):
                 return await self._transfer(action)
             elif isinstance(action, Hangup):
                 self.outcome = action.outcome
-                self.events.emit("hangup", outcome=action.outcome)
+                self.events.emit(HangupEvent(outcome=action.outcome))
                 await asyncio.sleep(HANGUP_GRACE_S)  # let the goodbye's queued audio play out
                 return None
         # A step with no listen and no end: the engine promises never to do this.
         raise RuntimeError(f"flow step at {step.state.node} produced no listen or end")
 
     async def _await_input(self, action: Listen, barged: bool) -> CallerInput:
-        self.locale = action.locale or self.locale
-        grammar = list(action.grammar) if action.grammar else None
-        await self._open_asr(grammar)
+        self._set_locale(action.locale)
+        grammar = _grammar(action)
+        await self.listener.open(self.locale, grammar)
         if not barged:
-            self._drop_stale_speech()
-        keypad_only = self._asr_stream is None
-        self.events.emit("listen", grammar=grammar, timeout_s=action.timeout_s,
-                         keypad_only=keypad_only)
+            self.listener.drop_stale_speech()
+        self.events.emit(Listening(grammar=grammar, timeout_s=action.timeout_s,
+                                   keypad_only=self.listener.keypad_only))
+        keypad = KeypadCollector(action.max_digits, action.terminator)
         deadline = time.monotonic() + action.timeout_s
-        digits = ""
         while True:
-            timeout_s = deadline - time.monotonic()
-            if self._speech_in_progress():
-                timeout_s = max(timeout_s, 1.0)
+            wait_s = (keypad.deadline() or deadline) - time.monotonic()
+            if self.clock.speaking():
+                wait_s = max(wait_s, 1.0)
             try:
-                item = await asyncio.wait_for(self._inputs.get(), max(timeout_s, 0.01))
+                item = await asyncio.wait_for(self.listener.inputs.get(), max(wait_s, 0.01))
             except TimeoutError:
+                digits = keypad.expire()
                 if digits:
-                    return self._dtmf_input(digits)
-                if self._speech_in_progress():
+                    return CallerInput.dtmf(digits, at=self.deps.clock())
+                if self.clock.speaking():
                     continue
-                self.events.emit("no_input", timeout_s=action.timeout_s)
-                return CallerInput(kind="no_input", at=utc_now())
+                self.events.emit(NoInput(timeout_s=action.timeout_s))
+                return CallerInput.no_input(at=self.deps.clock())
+            if isinstance(item, AsrLost):  # tell the caller, give them time to press
+                await self.player.say_quietly(self._system_text("speech_unavailable"),
+                                              self.locale)
+                deadline = time.monotonic() + action.timeout_s
+                continue
             if isinstance(item, Dtmf):
                 if not action.dtmf_allowed:
                     continue
-                if item.digit == action.terminator and digits:
-                    return self._dtmf_input(digits)
-                digits += item.digit
-                if len(digits) >= action.max_digits:
-                    return self._dtmf_input(digits)
-                deadline = time.monotonic() + INTER_DIGIT_TIMEOUT_S
+                digits = keypad.press(item.digit, time.monotonic())
+                if digits:
+                    return CallerInput.dtmf(digits, at=self.deps.clock())
                 continue
-            if keypad_only or digits:
+            if self.listener.keypad_only or keypad.digits:
                 continue
             return await self._understand(item)
 
-    def _speech_in_progress(self) -> bool:
-        return self._speech_started is not None and (
-            self._speech_ended is None or self._speech_ended < self._speech_started
-        )
-
-    def _drop_stale_speech(self) -> None:
-        """Speech heard during a prompt that did not allow barge-in is not an answer."""
-        kept: list[Transcript | Dtmf] = []
-        while not self._inputs.empty():
-            item = self._inputs.get_nowait()
-            if isinstance(item, Dtmf):
-                kept.append(item)  # keypad type-ahead is kept, as on any IVR
-        for item in kept:
-            self._inputs.put_nowait(item)
-
-    def _dtmf_input(self, digits: str) -> CallerInput:
-        return CallerInput(kind="dtmf", digits=digits, at=utc_now())
-
     async def _understand(self, transcript: Transcript) -> CallerInput:
-        self._first_audio_pending = True
+        self.clock.pending = True
         min_conf = self.deps.settings.asr_grammar_min_confidence
+        heard = TranscriptHeard(
+            text=transcript.text, is_final=True, confidence=round(transcript.confidence, 3),
+            grammar=transcript.grammar, start_s=transcript.start_s, end_s=transcript.end_s,
+        )
         if transcript.grammar and transcript.confidence < min_conf:
             # Out-of-list speech forced onto a listed phrase: heard, but not a choice.
-            self.events.emit("transcript", text=transcript.text, is_final=True,
-                             confidence=round(transcript.confidence, 3), grammar=True,
-                             rejected="low_confidence")
-            self._turns.append({"speaker": "caller", "text": transcript.text, "heard": "unsure"})
-            return CallerInput(kind="speech", text="", at=utc_now())
-        self.events.emit("transcript", text=transcript.text, is_final=True,
-                         confidence=round(transcript.confidence, 3), grammar=transcript.grammar)
-        self._turns.append({"speaker": "caller", "text": transcript.text})
-        await asyncio.to_thread(
-            self.deps.repo.add_turn, self.info.call_id, "caller", transcript.text,
-            transcript.start_s, transcript.end_s, transcript.confidence,
-        )
-        if self.deps.nlu is None:
-            return CallerInput(kind="speech", text=transcript.text, at=utc_now())
-        understood = await asyncio.to_thread(self.deps.nlu.understand, transcript.text, self.locale)
+            self.events.emit(heard.model_copy(update={"rejected": "low_confidence"}))
+            return CallerInput(kind="speech", text="", at=self.deps.clock())
+        self.events.emit(heard)
+        nlu = self.deps.nlu
+        if nlu is None:
+            return CallerInput(kind="speech", text=transcript.text, at=self.deps.clock())
+        try:
+            understood = await nlu.understand_async(transcript.text, self.locale)
+        except Exception as exc:  # the flow goes on with the words alone (menus, agent key)
+            self.events.emit(CallError(reason=type(exc).__name__, detail=str(exc)[:300],
+                                       where="nlu"))
+            return CallerInput(kind="speech", text=transcript.text, at=self.deps.clock())
         intent, sentiment = understood.intent, understood.sentiment
-        self.events.emit("intent", intent=intent.intent, confidence=round(intent.confidence, 3),
-                         reason=intent.reason)
-        self.events.emit("sentiment", score=round(sentiment.score, 3), label=sentiment.label)
+        self.events.emit(IntentDetected(intent=intent.intent,
+                                        confidence=round(intent.confidence, 3),
+                                        reason=intent.reason))
+        self.events.emit(SentimentScored(score=round(sentiment.score, 3), label=sentiment.label))
         if understood.entities:
-            self.events.emit("entities", entities=[e.model_dump() for e in understood.entities])
+            self.events.emit(EntitiesFound(entities=understood.entities))
         return CallerInput(
             kind="speech", text=transcript.text, intent=intent, entities=understood.entities,
-            sentiment=sentiment, at=utc_now(),
+            sentiment=sentiment, at=self.deps.clock(),
         )
 
-    def _publish_handoff(self, action: Transfer) -> None:
+    # ------------------------------------------------------------------ handoff
+    def handoff_packet(self, action: Transfer) -> HandoffRequested:
         """What the agent sees before saying a word: why, intent, mood, the conversation."""
         state = self.state
-        packet = HandoffRequested(
-            call_id=self.info.call_id, queue=action.queue, reason=action.reason,
-            note=action.note, intent=state.last_intent if state else None,
+        typed = list(self.events.typed)
+        return HandoffRequested(
+            queue=action.queue, reason=action.reason, note=action.note,
+            intent=state.last_intent if state else None,
+            confidence=state.last_confidence if state else None,
             sentiment=state.sentiment_score if state else None,
-            transcript=list(self._turns),
+            transcript=transcript_turns(typed), flow_path=flow_path(typed),
         )
-        self.events.emit("handoff_requested", **packet.model_dump(exclude={"type", "call_id"}))
 
-    # ------------------------------------------------------------------ queue
-    async def _transfer(self, action: Transfer) -> CallerInput | None:
-        """Wait in the queue with hold audio and position messages, up to the max wait.
-
-        Until agents are connected (routing), every wait ends at the max wait, and the flow
-        goes on with a ``queue_timeout`` input (its voicemail or callback offer).
-        """
+    async def _transfer(self, action: Transfer) -> CallerInput:
         settings = self.deps.settings
-        self.outcome = "queued"
-        self.events.emit("transfer", queue=action.queue, reason=action.reason, note=action.note)
-        self._publish_handoff(action)
-        self.deps.queues.join(action.queue, self.info.call_id)
-        hold = HoldMusic(self.rate_hz)
-        started = time.monotonic()
-        next_position = started
+        self.events.emit(TransferRequested(queue=action.queue, reason=action.reason,
+                                           note=action.note))
+        self.events.emit(self.handoff_packet(action))
+        self._queued = True
+        wait = QueueWait(
+            self.info.call_id, self.deps.queues, self.media, self.player, self.recorder,
+            self.events, max_wait_s=settings.queue_max_wait_s,
+            position_every_s=settings.queue_position_every_s, position_text=self._position,
+            clock=self.deps.clock,
+        )
         try:
-            while time.monotonic() - started < settings.queue_max_wait_s:
-                if time.monotonic() >= next_position:
-                    n = self.deps.queues.position(self.info.call_id)
-                    text = QUEUE_POSITION.get(self.locale, QUEUE_POSITION["en"])
-                    with contextlib.suppress(Exception):
-                        await self._play_text(text.format(n=n, ahead=n - 1), self.locale, False)
-                    self.events.emit("queue_position", queue=action.queue, position=n)
-                    next_position = time.monotonic() + settings.queue_position_every_s
-                chunk = hold.next_chunk()
-                self.recorder.bot(chunk)
-                await self.media.play(chunk)
+            return await wait.run(action)
         finally:
-            self.deps.queues.leave(self.info.call_id)
-        self.events.emit("queue_timeout", queue=action.queue,
-                         waited_s=round(time.monotonic() - started, 1))
-        self.outcome = "completed"
-        return CallerInput(kind="queue_timeout", at=utc_now())
+            self._queued = False
+
+    def _position(self, n: int) -> tuple[str, str]:
+        text = self._system_text("queue_position")
+        return text.format(n=n, ahead=max(n - 1, 0)), self.locale
+
+
+async def _cancel(tasks: list[asyncio.Task[Any]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _grammar(action: Listen) -> list[str] | None:
+    return list(action.grammar) if action.grammar else None

@@ -57,6 +57,22 @@ DEFAULT_TEXTS: dict[str, dict[str, str]] = {
         "en": "Sorry, something went wrong. Let me get you to an agent.",
         "ko": "죄송합니다, 문제가 발생했습니다. 상담원에게 연결해 드리겠습니다.",
     },
+    # said by the call itself (not by a flow node): failures and the queue
+    "apology": {
+        "zh": "抱歉，系统出现问题，请稍后再拨。",
+        "en": "Sorry, something went wrong on our side. Please call again later.",
+        "ko": "죄송합니다, 시스템에 문제가 발생했습니다. 나중에 다시 걸어 주세요.",
+    },
+    "queue_position": {
+        "zh": "您前面还有{ahead}位客户，您是第{n}位，请稍候。",
+        "en": "You are number {n} in the queue. Please hold.",
+        "ko": "대기 순서는 {n}번째입니다. 잠시만 기다려 주세요.",
+    },
+    "speech_unavailable": {
+        "zh": "抱歉，语音识别暂时不可用，请使用电话按键。",
+        "en": "Sorry, speech recognition is not available right now. Please use your keypad.",
+        "ko": "죄송합니다, 지금은 음성 인식을 사용할 수 없습니다. 버튼을 눌러 주세요.",
+    },
 }
 
 

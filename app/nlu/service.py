@@ -8,7 +8,9 @@ with, the next turn uses the new one, no call is dropped.
 
 from __future__ import annotations
 
+import asyncio
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -84,6 +86,16 @@ class NluService:
         self.sentiment: SentimentAnalyzer = make_analyzer(settings.sentiment_model_path)
         self._classifier: IntentClassifier | None = None
         self._train_lock = threading.Lock()
+        # calls' turns are understood here, not in the default to_thread pool they share
+        self._executor = ThreadPoolExecutor(settings.nlu_workers, thread_name_prefix="nlu")
+
+    async def understand_async(self, text: str, locale: str) -> Understanding:
+        """``understand`` on the service's own sized executor (for the event loop)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.understand, text, locale)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
     @property
     def classifier(self) -> IntentClassifier | None:

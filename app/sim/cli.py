@@ -79,7 +79,8 @@ async def serve_in_process(settings: Settings,
     sock.bind(("127.0.0.1", 0))
     port = int(sock.getsockname()[1])
     served = settings.model_copy(update={"host": "127.0.0.1", "port": port})
-    app = create_app(served)
+    url = f"http://127.0.0.1:{port}"
+    app = create_app(served, base_url=url)
     server = uvicorn.Server(uvicorn.Config(
         app, log_config=None, lifespan="on", timeout_graceful_shutdown=5,
     ))
@@ -93,7 +94,7 @@ async def serve_in_process(settings: Settings,
             if loop.time() > deadline:
                 raise CliError(f"the in-process server did not start in {startup_timeout_s} s")
             await asyncio.sleep(0.05)
-        yield InProcessServer(f"http://127.0.0.1:{port}", app, served)
+        yield InProcessServer(url, app, served)
     finally:
         server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError, SystemExit):

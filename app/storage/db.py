@@ -44,6 +44,13 @@ def _reason(exc: BaseException) -> str:
     return re.sub(r"\s+", " ", message).strip() or type(exc).__name__
 
 
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except OSError:
+        return None
+
+
 class Database:
     """One database (SQLite file or PostgreSQL server) and its connection pool."""
 
@@ -106,8 +113,10 @@ class Database:
         engine = create_engine(url, connect_args={"timeout": busy_timeout_s})
         busy_ms = int(busy_timeout_s * 1000)
 
+        path = Path(database).expanduser()
+
         @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        def _on_connect(dbapi_conn: Any, record: Any) -> None:
             dbapi_conn.isolation_level = None  # SQLAlchemy emits BEGIN itself (below)
             cursor = dbapi_conn.cursor()
             try:
@@ -117,10 +126,18 @@ class Database:
                 cursor.execute("PRAGMA foreign_keys = ON")
             finally:
                 cursor.close()
+            record.info["inode"] = _inode(path)
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Connection) -> None:
             immediate = conn.get_execution_options().get(_WRITE_OPTION, False)
+            if immediate and conn.info.get("inode") != _inode(path):
+                # SQLite keeps writing into a deleted (or replaced) file: records would be
+                # lost when the process ends. Refuse, so writers retry and spool instead.
+                conn.invalidate()
+                raise DatabaseUnavailableError(
+                    f"the SQLite file {path} was deleted or replaced while in use"
+                )
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine

@@ -35,6 +35,7 @@ class _Pending:
     error: str | None = None  # "not_found" or a database failure reason
     cause: BaseException | None = None
     done: bool = False
+    prev: _Pending | None = None  # the event before it in the same append_many
 
 
 class GroupCommitLog:
@@ -64,17 +65,29 @@ class GroupCommitLog:
             return len(self._queue)
 
     def append(self, call_id: str, event_type: str, payload: dict[str, Any], at: datetime) -> int:
-        item = _Pending(call_id, event_type, payload, at)
+        return self.append_many(call_id, [(event_type, payload, at)])[0]
+
+    def append_many(
+        self, call_id: str, events: list[tuple[str, dict[str, Any], datetime]]
+    ) -> list[int]:
+        """Append several events of one call, in order, in one transaction (all or none);
+        their seqs once durable."""
+        items = [_Pending(call_id, kind, payload, at) for kind, payload, at in events]
+        if not items:
+            return []
+        for prev, item in zip(items, items[1:], strict=False):
+            item.prev = prev  # a group is written in one transaction (all or nothing)
         with self._cond:
-            self._queue.append(item)
+            self._queue.extend(items)
+        last = items[-1]
         while True:
             with self._cond:
-                while self._writing and not item.done:
+                while self._writing and not last.done:
                     self._cond.wait()
-                if item.done:
+                if last.done:
                     break
                 self._writing = True  # lead: write what is queued (up to max_batch)
-                batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
+                batch = self._take_batch()
             try:
                 self._write(batch)
             finally:
@@ -83,7 +96,15 @@ class GroupCommitLog:
                         pending.done = True
                     self._writing = False
                     self._cond.notify_all()
-        return self._result(item)
+        return [self._result(item) for item in items]
+
+    def _take_batch(self) -> list[_Pending]:
+        """Up to ``max_batch`` queued events, never cutting one ``append_many`` group."""
+        cut = min(self._max_batch, len(self._queue))
+        while cut < len(self._queue) and self._queue[cut].prev is not None:
+            cut += 1
+        batch, self._queue = self._queue[:cut], self._queue[cut:]
+        return batch
 
     def _result(self, item: _Pending) -> int:
         if item.error == "not_found":

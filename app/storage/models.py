@@ -1,4 +1,6 @@
-"""ORM models: the CDR (``calls``), the append-only event log, transcript turns, recordings.
+"""ORM models: the CDR (``calls``), the append-only event log, recordings, node heartbeats.
+
+The transcript is a view of the event log (``app.record.transcript_turns``), not a table.
 
 Every timestamp is stored in UTC and read back timezone-aware (``UtcDateTime``), on SQLite
 as on PostgreSQL. The migration in ``migrations/versions`` creates exactly this schema
@@ -14,23 +16,18 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
-    CheckConstraint,
     DateTime,
     Dialect,
     Float,
     ForeignKey,
-    Index,
     Integer,
     MetaData,
     String,
-    Text,
     TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-
-SPEAKERS = ("caller", "bot", "agent")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -95,6 +92,8 @@ class CallRow(Base):
     flow_state: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
     caller_region: Mapped[str | None] = mapped_column(String(64))
     node_id: Mapped[str | None] = mapped_column(String(64))
+    end_reason: Mapped[str | None] = mapped_column(String(32))  # the media leg's, at the end
+    media: Mapped[dict[str, Any] | None] = mapped_column(JsonType)  # transport facts
     # Last sequence number handed out for this call's events (row-locked increment).
     last_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
@@ -113,21 +112,13 @@ class CallEventRow(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JsonType)
 
 
-class TranscriptTurnRow(Base):
-    __tablename__ = "transcript_turns"
-    __table_args__ = (
-        CheckConstraint("speaker IN ('caller', 'bot', 'agent')", name="speaker"),
-        Index(None, "call_id", "start_s"),
-    )
+class NodeHeartbeatRow(Base):
+    """Each node's last successful write (``/readyz`` write probe; node liveness)."""
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"))
-    speaker: Mapped[str] = mapped_column(String(8))
-    text: Mapped[str] = mapped_column(Text)
-    start_s: Mapped[float] = mapped_column(Float)
-    end_s: Mapped[float] = mapped_column(Float)
-    confidence: Mapped[float] = mapped_column(Float)
-    intent: Mapped[str | None] = mapped_column(String(64))
+    __tablename__ = "node_heartbeats"
+
+    node_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class RecordingRow(Base):

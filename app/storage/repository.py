@@ -4,7 +4,8 @@ Methods are synchronous (the call session runs them with ``asyncio.to_thread``);
 transaction, committed (durable) when it returns; concurrent ``append_event`` calls share a
 commit (``eventlog.GroupCommitLog``). ``seq`` numbers come from a per-call
 counter incremented under the row lock, so concurrent appends get 1, 2, 3... with no gap.
-The CDR is computed from the log at ``end_call`` (or ``finalize_interrupted`` after a crash).
+The CDR is computed from the log at ``end_call`` (or ``finalize_interrupted`` after a crash);
+the transcript and the flow path are views of the log (``app.record``), never stored twice.
 """
 
 from __future__ import annotations
@@ -12,18 +13,20 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import ColumnElement, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from app.record import CallEvent, flow_path, parse_event, transcript_turns
 from app.storage.db import Database
-from app.storage.errors import CallNotFoundError
+from app.storage.errors import CallNotFoundError, DatabaseUnavailableError
 from app.storage.eventlog import MAX_BATCH, GroupCommitLog
-from app.storage.models import SPEAKERS, CallEventRow, CallRow, RecordingRow, TranscriptTurnRow
+from app.storage.models import CallEventRow, CallRow, NodeHeartbeatRow, RecordingRow
 from app.storage.schemas import (
     CallDetail,
     CallPage,
@@ -37,7 +40,7 @@ from app.storage.schemas import (
 INTERRUPTED = "interrupted"
 MAX_PAGE = 500
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
-_CDR_EVENT_TYPES = ("call_started", "intent", "transfer", "call_ended")
+_CDR_EVENT_TYPES = ("call_started", "intent", "transfer", "locale_changed", "call_ended")
 
 
 def _aware(name: str, value: datetime) -> datetime:
@@ -107,9 +110,29 @@ def _apply_cdr(
             row.final_intent = str(ev.payload["intent"])
         elif ev.type == "transfer" and ev.payload.get("queue"):
             row.handoff_target = str(ev.payload["queue"])
+        elif ev.type == "locale_changed" and ev.payload.get("locale"):
+            row.locale = str(ev.payload["locale"])[:16]
+        elif ev.type == "call_ended":
+            reason = ev.payload.get("end_reason")
+            row.end_reason = str(reason)[:32] if reason else row.end_reason
+            media = ev.payload.get("media")
+            row.media = media if isinstance(media, dict) and media else row.media
+            locale = ev.payload.get("locale")
+            row.locale = str(locale)[:16] if locale else row.locale
     row.outcome = outcome
     row.ended_at = ended_at
     row.duration_s = (ended_at - started_at).total_seconds()
+
+
+def _typed(events: Sequence[EventOut]) -> list[tuple[int, CallEvent]]:
+    """The log as typed events; an entry of an older, unknown shape is left out of views."""
+    typed: list[tuple[int, CallEvent]] = []
+    for e in events:
+        try:
+            typed.append((e.seq, parse_event({**e.payload, "type": e.type})))
+        except ValidationError:
+            continue
+    return typed
 
 
 class CallRepository:
@@ -164,6 +187,11 @@ class CallRepository:
 
         Concurrent appends (from several calls' threads) share one commit (group commit).
         Raises CallNotFoundError, ValueError (bad event), DatabaseUnavailableError."""
+        event_type, payload = self._checked(event)
+        return self._log.append(call_id, event_type, payload, _aware("at", at))
+
+    @staticmethod
+    def _checked(event: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         if not isinstance(event, dict):
             raise ValueError(f"event must be a dict, got {type(event).__name__}")
         event_type = event.get("type")
@@ -172,37 +200,18 @@ class CallRepository:
         fields = {k: v for k, v in event.items() if k != "type"}
         payload = _json_object(f"{event_type} event", fields)
         _check_event_payload(event_type, payload)
-        return self._log.append(call_id, event_type, payload, _aware("at", at))
+        return event_type, payload
 
-    def add_turn(
-        self,
-        call_id: str,
-        speaker: str,
-        text: str,
-        start_s: float,
-        end_s: float,
-        confidence: float,
-        intent: str | None = None,
-    ) -> None:
-        """One transcript turn; times are seconds from the start of the call."""
-        if speaker not in SPEAKERS:
-            raise ValueError(f"speaker must be one of {', '.join(SPEAKERS)}, got {speaker!r}")
-        if not isinstance(text, str):
-            raise ValueError(f"text must be a string, got {type(text).__name__}")
-        start = _number("start_s", start_s)
-        end = _number("end_s", end_s)
-        if start < 0 or end < start:
-            raise ValueError(f"turn times must satisfy 0 <= start_s <= end_s, got {start}..{end}")
-        conf = _number("confidence", confidence)
-        if not 0.0 <= conf <= 1.0:
-            raise ValueError(f"confidence must be within [0, 1], got {conf}")
-        turn = TranscriptTurnRow(
-            call_id=call_id, speaker=speaker, text=text, start_s=start, end_s=end,
-            confidence=conf, intent=None if intent is None else _text("intent", intent, 64),
-        )
-        with self.db.session(write=True) as s:
-            self._require_call(s, call_id)
-            s.add(turn)
+    def append_events(
+        self, call_id: str, events: Sequence[tuple[dict[str, Any], datetime]]
+    ) -> list[int]:
+        """Append several events of one call in order, in one transaction (all or none);
+        their seqs once durable. Errors as ``append_event``."""
+        checked: list[tuple[str, dict[str, Any], datetime]] = []
+        for event, at in events:
+            kind, payload = self._checked(event)
+            checked.append((kind, payload, _aware("at", at)))
+        return self._log.append_many(call_id, checked)
 
     def save_flow_state(self, call_id: str, state: dict[str, Any]) -> None:
         """Replace the call's saved flow state (JSON-serializable dict)."""
@@ -235,10 +244,13 @@ class CallRepository:
             self._require_call(s, call_id)
             s.add(row)
 
-    def end_call(self, call_id: str, outcome: str, ended_at: datetime) -> Cdr:
-        """Compute and store the CDR from the event log. Idempotent: a call already ended
-        keeps its CDR (the first outcome wins) and is returned unchanged."""
+    def end_call(self, call_id: str, outcome: str, ended_at: datetime, *,
+                 flow_state: dict[str, Any] | None = None) -> Cdr:
+        """Compute and store the CDR from the event log (end reason, media facts and last
+        locale come from its ``call_ended`` event), with the final ``flow_state``.
+        Idempotent: a call already ended keeps its CDR (the first outcome wins)."""
         _text("outcome", outcome, 32)
+        state = None if flow_state is None else _json_object("flow state", flow_state)
         if not _NAME.match(outcome):
             raise ValueError(f"outcome must be a lower_snake_case name, got {outcome!r}")
         ended = _aware("ended_at", ended_at)
@@ -247,13 +259,36 @@ class CallRepository:
             if row is None:
                 raise CallNotFoundError(call_id)
             if row.ended_at is None:
+                if state is not None:
+                    row.flow_state = state
                 self._close(s, row, outcome, ended, {})
             return Cdr.model_validate(row)
 
-    def finalize_interrupted(self, now: datetime, *, node_id: str | None = None) -> list[str]:
+    def heartbeat(self, node_id: str, at: datetime) -> str | None:
+        """Write this node's heartbeat: None when the database takes writes, else why not
+        (the ``/readyz`` write probe: a read-only database is not ready)."""
+        when = _aware("at", at)
+        try:
+            with self.db.session(write=True) as s:
+                row = s.get(NodeHeartbeatRow, node_id)
+                if row is None:
+                    s.add(NodeHeartbeatRow(node_id=_text("node_id", node_id, 64), at=when))
+                else:
+                    row.at = when
+        except (SQLAlchemyError, DatabaseUnavailableError) as exc:
+            reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
+            return f"database does not take writes ({self.db.where}): {reason}"
+        return None
+
+    def finalize_interrupted(
+        self, now: datetime, *, node_id: str | None = None,
+        recording_duration: Callable[[str], float | None] | None = None,
+    ) -> list[str]:
         """End every call that has no end (a crash or kill -9 left it in flight): outcome
         ``interrupted``, ended at its last event. ``node_id`` limits this to one node's calls
-        (several nodes sharing one PostgreSQL). Returns the finalized call ids."""
+        (several nodes sharing one PostgreSQL). A recording the call was writing (its
+        ``recording_started`` event) is registered with the duration
+        ``recording_duration(file)`` finds on disk. Returns the finalized call ids."""
         finalized_at = _aware("now", now).isoformat()
         with self.db.session(write=True) as s:
             query = select(CallRow).where(CallRow.ended_at.is_(None)).order_by(CallRow.started_at)
@@ -266,7 +301,25 @@ class CallRepository:
                 )
                 ended = max(last_at, row.started_at) if last_at is not None else row.started_at
                 self._close(s, row, INTERRUPTED, ended, {"finalized_at": finalized_at})
+                if recording_duration is not None:
+                    self._recover_recording(s, row.id, recording_duration)
             return [row.id for row in rows]
+
+    @staticmethod
+    def _recover_recording(
+        s: Session, call_id: str, duration_of: Callable[[str], float | None]
+    ) -> None:
+        started = s.scalars(
+            select(CallEventRow.payload)
+            .where(CallEventRow.call_id == call_id, CallEventRow.type == "recording_started")
+        ).first()
+        if not started or s.scalar(select(RecordingRow.id).where(RecordingRow.call_id == call_id)):
+            return
+        file = str(started.get("file", ""))
+        duration = duration_of(file) if file else None
+        if duration is not None:
+            s.add(RecordingRow(call_id=call_id, path=file, duration_s=duration,
+                               caller_notified=True, created_at=datetime.now(UTC)))
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -314,19 +367,16 @@ class CallRepository:
             row = s.get(CallRow, call_id)
             if row is None:
                 return None
-            turns = s.scalars(
-                select(TranscriptTurnRow)
-                .where(TranscriptTurnRow.call_id == call_id)
-                .order_by(TranscriptTurnRow.start_s, TranscriptTurnRow.id)
-            ).all()
             events = self._events(s, call_id, 0)
+            typed = _typed(events)
             recordings = self._recordings(s, call_id)
             cdr = Cdr.model_validate(row)
             return CallDetail(
                 cdr=cdr,
-                turns=[TurnOut.model_validate(t) for t in turns],
+                turns=[TurnOut.model_validate(t, from_attributes=True)
+                       for t in transcript_turns(typed)],
                 events=events,
-                flow_path=[str(e.payload["node"]) for e in events if e.type == "node_entered"],
+                flow_path=flow_path(typed),
                 sentiment=[
                     SentimentPoint(
                         at=e.at,

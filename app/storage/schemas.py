@@ -32,6 +32,8 @@ class Cdr(_Out):
     flow_id: str | None
     flow_state: dict[str, Any] | None
     caller_region: str | None
+    end_reason: str | None = None
+    media: dict[str, Any] | None = None
 
 
 class EventOut(_Out):
@@ -45,12 +47,13 @@ class EventOut(_Out):
 
 
 class TurnOut(_Out):
+    """One turn of the conversation (a view of the event log)."""
+
     speaker: Speaker
     text: str
-    start_s: float
-    end_s: float
-    confidence: float
-    intent: str | None
+    seq: int
+    confidence: float | None
+    heard: Literal["sure", "unsure"]
 
 
 class RecordingOut(_Out):

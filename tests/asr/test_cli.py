@@ -7,14 +7,14 @@ import wave
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 import typer
 from typer.testing import CliRunner
 
 from app.asr.cli import transcribe
 from tests.helpers.speech import espeak_wav, have_espeak
+from tests.helpers.tools import needs
 
-pytestmark = pytest.mark.skipif(not have_espeak(), reason="espeak-ng is not installed")
+pytestmark = needs(have_espeak(), "espeak-ng")
 
 
 def run(tmp_path: Path, *args: str) -> tuple[int, str, str]:

@@ -7,16 +7,16 @@ import signal
 from pathlib import Path
 
 import httpx
-import pytest
 
 from app.media.audio import Pcm
 from app.sim.caller import place_call
 from tests.helpers.server import KO_NUMBER, free_port, serve_ko, wait_ready
 from tests.helpers.speech import have_espeak
+from tests.helpers.tools import needs
 
 NUMBER = KO_NUMBER
 
-pytestmark = pytest.mark.skipif(not have_espeak(), reason="espeak-ng is not installed")
+pytestmark = needs(have_espeak(), "espeak-ng")
 
 
 async def test_kill_9_with_calls_in_flight_then_restart_finalizes_them(tmp_path: Path) -> None:
@@ -62,6 +62,10 @@ async def test_kill_9_with_calls_in_flight_then_restart_finalizes_them(tmp_path:
                 types = [e["type"] for e in detail["events"]]
                 assert types[0] == "call_started" and "listen" in types
                 assert types[-1] == "call_ended"
+                # the recording was on disk as the call went: kept, with what was said so far
+                assert [r["duration_s"] > 1.0 for r in detail["recordings"]] == [True]
+                wav = await client.get(f"{url}/v1/calls/{call_id}/recording")
+                assert wav.status_code == 200 and wav.content[:4] == b"RIFF"
             listed = (await client.get(f"{url}/v1/calls", params={"outcome": "interrupted"})).json()
             assert {c["id"] for c in listed["items"]} == set(in_flight)
     finally:

@@ -19,6 +19,7 @@ from app.flows.loader import load_flows
 from app.flows.scripts import Script, load_script, run_script, script_files
 from app.nlu.intents import IntentCatalog, load_intents
 from app.settings import PROJECT_ROOT
+from tests.helpers.tools import missing
 
 FLOWS = PROJECT_ROOT / "ivr_flows"
 BAD = Path(__file__).parent / "data" / "bad"
@@ -109,7 +110,7 @@ def test_cli_graph(runner: CliRunner, tmp_path: Path) -> None:
     svg = tmp_path / "demo.svg"
     result = runner.invoke(app, ["flows", "graph", "demo_hotline", "-o", str(svg)])
     if result.exit_code == 1 and "not installed" in result.output:
-        pytest.skip("graphviz dot not installed")
+        missing("graphviz (dot)")
     assert result.exit_code == 0, result.output
     assert "<svg" in svg.read_text(encoding="utf-8")
     bad = runner.invoke(app, ["flows", "graph", "demo_hotline", "-o", str(tmp_path / "x.gif")])

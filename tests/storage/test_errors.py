@@ -81,7 +81,7 @@ def test_unknown_call_id(repo: CallRepository) -> None:
     calls: list[tuple[str, Any]] = [
         ("append_event", lambda: repo.append_event("ghost", {"type": "hangup"}, T0)),
         ("end_call", lambda: repo.end_call("ghost", "completed", T0)),
-        ("add_turn", lambda: repo.add_turn("ghost", "caller", "hi", 0, 1, 0.9)),
+        ("append_events", lambda: repo.append_events("ghost", [({"type": "hangup"}, T0)])),
         ("save_flow_state", lambda: repo.save_flow_state("ghost", {})),
         ("add_recording", lambda: repo.add_recording("ghost", "/x.wav", 1.0, True)),
         ("events", lambda: repo.events("ghost")),
@@ -117,9 +117,8 @@ def test_bad_values_are_refused_and_nothing_is_written(repo: CallRepository) -> 
         (lambda: repo.start_call("c2", "", "+86", "sip", "zh", T0), "hotline_number must be"),
         (lambda: repo.start_call("c2", "400", None, "sip", "zh", T0),  # type: ignore[arg-type]
          "caller_number must be"),
-        (lambda: repo.add_turn("c1", "robot", "hi", 0, 1, 0.5), "speaker must be one of"),
-        (lambda: repo.add_turn("c1", "bot", "hi", 2, 1, 0.5), "0 <= start_s <= end_s"),
-        (lambda: repo.add_turn("c1", "bot", "hi", 0, 1, 1.5), r"confidence must be within \[0,"),
+        (lambda: repo.append_events("c1", [({"type": "dtmf", "digit": "1"}, T0),
+                                           ({"type": "Bad"}, T0)]), 'event needs a "type"'),
         (lambda: repo.add_recording("c1", "/r.wav", -1, True), "duration_s must be >= 0"),
         (lambda: repo.save_flow_state("c1", {"at": T0}), "flow state is not JSON-serializable"),
         (lambda: repo.end_call("c1", "Done!", T0), "outcome must be a lower_snake_case name"),

@@ -18,7 +18,7 @@ from app.storage import CallRepository, Database
 from app.storage.db import MIGRATIONS_DIR
 from app.storage.models import Base
 
-TABLES = {"alembic_version", "calls", "call_events", "transcript_turns", "recordings"}
+TABLES = {"alembic_version", "calls", "call_events", "recordings", "node_heartbeats"}
 
 
 def test_migrate_empty_database_then_rerun_is_a_noop(db_url: str) -> None:
@@ -27,7 +27,7 @@ def test_migrate_empty_database_then_rerun_is_a_noop(db_url: str) -> None:
         assert db.ping() is not None and "migrations not run" in (db.ping() or "")
         db.migrate()
         assert db.ping() is None
-        assert db.current_revision() == db.head_revision == "0001"
+        assert db.current_revision() == db.head_revision == "0002"
         assert set(inspect(db.engine).get_table_names()) == TABLES
         indexed = {
             tuple(ix["column_names"]) for ix in inspect(db.engine).get_indexes("calls")
@@ -40,11 +40,11 @@ def test_migrate_empty_database_then_rerun_is_a_noop(db_url: str) -> None:
         repo.start_call("kept", "400", "+1555", "sip", "en", now)
         repo.append_event("kept", {"type": "call_started"}, now)
         db.migrate()  # second start of the server
-        assert db.current_revision() == "0001"
+        assert db.current_revision() == "0002"
         assert [e.seq for e in repo.events("kept")] == [1]
         with db.engine.connect() as conn:
             rows = conn.execute(text("SELECT version_num FROM alembic_version")).all()
-        assert rows == [("0001",)]
+        assert rows == [("0002",)]
     finally:
         db.dispose()
 

@@ -12,8 +12,9 @@ import pytest
 from app.media.audio import read_wav, rms_dbfs
 from app.settings import PROJECT_ROOT
 from tests.helpers.speech import have_espeak
+from tests.helpers.tools import needs
 
-pytestmark = pytest.mark.skipif(not have_espeak(), reason="espeak-ng not installed")
+pytestmark = needs(have_espeak(), "espeak-ng")
 
 
 def hotline_say(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -18,8 +18,9 @@ from app.tts.cache import cache_key
 from app.tts.errors import TtsError
 from app.tts.service import TtsService
 from tests.helpers.speech import espeak_pcm, have_espeak
+from tests.helpers.tools import needs
 
-pytestmark = pytest.mark.skipif(not have_espeak(), reason="espeak-ng not installed")
+pytestmark = needs(have_espeak(), "espeak-ng")
 
 EN = "Thank you for calling. How can I help you today?"
 ZH = "您好，欢迎致电。请问有什么可以帮您？"

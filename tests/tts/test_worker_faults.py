@@ -17,8 +17,9 @@ from app.tts.errors import TtsError
 from app.tts.service import TtsService
 from tests.fakes import FAULTY_TTS_WORKER
 from tests.helpers.speech import have_espeak
+from tests.helpers.tools import needs
 
-pytestmark = pytest.mark.skipif(not have_espeak(), reason="espeak-ng not installed")
+pytestmark = needs(have_espeak(), "espeak-ng")
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ import pytest
 
 from app.media.audio import write_wav
 from tests.helpers.speech import espeak_pcm, have_espeak
+from tests.helpers.tools import needs
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -27,9 +28,9 @@ NUMBER = "4000000001"
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-                       reason="needs /usr/bin/chromium and /usr/bin/chromedriver (apt)"),
-    pytest.mark.skipif(not have_espeak(), reason="espeak-ng is not installed"),
+    needs(CHROMIUM.exists() and CHROMEDRIVER.exists(),
+          "/usr/bin/chromium and /usr/bin/chromedriver (apt chromium chromium-driver)"),
+    needs(have_espeak(), "espeak-ng"),
 ]
 
 

@@ -21,6 +21,7 @@ from app.sim.caller import CallerPeer, CallError, KeyPress, place_call
 from tests.fakes import cut_network
 from tests.helpers.speech import espeak_pcm, have_espeak
 from tests.helpers.tones import loud_ms, tone
+from tests.helpers.tools import needs
 from tests.helpers.wait import wait_until
 
 Live = Any  # tests/webrtc/conftest.py: Live(url, app, settings)
@@ -104,7 +105,7 @@ async def test_the_softphone_page_and_its_ice_config_are_served(live: Live) -> N
     assert config.json() == {"ice_servers": []}
 
 
-@pytest.mark.skipif(not have_espeak(), reason="espeak-ng is not installed")
+@needs(have_espeak(), "espeak-ng")
 async def test_a_spoken_menu_choice_over_webrtc_is_recognized_and_recorded(live: Live) -> None:
     said = espeak_pcm("배송", "ko", 16_000).data
     wav = Pcm(bytes(16_000 * 2 * 5) + said + bytes(16_000 * 2 * 2), 16_000)
@@ -159,7 +160,10 @@ async def test_a_vanished_caller_and_a_dead_ice_end_the_call_with_a_record(live:
                              what="the server hears the caller")
             cut_network(vanished.pc)
             detail = await _call_detail(client, answer["call_id"], wait_end_s=20)
-            assert detail["cdr"]["outcome"] == "caller_hangup"
+            assert detail["cdr"]["outcome"] == "connection_lost"
+            assert detail["cdr"]["end_reason"] in ("media_timeout", "network_lost")
+            assert detail["cdr"]["media"]["transport"] == "webrtc"
+            assert detail["cdr"]["media"]["codec"] in ("opus/48000", "pcmu/8000")
             assert [e["type"] for e in detail["events"]][-1] == "call_ended"
         finally:
             await vanished.close()
@@ -168,7 +172,8 @@ async def test_a_vanished_caller_and_a_dead_ice_end_the_call_with_a_record(live:
         try:
             answer = await _post_offer(client, await silent.create_offer())
             detail = await _call_detail(client, answer["call_id"], wait_end_s=20)
-            assert detail["cdr"]["outcome"] == "caller_hangup"
+            assert detail["cdr"]["outcome"] == "not_connected"
+            assert detail["cdr"]["end_reason"] == "ice_failed"
         finally:
             await silent.close()
         assert live.app.state.calls.active() == []

@@ -1,0 +1,78 @@
+"""What a call session needs from the rest of the process, as small Protocols.
+
+The real implementations are wired once in ``app.services.build_services``: Vosk
+(``app.asr.engine.AsrEngine``), espeak (``app.tts.service.TtsService``), the intent classifier
+(``app.nlu.service.NluService``), the database (``app.storage.repository.CallRepository``) and
+the live bus (``app.call.bus.EventBus``). Tests use the same wiring; fakes exist only at the
+lowest layer (``tests/fakes.py``), for failure injection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from app.events import AudioChunk, Entity, IntentResult, Sentiment
+from app.media.audio import Pcm
+
+
+class AsrStream(Protocol):
+    """One call's recognizer stream: push audio, read ``Transcript``/``SpeechActivity``."""
+
+    def push(self, chunk: AudioChunk) -> None: ...
+
+    def set_grammar(self, phrases: Sequence[str] | None) -> None: ...
+
+    def end_input(self) -> None: ...
+
+    def __aiter__(self) -> AsyncIterator[Any]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class SpeechRecognizer(Protocol):
+    def available_locales(self) -> set[str]: ...
+
+    def stream(self, locale: str, sample_rate_hz: int, grammar: list[str] | None = None,
+               call_id: str | None = None) -> AsrStream: ...
+
+
+class Synthesizer(Protocol):
+    def stream(self, text: str, locale: str, sample_rate_hz: int) -> AsyncIterator[AudioChunk]:
+        ...
+
+    async def prompt_wav(self, path: Path, sample_rate_hz: int) -> Pcm: ...
+
+
+class Understood(Protocol):
+    intent: IntentResult
+    entities: list[Entity]
+    sentiment: Sentiment
+
+
+class Understander(Protocol):
+    async def understand_async(self, text: str, locale: str) -> Understood: ...
+
+
+class CallStore(Protocol):
+    """The call record in the database (blocking methods: run off the event loop)."""
+
+    def start_call(self, call_id: str, hotline_number: str, caller_number: str, channel: str,
+                   locale: str, started_at: datetime, flow_id: str | None = None) -> None: ...
+
+    def append_events(self, call_id: str,
+                      events: Sequence[tuple[dict[str, Any], datetime]]) -> list[int]: ...
+
+    def end_call(self, call_id: str, outcome: str, ended_at: datetime, *,
+                 flow_state: dict[str, Any] | None = None) -> Any: ...
+
+    def add_recording(self, call_id: str, path: str, duration_s: float,
+                      caller_notified: bool) -> None: ...
+
+
+class EventPublisher(Protocol):
+    """Live fan-out of a call's events (agent desks, monitors, the call's own WebSocket)."""
+
+    def publish(self, event: dict[str, Any]) -> None: ...

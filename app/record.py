@@ -1,0 +1,307 @@
+"""The call record: every entry of a call's append-only event log, as one typed union.
+
+Each event is a frozen pydantic model with a ``type`` literal; ``CallEvent`` is their
+discriminated union. An event is validated once when it is built and serialized once
+(``event_dict``) for both the live bus and the database. The CDR, the transcript, the flow
+path and the handoff packet are views computed from the log (``transcript_turns``,
+``handoff_packet`` here; the CDR in ``app.storage.repository``), never kept twice.
+
+Adding an event: a class here with ``type: Literal["name"] = "name"``, listed in ``CallEvent``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from app.events import Entity
+
+Channel = Literal["webrtc", "sip", "cli", "chat"]
+Speaker = Literal["caller", "bot", "agent"]
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# -- lifecycle ----------------------------------------------------------------------------------
+class CallStarted(_Event):
+    type: Literal["call_started"] = "call_started"
+    hotline_number: str
+    caller_number: str
+    channel: Channel
+    locale: str
+    flow_id: str
+
+
+class CallEnded(_Event):
+    type: Literal["call_ended"] = "call_ended"
+    outcome: str
+    end_reason: str | None = None  # the media leg's (CallMedia.end_reason), or None
+    duration_s: float | None = None
+    locale: str | None = None  # the language the call ended in
+    media: dict[str, Any] = Field(default_factory=dict)  # CallMedia.media_info()
+    finalized_at: str | None = None  # set when a later process finalized it (crash)
+
+
+class CallError(_Event):
+    type: Literal["error"] = "error"
+    reason: str
+    detail: str = ""
+    where: str = ""  # which part failed: "flow", "listen", "asr", "tts", "storage", ...
+
+
+class Hangup(_Event):
+    type: Literal["hangup"] = "hangup"
+    outcome: str
+
+
+class LocaleChanged(_Event):
+    type: Literal["locale_changed"] = "locale_changed"
+    locale: str
+
+
+# -- caller input -------------------------------------------------------------------------------
+class DtmfPressed(_Event):
+    type: Literal["dtmf"] = "dtmf"
+    digit: str
+
+
+class TranscriptHeard(_Event):
+    """What a speaker said (final) or is saying (partial)."""
+
+    type: Literal["transcript"] = "transcript"
+    text: str
+    is_final: bool
+    speaker: Speaker = "caller"
+    confidence: float | None = None
+    grammar: bool = False
+    rejected: str | None = None  # "low_confidence": heard, but not taken as an answer
+    start_s: float | None = None  # seconds from the start of the speaker's stream
+    end_s: float | None = None
+
+
+class Listening(_Event):
+    type: Literal["listen"] = "listen"
+    grammar: list[str] | None = None
+    timeout_s: float
+    keypad_only: bool = False
+
+
+class NoInput(_Event):
+    type: Literal["no_input"] = "no_input"
+    timeout_s: float
+
+
+class BargeIn(_Event):
+    type: Literal["barge_in"] = "barge_in"
+    trigger: str
+    dropped_ms: int
+
+
+class AsrGrammarRejected(_Event):
+    type: Literal["asr_grammar_rejected"] = "asr_grammar_rejected"
+    reason: str
+
+
+class AsrWorkerRestarted(_Event):
+    type: Literal["asr_worker_restarted"] = "asr_worker_restarted"
+    gap_ms: int | None = None
+
+
+class SpeechUnavailable(_Event):
+    """Speech recognition stopped mid-call: the call goes on with the keypad."""
+
+    type: Literal["speech_unavailable"] = "speech_unavailable"
+    reason: str
+
+
+# -- understanding ------------------------------------------------------------------------------
+class IntentDetected(_Event):
+    type: Literal["intent"] = "intent"
+    intent: str | None
+    confidence: float
+    reason: str = "ok"
+    alternative: int | None = None  # which recognizer alternative won (n-best)
+
+
+class SentimentScored(_Event):
+    type: Literal["sentiment"] = "sentiment"
+    score: float
+    label: str
+
+
+class EntitiesFound(_Event):
+    type: Literal["entities"] = "entities"
+    entities: list[Entity]
+
+
+# -- the bot's side -----------------------------------------------------------------------------
+class PromptPlayed(_Event):
+    type: Literal["prompt_played"] = "prompt_played"
+    text: str = ""
+    wav: str | None = None
+    locale: str
+    barge_in: bool | None = None  # may the caller interrupt it (keys typed during it wait)
+
+
+class SpeechFailed(_Event):
+    """A prompt could not be synthesized or played; the call went on without it."""
+
+    type: Literal["tts_failed"] = "tts_failed"
+    text: str = ""
+    reason: str
+
+
+class TurnLatency(_Event):
+    type: Literal["turn_latency"] = "turn_latency"
+    ms: float
+    after_endpoint_ms: float
+
+
+class FlowStep(_Event):
+    """One decision of the flow engine (``app.flows``), with what it decided on."""
+
+    type: Literal["flow_step"] = "flow_step"
+    flow: str
+    node: str
+    input: str = ""
+    decision: str
+    confidence: float | None = None
+    kind: str | None = None
+    target: str | None = None
+    reason: str | None = None
+    intent: str | None = None
+    url: str | None = None
+    attempts: int | None = None
+    slot: str | None = None
+    value: str | None = None
+    status: int | None = None
+    error: str | None = None
+    message: str | None = None
+    number: str | None = None
+
+
+class NodeEntered(_Event):
+    type: Literal["node_entered"] = "node_entered"
+    node: str
+
+
+class WebhookCalled(_Event):
+    type: Literal["webhook"] = "webhook"
+    url: str
+    phase: Literal["request", "result"]
+    ok: bool | None = None
+    status: int | None = None
+
+
+# -- handoff and queue --------------------------------------------------------------------------
+class TransferRequested(_Event):
+    type: Literal["transfer"] = "transfer"
+    queue: str
+    reason: str
+    note: str = ""
+
+
+class TranscriptTurn(BaseModel):
+    """One turn of the conversation, as the agent reads it (a view of the log)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    speaker: Speaker
+    text: str
+    seq: int = 0
+    confidence: float | None = None
+    heard: Literal["sure", "unsure"] = "sure"
+
+
+class HandoffRequested(_Event):
+    """What the agent sees before saying a word: why, intent, mood, the conversation."""
+
+    type: Literal["handoff_requested"] = "handoff_requested"
+    queue: str
+    reason: str
+    note: str = ""
+    intent: str | None = None
+    confidence: float | None = None
+    sentiment: float | None = None
+    transcript: list[TranscriptTurn] = Field(default_factory=list)
+    flow_path: list[str] = Field(default_factory=list)
+
+
+class QueuePosition(_Event):
+    type: Literal["queue_position"] = "queue_position"
+    queue: str
+    position: int
+
+
+class QueueTimeout(_Event):
+    type: Literal["queue_timeout"] = "queue_timeout"
+    queue: str
+    waited_s: float
+
+
+# -- recording ----------------------------------------------------------------------------------
+class RecordingStarted(_Event):
+    type: Literal["recording_started"] = "recording_started"
+    file: str  # relative to the recordings folder
+
+
+class RecordingSaved(_Event):
+    type: Literal["recording_saved"] = "recording_saved"
+    file: str
+    duration_s: float
+
+
+class RecordingFailed(_Event):
+    type: Literal["recording_failed"] = "recording_failed"
+    reason: str
+
+
+CallEvent = Annotated[
+    CallStarted | CallEnded | CallError | Hangup | LocaleChanged | DtmfPressed
+    | TranscriptHeard | Listening | NoInput | BargeIn | AsrGrammarRejected
+    | AsrWorkerRestarted | SpeechUnavailable | IntentDetected | SentimentScored
+    | EntitiesFound | PromptPlayed | SpeechFailed | TurnLatency | FlowStep | NodeEntered
+    | WebhookCalled | TransferRequested | HandoffRequested | QueuePosition | QueueTimeout
+    | RecordingStarted | RecordingSaved | RecordingFailed,
+    Field(discriminator="type"),
+]
+EVENTS: TypeAdapter[CallEvent] = TypeAdapter(CallEvent)
+EVENT_TYPES: frozenset[str] = frozenset(
+    t.model_fields["type"].default for t in CallEvent.__origin__.__args__  # type: ignore[attr-defined]
+)
+
+
+def parse_event(data: dict[str, Any]) -> CallEvent:
+    """A stored or received event (with ``type``) back to its model; ``ValueError`` if bad.
+
+    Envelope keys (``call_id``, ``seq``, ``at``) are ignored.
+    """
+    body = {k: v for k, v in data.items() if k not in ("call_id", "seq", "at")}
+    return EVENTS.validate_python(body)
+
+
+def event_payload(event: CallEvent) -> dict[str, Any]:
+    """The JSON-able fields of ``event`` (``type`` included), defaults left out."""
+    return event.model_dump(mode="json", exclude_defaults=True) | {"type": event.type}
+
+
+# -- views ------------------------------------------------------------------------------------
+def transcript_turns(events: list[tuple[int, CallEvent]]) -> list[TranscriptTurn]:
+    """The conversation from ``(seq, event)`` pairs: bot prompts and final speech."""
+    turns: list[TranscriptTurn] = []
+    for seq, event in events:
+        if isinstance(event, PromptPlayed) and event.text:
+            turns.append(TranscriptTurn(speaker="bot", text=event.text, seq=seq))
+        elif isinstance(event, TranscriptHeard) and event.is_final and event.text:
+            turns.append(TranscriptTurn(
+                speaker=event.speaker, text=event.text, seq=seq, confidence=event.confidence,
+                heard="unsure" if event.rejected else "sure",
+            ))
+    return turns
+
+
+def flow_path(events: list[tuple[int, CallEvent]]) -> list[str]:
+    return [e.node for _, e in events if isinstance(e, NodeEntered)]

@@ -1,0 +1,1 @@
+"""Routing: who answers a call the bot hands over (queues, agents, rules)."""

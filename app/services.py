@@ -1,0 +1,192 @@
+"""``build_services(settings)``: the process's shared parts, loaded once and wired together.
+
+Used by the server (``app.main`` lifespan), the CLI tools and the tests alike, so there is one
+wiring of the call pipeline: the database (migrated, calls left in flight by a crash
+finalized, spooled records replayed), Vosk, the TTS workers, the intent model, the flows,
+and the ``CallManager`` that starts calls on any transport's media leg. A part that fails to
+load degrades the service (keypad-only without ASR, no intents without a model) and is named
+in ``problems``/``degraded`` for ``/readyz``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from app.asr.engine import AsrEngine
+from app.asr.registry import ModelRegistry
+from app.call.bus import EventBus
+from app.call.eventlog import replay_spool
+from app.call.manager import CallManager, Hotline
+from app.call.recorder import wav_duration_s
+from app.call.session import CallDeps
+from app.events import utc_now
+from app.flows.engine import FlowEngine
+from app.flows.loader import load_flows
+from app.log import get_logger
+from app.nlu.service import NluService
+from app.routing.waiting import QueueBoard
+from app.settings import Settings
+from app.storage.db import Database
+from app.storage.repository import CallRepository
+from app.tts.service import TtsService
+
+
+def local_url(host: str, port: int) -> str:
+    """Where this process's own HTTP server is reached from inside it."""
+    host = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+    return f"http://{host}:{port}"
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    repo: CallRepository
+    bus: EventBus
+    asr: AsrEngine
+    tts: TtsService
+    nlu: NluService | None
+    flows: dict[str, Any]
+    http: httpx.AsyncClient
+    calls: CallManager
+    degraded: dict[str, str] = field(default_factory=dict)  # part -> why it is degraded
+    log: Any = None
+    owns_asr: bool = True  # False when the caller lent a loaded engine (tests)
+    owns_nlu: bool = True
+
+    async def aclose(self) -> None:
+        """Stop every call (each closes its own record), then the shared parts."""
+        await self.calls.shutdown()
+        with contextlib.suppress(Exception):
+            await self.tts.aclose()
+        if self.owns_asr:
+            with contextlib.suppress(Exception):
+                await self.asr.aclose()
+        if self.owns_nlu and self.nlu is not None:
+            self.nlu.close()
+        await self.http.aclose()
+        await asyncio.to_thread(self.db.dispose)
+
+
+def hotlines_of(flows: dict[str, Any]) -> dict[str, Hotline]:
+    hotlines: dict[str, Hotline] = {}
+    for flow in flows.values():
+        for number in flow.hotline_numbers:
+            hotlines[number] = Hotline(
+                number=number, flow_id=flow.id, locales=tuple(flow.locales),
+                default_locale=flow.default_locale, recording=bool(flow.recording),
+            )
+    return hotlines
+
+
+async def open_storage(settings: Settings) -> tuple[Database, CallRepository]:
+    """The database, migrated; calls a crash left in flight finalized; spool replayed."""
+    log = get_logger()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database.from_settings(settings)
+    await asyncio.to_thread(db.migrate)
+    repo = CallRepository(db)
+    replayed, failed = await asyncio.to_thread(replay_spool, repo, settings.spool_dir)
+    if replayed:
+        log.warning("call_records_replayed", count=len(replayed), call_ids=replayed)
+    for name, reason in failed.items():
+        log.error("call_record_replay_failed", file=name, reason=reason)
+    interrupted = await asyncio.to_thread(
+        repo.finalize_interrupted, utc_now(), recording_duration=lambda file: wav_duration_s(
+            settings.recordings_dir / file),
+    )
+    if interrupted:
+        log.warning("calls_finalized_after_restart", count=len(interrupted),
+                    call_ids=interrupted)
+    return db, repo
+
+
+async def load_asr(settings: Settings, degraded: dict[str, str]) -> AsrEngine:
+    log = get_logger()
+    asr = AsrEngine(settings, ModelRegistry(settings.models_dir))
+    for locale, reason in (await asyncio.to_thread(asr.load)).items():
+        degraded[f"asr:{locale}"] = reason
+        log.warning("asr_model_unavailable", locale=locale, reason=reason,
+                    effect="calls in this locale are keypad-only")
+    return asr
+
+
+async def _start_tts(settings: Settings, degraded: dict[str, str]) -> TtsService:
+    log = get_logger()
+    tts = TtsService(settings)
+    try:
+        await tts.start()
+    except Exception as exc:  # the server still starts; /readyz reports it
+        degraded["tts"] = f"speech synthesis failed to start: {exc}"
+        log.error("tts_unavailable", reason=degraded["tts"])
+    return tts
+
+
+async def load_nlu(settings: Settings, degraded: dict[str, str]) -> NluService | None:
+    log = get_logger()
+    try:
+        nlu = NluService(settings)
+    except ValueError as exc:  # a bad intents file: named with file and line
+        degraded["intents"] = f"intents not loaded: {exc}"
+        log.error("intents_unavailable", reason=degraded["intents"])
+        return None
+    problem: str | None = None
+    if settings.intent_train_on_start:
+        try:
+            await asyncio.to_thread(nlu.ensure_trained)
+        except Exception as exc:  # reported, calls go on without intents
+            problem = f"intent training failed: {exc}"
+    problem = problem or await asyncio.to_thread(nlu.load)
+    if problem:
+        degraded["intents"] = problem
+        log.error("intents_unavailable", reason=problem)
+    return nlu
+
+
+_NO_NLU: Any = object()
+
+
+async def build_services(settings: Settings, *, http_base_url: str | None = None,
+                         asr: AsrEngine | None = None, nlu: NluService | None = _NO_NLU,
+                         http: httpx.AsyncClient | None = None,
+                         clock: Callable[[], datetime] = utc_now) -> Services:
+    """Load and wire everything a Hotline process needs (see the module docstring).
+
+    ``asr``/``nlu``: already loaded parts to use instead of loading them (tests share one
+    across many calls; ``nlu=None`` runs without intents); the caller keeps closing them.
+    ``http``: the client for flows' webhooks (default: relative URLs against this server);
+    ``clock``: the flows' "now" (business hours), for tests and replays.
+    """
+    log = get_logger()
+    degraded: dict[str, str] = {}
+    owns_asr, owns_nlu = asr is None, nlu is _NO_NLU
+    db, repo = await open_storage(settings)
+    if asr is None:
+        asr = await load_asr(settings, degraded)
+    tts = await _start_tts(settings, degraded)
+    if nlu is _NO_NLU:
+        nlu = await load_nlu(settings, degraded)
+    catalog = nlu.catalog if nlu is not None else None
+    flows = load_flows(settings.flows_dir, catalog.names() if catalog else None)
+    # relative webhook URLs in flows (the demo order service) resolve against this server
+    if http is None:
+        http = httpx.AsyncClient(base_url=http_base_url or local_url(settings.host, settings.port))
+    bus = EventBus()
+    deps = CallDeps(
+        settings=settings, store=repo, bus=bus, engine=FlowEngine(flows, catalog),
+        tts=None if "tts" in degraded else tts, asr=asr,
+        nlu=nlu if nlu is not None and "intents" not in degraded else None, http=http,
+        queues=QueueBoard(), clock=clock,
+    )
+    calls = CallManager(deps, hotlines_of(flows))
+    log.info("ready", hotlines=sorted(calls.hotlines), asr_locales=sorted(asr.available_locales()))
+    return Services(settings=settings, db=db, repo=repo, bus=bus, asr=asr, tts=tts, nlu=nlu,
+                    flows=flows, http=http, calls=calls, degraded=degraded, log=log,
+                    owns_asr=owns_asr, owns_nlu=owns_nlu)
