@@ -23,7 +23,10 @@ async def two_call_node(tmp_path: Path) -> AsyncIterator[InProcessServer]:
     flow = tmp_path / "ko_webrtc.yaml"
     flow.write_text(FLOW.read_text(encoding="utf-8").replace("timeout_s: 4", "timeout_s: 120"),
                     encoding="utf-8")
-    async with serve_in_process(live_settings(tmp_path, flow=flow, max_calls=2)) as served:
+    # generous ICE/media timeouts: on a loaded box no call may end by itself mid-test
+    settings = live_settings(tmp_path, flow=flow, max_calls=2, webrtc_ice_timeout_s=60,
+                             webrtc_media_timeout_s=60)
+    async with serve_in_process(settings) as served:
         yield served
 
 
@@ -71,8 +74,11 @@ async def test_offers_beyond_max_calls_get_503_and_calls_up_go_on(
             assert calls.active() == [up[1][1]["call_id"]]
             again = CallerPeer(Pcm(b"", 16_000), codecs=["audio/PCMU"])
             peers.append(again)
-            assert (await _offer(client, again)).status_code == 200
+            answer = await _offer(client, again)
+            assert answer.status_code == 200
+            await again.accept_answer(answer.json()["sdp"])
+            await asyncio.wait_for(again.connected.wait(), 15)
     finally:
         for peer in peers:
             await peer.close()
-        await wait_until(lambda: not calls.active(), what="every call ends")
+        await wait_until(lambda: not calls.active(), timeout_s=60, what="every call ends")
