@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from fastapi import FastAPI
 
 from app.api import calls as calls_api
-from app.api import health, phone, webrtc
+from app.api import health, landing, phone, webrtc
 from app.api.errors import install_error_handlers
 from app.log import get_logger
 from app.services import build_services
@@ -50,7 +50,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(settings: Settings, *, base_url: str | None = None) -> FastAPI:
     """``base_url``: where this server really listens, when it is not settings.host:port
     (relative webhook URLs in flows resolve against it)."""
-    app = FastAPI(
+    from fastapi_offline import FastAPIOffline  # /docs assets served locally, no CDN
+
+    app = FastAPIOffline(
         title="Hotline",
         version="0.1.0",
         description="AI voice front-end for customer-service hotlines.",
@@ -65,6 +67,7 @@ def create_app(settings: Settings, *, base_url: str | None = None) -> FastAPI:
     app.include_router(calls_api.router)
     app.include_router(webrtc.router)
     app.include_router(phone.router)
+    app.include_router(landing.router)
     from app.demo.orders import router as demo_orders
 
     app.include_router(demo_orders, prefix="/demo/orders", tags=["demo"])

@@ -23,9 +23,9 @@ from app.asr.engine import AsrEngine
 from app.asr.registry import ModelRegistry
 from app.call.bus import EventBus
 from app.call.eventlog import replay_spool
+from app.call.info import CallDeps
 from app.call.manager import CallManager, Hotline
 from app.call.recorder import wav_duration_s
-from app.call.session import CallDeps
 from app.events import utc_now
 from app.flows.engine import FlowEngine
 from app.flows.loader import load_flows
@@ -110,7 +110,7 @@ async def open_storage(settings: Settings) -> tuple[Database, CallRepository]:
 
 async def load_asr(settings: Settings, degraded: dict[str, str]) -> AsrEngine:
     log = get_logger()
-    asr = AsrEngine(settings, ModelRegistry(settings.models_dir))
+    asr = AsrEngine(settings, ModelRegistry.for_settings(settings))
     for locale, reason in (await asyncio.to_thread(asr.load)).items():
         degraded[f"asr:{locale}"] = reason
         log.warning("asr_model_unavailable", locale=locale, reason=reason,

@@ -1,11 +1,12 @@
-"""One call, end to end: listen (media -> ASR), converse (input -> flow), speak (TTS -> media).
+"""One voice call, end to end: listen (media -> ASR), converse (input -> flow), speak.
 
 ``CallSession.run`` owns the call's tasks: the ``Listener`` (media in, recognizer, barge-in),
-the conversation (flow engine steps, carried out here: prompts through the ``Player``, keypad
-through a ``KeypadCollector``, understanding, webhooks, the queue through
-``app.routing.waiting``) and the recording. Whatever happens — the caller hangs up, the leg
-is lost, a part fails, the process stops — the call ends with one outcome and its record
-(``app.call.eventlog``) is closed: stored, or spooled for the next start.
+the ``Conversation`` (flow engine steps; this session is its voice ``ConversationIO``:
+prompts through the ``Player``, answers by keypad through a ``KeypadCollector`` or by
+speech, the wait for a human through ``app.routing.waiting``) and the recording. Whatever
+happens — the caller hangs up, the leg is lost, a part fails, the process stops — the call
+ends with one outcome and its record (``app.call.eventlog``) is closed: stored, or spooled
+for the next start.
 """
 
 from __future__ import annotations
@@ -13,97 +14,39 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-import httpx
-from pydantic import ValidationError
-
+from app.call.conversation import HANGUP_GRACE_S, Conversation
 from app.call.eventlog import CallClosing, CallEventLog, CallHeader
+from app.call.info import CallDeps, CallInfo
 from app.call.keypad import KeypadCollector
 from app.call.listener import AsrLost, Listener
 from app.call.media import CallMedia
 from app.call.player import Player, TurnClock
-from app.call.ports import CallStore, EventPublisher, SpeechRecognizer, Synthesizer, Understander
 from app.call.recorder import Recorder
 from app.events import Dtmf, Transcript, utc_now
 from app.flows.defaults import default_text
-from app.flows.engine import FlowEngine
-from app.flows.runtime import (
-    CallContext,
-    CallerInput,
-    FlowState,
-    Hangup,
-    Listen,
-    Say,
-    SetLocale,
-    Step,
-    Transfer,
-    Webhook,
-)
-from app.flows.webhook import run_webhook
+from app.flows.runtime import CallerInput, FlowState, Listen, Say, Transfer
 from app.log import get_logger
 from app.metrics import CALLS_ACTIVE, CALLS_TOTAL
 from app.record import (
     CallEnded,
     CallError,
     CallStarted,
-    EntitiesFound,
-    FlowStep,
-    HandoffRequested,
-    IntentDetected,
     Listening,
-    LocaleChanged,
-    NodeEntered,
     NoInput,
     RecordingFailed,
     RecordingSaved,
     RecordingStarted,
-    SentimentScored,
     TranscriptHeard,
-    TransferRequested,
-    WebhookCalled,
-    flow_path,
-    transcript_turns,
 )
-from app.record import Hangup as HangupEvent
-from app.routing.waiting import QueueBoard, QueueWait
-from app.settings import Settings
+from app.routing.waiting import QueueWait
 
-HANGUP_GRACE_S = 0.5
+__all__ = ["CallDeps", "CallInfo", "CallSession"]
+
 APOLOGY_TIMEOUT_S = 15.0
 RECORDING_FLUSH_S = 1.0
 CONNECTION_LOST = ("media_timeout", "network_lost", "ice_failed", "session_expired")
-
-
-@dataclass
-class CallDeps:
-    """The shared, process-wide parts a call uses (loaded once, ``app.services``)."""
-
-    settings: Settings
-    store: CallStore
-    bus: EventPublisher
-    engine: FlowEngine
-    tts: Synthesizer | None
-    asr: SpeechRecognizer | None
-    nlu: Understander | None
-    http: httpx.AsyncClient
-    queues: QueueBoard
-    clock: Callable[[], datetime] = utc_now  # the flows' "now" (business hours, holidays)
-
-
-@dataclass
-class CallInfo:
-    call_id: str
-    flow_id: str
-    hotline_number: str
-    caller_number: str
-    locale: str
-    channel: str
-    recording: bool = False
-    default_locale: str = "en"  # the flow's: apologies fall back to it
 
 
 class CallSession:
@@ -112,7 +55,6 @@ class CallSession:
         self.info = info
         self.media = media
         self.deps = deps
-        self.locale = info.locale
         self.log = get_logger(call_id=info.call_id)
         self.started_at = utc_now()
         header = CallHeader(info.call_id, info.hotline_number, info.caller_number,
@@ -128,10 +70,17 @@ class CallSession:
         self.player = Player(media, deps.tts, self.events, self.recorder, self.clock)
         self.listener = Listener(info.call_id, media, deps.asr, self.events, self.recorder,
                                  self.player, self.clock)
+        self.conversation = Conversation(info, deps, self.events, self)
         self.outcome = "completed"
-        self.state: FlowState | None = None
-        self._queued = False
         self._recording_open = False
+
+    @property
+    def locale(self) -> str:
+        return self.conversation.locale
+
+    @property
+    def state(self) -> FlowState | None:
+        return self.conversation.state
 
     # ------------------------------------------------------------------ lifecycle
     async def run(self) -> str:
@@ -158,15 +107,18 @@ class CallSession:
                 {listener, converse}, timeout=settings.call_max_duration_s,
                 return_when=asyncio.FIRST_COMPLETED,
             )
-            await _cancel([listener, converse])  # the conversation stops here
+            failure: tuple[BaseException | None, str] | None = None
             if not done:
                 self.outcome = "max_duration"
             elif converse in done and converse.exception() is not None:
-                await self._fail(converse.exception(), "flow")
+                failure = converse.exception(), "flow"
             elif listener in done and listener.exception() is not None:
-                await self._fail(listener.exception(), "listen")
+                failure = listener.exception(), "listen"
             elif listener in done:
                 self.outcome = self._hangup_outcome()
+            await _cancel([listener, converse])  # the conversation stops here
+            if failure is not None:
+                await self._fail(*failure)
         except asyncio.CancelledError:
             self.outcome = "interrupted"
             raise
@@ -179,7 +131,7 @@ class CallSession:
         return self.outcome
 
     def _hangup_outcome(self) -> str:
-        if self._queued:
+        if self.conversation.queued:
             return "abandoned"
         reason = self.media.end_reason
         if reason == "ice_failed" and self.listener.audio_chunks == 0:
@@ -263,70 +215,47 @@ class CallSession:
         await self.listener.run()
 
     async def _converse(self) -> None:
-        info = self.info
-        ctx = CallContext(call_id=info.call_id, hotline_number=info.hotline_number,
-                          caller_number=info.caller_number, locale=self.locale,
-                          now=self.deps.clock())
-        step = self.deps.engine.start(info.flow_id, ctx)
-        while True:
-            self._record_step(step)
-            next_input = await self._run_actions(step)
-            if next_input is None:
-                return
-            step = self.deps.engine.step(step.state, next_input)
+        await self.conversation.run()
+        self.outcome = self.conversation.outcome
 
-    def _record_step(self, step: Step) -> None:
-        self.state = step.state
-        for raw in step.events:
-            fields = {k: v for k, v in raw.items() if k not in ("type", "at")}
-            try:
-                event = FlowStep.model_validate(fields)
-            except ValidationError as exc:
-                self.events.emit(CallError(reason="bad_flow_event", detail=str(exc)[:300],
-                                           where="flow"))
-                continue
-            self.events.emit(event)
-            if event.decision == "enter":
-                self.events.emit(NodeEntered(node=event.node))
+    # ------------------------------------------------------------------ ConversationIO
+    async def prepare(self, listen: Listen) -> None:
+        await self.listener.open(self.locale, _grammar(listen))
 
-    def _set_locale(self, locale: str | None) -> None:
-        if locale and locale != self.locale:
-            self.locale = locale
-            self.events.emit(LocaleChanged(locale=locale))
+    async def say(self, action: Say) -> bool:
+        return await self.player.say(action, action.locale or self.locale)
 
-    async def _run_actions(self, step: Step) -> CallerInput | None:
-        """Carry out a step's actions; returns the input for the next step, None at the end."""
-        barged = False
-        upcoming = step.listen
-        if upcoming is not None:  # listen during the prompts too, for barge-in
-            self._set_locale(upcoming.locale)
-            await self.listener.open(self.locale, _grammar(upcoming))
-        for action in step.actions:
-            if isinstance(action, Say):
-                if not barged:
-                    barged = await self.player.say(action, action.locale or self.locale)
-            elif isinstance(action, SetLocale):
-                self._set_locale(action.locale)
-            elif isinstance(action, Listen):
-                return await self._await_input(action, barged)
-            elif isinstance(action, Webhook):
-                self.events.emit(WebhookCalled(url=action.url, phase="request"))
-                result = await run_webhook(action, self.deps.http)
-                self.events.emit(WebhookCalled(url=action.url, phase="result", ok=result.ok,
-                                               status=result.status))
-                return result
-            elif isinstance(action, Transfer):
-                return await self._transfer(action)
-            elif isinstance(action, Hangup):
-                self.outcome = action.outcome
-                self.events.emit(HangupEvent(outcome=action.outcome))
-                await asyncio.sleep(HANGUP_GRACE_S)  # let the goodbye's queued audio play out
-                return None
-        # A step with no listen and no end: the engine promises never to do this.
-        raise RuntimeError(f"flow step at {step.state.node} produced no listen or end")
+    async def ending(self) -> None:
+        await asyncio.sleep(HANGUP_GRACE_S)  # let the goodbye's queued audio play out
 
-    async def _await_input(self, action: Listen, barged: bool) -> CallerInput:
-        self._set_locale(action.locale)
+    async def wait_for_agent(self, action: Transfer) -> CallerInput:
+        settings = self.deps.settings
+        wait = QueueWait(
+            self.info.call_id, self.deps.queues, self.media, self.player, self.recorder,
+            self.events, max_wait_s=settings.queue_max_wait_s,
+            position_every_s=settings.queue_position_every_s, position_text=self._position,
+            clock=self.deps.clock,
+        )
+        return await wait.run(action)
+
+    def _position(self, n: int) -> tuple[str, str]:
+        text = self._system_text("queue_position")
+        return text.format(n=n, ahead=max(n - 1, 0)), self.locale
+
+    def _heard(self, transcript: Transcript) -> TranscriptHeard:
+        """A final transcript as the record keeps it; out-of-list speech that the grammar
+        forced onto a listed phrase with a low score is heard, but not a choice."""
+        self.clock.pending = True
+        heard = TranscriptHeard(
+            text=transcript.text, is_final=True, confidence=round(transcript.confidence, 3),
+            grammar=transcript.grammar, start_s=transcript.start_s, end_s=transcript.end_s,
+        )
+        min_confidence = self.deps.settings.asr_grammar_min_confidence
+        if transcript.grammar and transcript.confidence < min_confidence:
+            return heard.model_copy(update={"rejected": "low_confidence"})
+        return heard
+
+    async def next_input(self, action: Listen, barged: bool) -> CallerInput:
         grammar = _grammar(action)
         await self.listener.open(self.locale, grammar)
         if not barged:
@@ -363,75 +292,7 @@ class CallSession:
                 continue
             if self.listener.keypad_only or keypad.digits:
                 continue
-            return await self._understand(item)
-
-    async def _understand(self, transcript: Transcript) -> CallerInput:
-        self.clock.pending = True
-        min_conf = self.deps.settings.asr_grammar_min_confidence
-        heard = TranscriptHeard(
-            text=transcript.text, is_final=True, confidence=round(transcript.confidence, 3),
-            grammar=transcript.grammar, start_s=transcript.start_s, end_s=transcript.end_s,
-        )
-        if transcript.grammar and transcript.confidence < min_conf:
-            # Out-of-list speech forced onto a listed phrase: heard, but not a choice.
-            self.events.emit(heard.model_copy(update={"rejected": "low_confidence"}))
-            return CallerInput(kind="speech", text="", at=self.deps.clock())
-        self.events.emit(heard)
-        nlu = self.deps.nlu
-        if nlu is None:
-            return CallerInput(kind="speech", text=transcript.text, at=self.deps.clock())
-        try:
-            understood = await nlu.understand_async(transcript.text, self.locale)
-        except Exception as exc:  # the flow goes on with the words alone (menus, agent key)
-            self.events.emit(CallError(reason=type(exc).__name__, detail=str(exc)[:300],
-                                       where="nlu"))
-            return CallerInput(kind="speech", text=transcript.text, at=self.deps.clock())
-        intent, sentiment = understood.intent, understood.sentiment
-        self.events.emit(IntentDetected(intent=intent.intent,
-                                        confidence=round(intent.confidence, 3),
-                                        reason=intent.reason))
-        self.events.emit(SentimentScored(score=round(sentiment.score, 3), label=sentiment.label))
-        if understood.entities:
-            self.events.emit(EntitiesFound(entities=understood.entities))
-        return CallerInput(
-            kind="speech", text=transcript.text, intent=intent, entities=understood.entities,
-            sentiment=sentiment, at=self.deps.clock(),
-        )
-
-    # ------------------------------------------------------------------ handoff
-    def handoff_packet(self, action: Transfer) -> HandoffRequested:
-        """What the agent sees before saying a word: why, intent, mood, the conversation."""
-        state = self.state
-        typed = list(self.events.typed)
-        return HandoffRequested(
-            queue=action.queue, reason=action.reason, note=action.note,
-            intent=state.last_intent if state else None,
-            confidence=state.last_confidence if state else None,
-            sentiment=state.sentiment_score if state else None,
-            transcript=transcript_turns(typed), flow_path=flow_path(typed),
-        )
-
-    async def _transfer(self, action: Transfer) -> CallerInput:
-        settings = self.deps.settings
-        self.events.emit(TransferRequested(queue=action.queue, reason=action.reason,
-                                           note=action.note))
-        self.events.emit(self.handoff_packet(action))
-        self._queued = True
-        wait = QueueWait(
-            self.info.call_id, self.deps.queues, self.media, self.player, self.recorder,
-            self.events, max_wait_s=settings.queue_max_wait_s,
-            position_every_s=settings.queue_position_every_s, position_text=self._position,
-            clock=self.deps.clock,
-        )
-        try:
-            return await wait.run(action)
-        finally:
-            self._queued = False
-
-    def _position(self, n: int) -> tuple[str, str]:
-        text = self._system_text("queue_position")
-        return text.format(n=n, ahead=max(n - 1, 0)), self.locale
-
+            return await self.conversation.understand(self._heard(item))
 
 async def _cancel(tasks: list[asyncio.Task[Any]]) -> None:
     for task in tasks:
