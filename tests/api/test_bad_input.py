@@ -70,6 +70,7 @@ def offer(sdp: Any, **fields: Any) -> dict[str, Any]:
 LONG_ID = "x" * 200
 SDP_BAD = "malformed SDP offer: line "
 TABLE: list[Bad] = [
+    Bad("GET /", "/?x=%ff%00", 200),
     Bad("GET /healthz", "/healthz?x=%ff%00", 200),
     Bad("GET /readyz", "/readyz?verbose=%ff", 200),
     Bad("GET /metrics", "/metrics?name[]=1", 200),
