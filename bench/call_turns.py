@@ -9,7 +9,8 @@ silent through the greeting and menu, says "상담원" (agent), waits in the que
 hears the busy message; the server hangs up.
 
 The baseline is the same levels against a server started from a temporary ``git worktree``
-of REF (default e37333a: main before issue 8) with the same venv, flow and callers.
+of REF (default e37333a: main before issue 8) with the same venv, flow and callers; both
+servers are up for the whole run and each level runs on one, then the other (interleaved).
 
 Printed per level and server: turn latency p50/p95 (end of the caller's speech -> first bot
 audio sent, endpointing included) and its after-endpoint part; audio gaps and late frames
@@ -33,7 +34,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -183,19 +184,31 @@ async def run_level(url: str, pid: int, n: int, pool: ProcessPoolExecutor, procs
     return level
 
 
-async def measure(url: str, pid: int, levels: list[int], procs_arg: int | None,
-                  codec: str, label: str) -> list[Level]:
+@dataclass(frozen=True)
+class Server:
+    label: str
+    url: str
+    pid: int
+
+
+async def measure(servers: list[Server], levels: list[int], procs_arg: int | None,
+                  codec: str) -> dict[str, list[Level]]:
+    """Each level on each server in turn (interleaved: a box whose load drifts during the
+    run treats both alike)."""
     audio = caller_audio()
     most = max(math.ceil(n / CALLS_PER_CALLER_PROC) for n in levels)
     workers = procs_arg or min(4, most)
+    rows: dict[str, list[Level]] = {s.label: [] for s in servers}
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        await run_level(url, pid, 1, pool, 1, audio, codec)  # warm-up: prompts cached
-        rows = []
+        for server in servers:  # warm-up: prompts cached, models warm
+            await run_level(server.url, server.pid, 1, pool, 1, audio, codec)
         for n in levels:
             procs = procs_arg or min(4, math.ceil(n / CALLS_PER_CALLER_PROC))
-            row = await run_level(url, pid, n, pool, procs, audio, codec)
-            print(f"  {label}: {n} calls done ({row.breaks() or 'clean'})", flush=True)
-            rows.append(row)
+            for server in servers:
+                row = await run_level(server.url, server.pid, n, pool, procs, audio, codec)
+                print(f"  {server.label}: {n} calls done ({row.breaks() or 'clean'})",
+                      flush=True)
+                rows[server.label].append(row)
     return rows
 
 
@@ -253,19 +266,17 @@ def main() -> None:
     if not levels or any(n < 1 or n > 64 for n in levels):
         parser.error("levels must be between 1 and 64 calls")
     signal.signal(signal.SIGTERM, _interrupted)  # a killed bench still stops its servers
-    results: dict[str, list[Level]] = {}
     lots = {"HOTLINE_MAX_CALLS": "1000"}  # measure past the admission limit
-    with tempfile.TemporaryDirectory() as tmp:
-        with server_from(PROJECT_ROOT, Path(tmp) / "this", lots) as (url, pid):
-            print(f"this tree: server pid {pid} at {url}", flush=True)
-            results["this"] = asyncio.run(
-                measure(url, pid, levels, args.caller_procs, args.codec, "this"))
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        url, pid = stack.enter_context(server_from(PROJECT_ROOT, Path(tmp) / "this", lots))
+        servers = [Server("this", url, pid)]
+        print(f"this tree: server pid {pid} at {url}", flush=True)
         if args.baseline != "none":
-            with worktree(args.baseline) as tree, \
-                    server_from(tree, Path(tmp) / "baseline", {}) as (url, pid):
-                print(f"baseline {args.baseline}: server pid {pid} at {url}", flush=True)
-                results[args.baseline[:10]] = asyncio.run(
-                    measure(url, pid, levels, args.caller_procs, args.codec, "baseline"))
+            tree = stack.enter_context(worktree(args.baseline))
+            url, pid = stack.enter_context(server_from(tree, Path(tmp) / "baseline", {}))
+            servers.append(Server(args.baseline[:10], url, pid))
+            print(f"baseline {args.baseline}: server pid {pid} at {url}", flush=True)
+        results = asyncio.run(measure(servers, levels, args.caller_procs, args.codec))
     report(results, levels)
 
 
