@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from app.api import accounts, health, landing, phone, webrtc
 from app.api import auth as auth_api
 from app.api import calls as calls_api
+from app.api.errors import install_error_handlers
 from app.auth import AuthService
 from app.auth.deps import check_access_declared, public
 from app.auth.ratelimit import CallerPasses, RateLimits
@@ -87,7 +88,9 @@ def create_app(settings: Settings, *, base_url: str | None = None) -> FastAPI:
         version="0.1.0",
         description="AI voice front-end for customer-service hotlines.",
         lifespan=lifespan,
+        max_body_size=settings.http_max_body_bytes,  # 413 before a larger body is read
     )
+    install_error_handlers(app)
     app.state.settings = settings
     app.state.limits = RateLimits.for_settings(settings)  # a bad rate string fails here
     app.state.caller_passes = CallerPasses(ttl_s=settings.call_max_duration_s + 300)

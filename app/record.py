@@ -146,6 +146,7 @@ class PromptPlayed(_Event):
     text: str = ""
     wav: str | None = None
     locale: str
+    barge_in: bool | None = None  # may the caller interrupt it (keys typed during it wait)
 
 
 class SpeechFailed(_Event):

@@ -176,6 +176,15 @@ class Settings(BaseSettings):
     webrtc_media_timeout_s: float = Field(
         default=10.0, gt=0, description="no caller audio for this long = the peer vanished"
     )
+    max_calls: int = Field(
+        default=16, ge=1, description="concurrent calls this node takes; beyond it a new call "
+        "is refused (WebRTC: 503 with Retry-After). Default: what `python -m bench.call_turns` "
+        "measured a 2-core node to serve within its turn-latency targets"
+    )
+    http_max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="larger request bodies are refused (413) "
+        "before they are read"
+    )
     call_max_duration_s: float = Field(default=3600, gt=0)
     record_retry_s: float = Field(
         default=30.0, gt=0, description="after a call ends, keep retrying a failing database "

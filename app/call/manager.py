@@ -11,9 +11,21 @@ from app.call.media import CallMedia
 from app.call.session import CallDeps, CallInfo, CallSession
 from app.log import get_logger
 
+RETRY_AFTER_S = 10  # what a refused caller is told (HTTP Retry-After, SIP 503 Retry-After)
+
 
 class UnknownHotlineError(ValueError):
     """No flow serves the dialled number."""
+
+
+class CallLimitError(RuntimeError):
+    """This node already serves ``max_calls`` calls; the caller may retry after a while."""
+
+    def __init__(self, max_calls: int, retry_after_s: int = RETRY_AFTER_S) -> None:
+        super().__init__(f"this node is at its limit of {max_calls} concurrent calls; "
+                         f"try again in {retry_after_s} s")
+        self.max_calls = max_calls
+        self.retry_after_s = retry_after_s
 
 
 @dataclass(frozen=True)
@@ -40,9 +52,17 @@ class CallManager:
             raise UnknownHotlineError(f"no flow serves hotline number {number!r} (known: {known})")
         return hotline
 
+    def check_capacity(self) -> None:
+        """Raise ``CallLimitError`` when this node already serves ``settings.max_calls``."""
+        max_calls = self.deps.settings.max_calls
+        if len(self._tasks) >= max_calls:
+            raise CallLimitError(max_calls)
+
     async def start_call(self, media: CallMedia, *, hotline_number: str, caller_number: str,
                          locale: str | None, channel: str) -> str:
-        """Start a call on ``media``; returns its call_id. Raises UnknownHotlineError."""
+        """Start a call on ``media``; returns its call_id. Raises UnknownHotlineError, or
+        CallLimitError beyond ``max_calls`` (calls already up are untouched)."""
+        self.check_capacity()
         hotline = self.hotline(hotline_number)
         if locale is not None and locale not in hotline.locales:
             raise ValueError(
