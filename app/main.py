@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from fastapi import FastAPI
 
 from app.api import calls as calls_api
-from app.api import health, phone, webrtc
+from app.api import chat, chat_page, health, phone, webrtc
 from app.log import get_logger
 from app.services import build_services
 from app.settings import Settings
@@ -62,6 +62,9 @@ def create_app(settings: Settings, *, base_url: str | None = None) -> FastAPI:
     app.include_router(calls_api.router)
     app.include_router(webrtc.router)
     app.include_router(phone.router)
+    app.include_router(chat.router)
+    app.include_router(chat_page.router)
+    app.add_middleware(chat.ChatCors, allowed_origins=settings.chat_allowed_origins)
     from app.demo.orders import router as demo_orders
 
     app.include_router(demo_orders, prefix="/demo/orders", tags=["demo"])

@@ -23,9 +23,9 @@ from app.asr.engine import AsrEngine
 from app.asr.registry import ModelRegistry
 from app.call.bus import EventBus
 from app.call.eventlog import replay_spool
+from app.call.info import CallDeps
 from app.call.manager import CallManager, Hotline
 from app.call.recorder import wav_duration_s
-from app.call.info import CallDeps
 from app.events import utc_now
 from app.flows.engine import FlowEngine
 from app.flows.loader import load_flows

@@ -296,7 +296,8 @@ def _check_node(
                               f"(options {keys[opt.dtmf]} and {i})")
                     errors.append(lines.error((*base, *sub, "dtmf"), reason))
                 keys[opt.dtmf] = i
-            for loc in [*opt.phrases, *([opt.set_locale] if opt.set_locale else [])]:
+            for loc in [*opt.phrases, *opt.label,
+                        *([opt.set_locale] if opt.set_locale else [])]:
                 if loc not in flow.locales:
                     errors.append(lines.error((*base, *sub), f"option uses undeclared locale "
                                               f"{loc!r}"))
