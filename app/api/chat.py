@@ -31,7 +31,7 @@ from starlette.websockets import WebSocketState
 from app.call.conversation import ANONYMOUS
 from app.call.manager import UnknownHotlineError
 from app.chat.limits import KeyedLimiter
-from app.chat.protocol import ChatInputError, parse_client
+from app.chat.protocol import ChatInputError, EndIn, parse_client
 from app.chat.session import PROTOCOL, ChatLink, ChatSession
 from app.log import get_logger
 from app.metrics import CHAT_MESSAGES
@@ -231,8 +231,10 @@ async def _read(websocket: WebSocket, link: ChatLink, chat: ChatSession, ip: str
         try:
             if problem is not None:
                 raise problem
-            _rate(limits, chat.info.call_id, ip)
-            link.submit(parse_client(str(raw), max_chars))
+            message = parse_client(str(raw), max_chars)
+            if not isinstance(message, EndIn):  # ending is always allowed
+                _rate(limits, chat.info.call_id, ip)
+            link.submit(message)
         except ChatInputError as exc:
             rejected += 1
             chat.stats["rejected"] += 1

@@ -1,0 +1,196 @@
+"""Chat test rig: a real ``hotline serve`` (its own process) on the demo hotline, with the
+shipped intent model, and a WebSocket client speaking the chat protocol.
+
+The demo flow is copied without its business calendar, so the bot is open whenever the
+tests run (the calendar paths are covered by the conversation scripts, which set the time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+
+from app.settings import PROJECT_ROOT
+from tests.helpers.server import free_port, wait_ready
+
+DEMO = "4008001234"
+TIMEOUT_S = 60.0
+
+
+@dataclass
+class Server:
+    url: str
+    tmp: Path
+    proc: subprocess.Popen[bytes]
+    host_origin: str = ""  # a second origin the server lets embed the chat
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://")
+
+    def log(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in self.tmp.glob("server-*.log"))
+
+
+def open_demo_flow(folder: Path) -> Path:
+    """The demo flow without its calendar (always open), in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    text = (PROJECT_ROOT / "ivr_flows" / "demo_hotline.yaml").read_text(encoding="utf-8")
+    opened = re.sub(r"\ncalendar:\n(?:  .*\n)+", "\n", text)
+    assert opened != text, "the demo flow has no calendar block to remove"
+    (folder / "demo_hotline.yaml").write_text(opened, encoding="utf-8")
+    return folder
+
+
+def start_server(tmp: Path, *, nlu: bool, **env: str) -> Server:
+    port = free_port()
+    values = {
+        **os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT),
+                                                      os.environ.get("PYTHONPATH", "")]),
+        "HOTLINE_PORT": str(port), "HOTLINE_DATA_DIR": str(tmp / "data"),
+        "HOTLINE_FLOWS_DIR": str(open_demo_flow(tmp / "flows")), "HOTLINE_ASR_MODELS": "{}",
+        "HOTLINE_INTENT_TRAIN_ON_START": "false", "HOTLINE_LOG_JSON": "false",
+        "HF_HUB_OFFLINE": "1", **env,
+    }
+    if not nlu:  # no intents: menus by buttons and phrases only (starts fast)
+        (tmp / "no_intents").mkdir(exist_ok=True)
+        values["HOTLINE_INTENTS_DIR"] = str(tmp / "no_intents")
+    log = (tmp / f"server-{port}.log").open("ab")
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve"], env=values,
+                            stdout=log, stderr=log, cwd=PROJECT_ROOT)
+    server = Server(f"http://127.0.0.1:{port}", tmp, proc)
+    try:
+        asyncio.run(wait_ready(server.url, proc, timeout_s=240))
+    except BaseException:
+        stop_server(server)
+        raise
+    return server
+
+
+def stop_server(server: Server) -> None:
+    server.proc.terminate()
+    try:
+        server.proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.proc.kill()
+        server.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The demo hotline with the shipped intent model; short queue wait and detach time;
+    generous rate limits; a second origin (``host_origin``) allowed to embed the chat."""
+    tmp = tmp_path_factory.mktemp("chat_demo")
+    host_port = free_port()
+    origin = f"http://127.0.0.1:{host_port}"
+    server = start_server(
+        tmp, nlu=True, HOTLINE_QUEUE_MAX_WAIT_S="2", HOTLINE_QUEUE_POSITION_EVERY_S="30",
+        HOTLINE_CHAT_DETACH_S="4", HOTLINE_CHAT_ALLOWED_ORIGINS=json.dumps([origin]),
+        HOTLINE_CHAT_IP_SESSIONS_PER_MINUTE="10000",
+        HOTLINE_CHAT_IP_MESSAGES_PER_MINUTE="100000",
+        HOTLINE_CHAT_MESSAGES_PER_MINUTE="10000",
+    )
+    server.host_origin = origin
+    try:
+        asyncio.run(warm_up(server))
+        yield server
+    finally:
+        stop_server(server)
+    assert "Traceback" not in server.log(), server.log()[-4000:]
+
+
+@dataclass
+class Chat:
+    """One chat over the real WebSocket: ``await chat.until("ask")`` etc."""
+
+    session: dict[str, Any]
+    ws: Any
+    received: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def call_id(self) -> str:
+        return str(self.session["session_id"])
+
+    async def next(self, timeout_s: float = TIMEOUT_S) -> dict[str, Any]:
+        message = json.loads(await asyncio.wait_for(self.ws.recv(), timeout_s))
+        self.received.append(message)
+        return dict(message)
+
+    async def until(self, *types: str, timeout_s: float = TIMEOUT_S) -> dict[str, Any]:
+        """The next message of one of ``types``; the ones before it are kept in
+        ``received``."""
+        while True:
+            message = await self.next(timeout_s)
+            if message["type"] in types:
+                return message
+
+    def bot_text(self, after_seq: int = 0) -> str:
+        return " ".join(m["text"] for m in self.received if m["type"] == "message"
+                        and m["from"] == "bot" and m.get("seq", 0) > after_seq)
+
+    async def text(self, text: str) -> None:
+        await self.ws.send(json.dumps({"type": "text", "text": text}))
+
+    async def press(self, ask: dict[str, Any], label: str) -> None:
+        """Press the button labelled ``label`` on question ``ask``."""
+        found = [b for b in ask["buttons"] if b["label"] == label]
+        assert found, f"no button {label!r} in {ask['buttons']}"
+        await self.ws.send(json.dumps({"type": "button", "value": found[0]["value"],
+                                       "ask": ask["seq"]}))
+
+    async def end(self) -> dict[str, Any]:
+        await self.ws.send(json.dumps({"type": "end"}))
+        return await self.until("end")
+
+
+async def warm_up(server: Server) -> None:
+    """One message in each language, so the classifier's lazy parts are loaded before the
+    tests time anything (the first Chinese sentence loads the sentiment model: ~20 s here)."""
+    for locale, text in (("zh", "你好"), ("en", "hello")):
+        session = await start_chat(server.url, locale)
+        async with connect(server, session) as ws:
+            chat = Chat(session, ws)
+            await chat.until("ask", timeout_s=300)
+            await chat.text(text)
+            answer = await chat.until("ask", "queue", "end", timeout_s=300)
+            if answer["type"] != "end":
+                await chat.end()
+
+
+async def start_chat(url: str, locale: str | None = None, **headers: str) -> dict[str, Any]:
+    async with httpx.AsyncClient(timeout=TIMEOUT_S) as client:
+        response = await client.post(f"{url}/v1/chat/sessions", headers=headers,
+                                     json={"hotline_number": DEMO, "locale": locale})
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def connect(server: Server, session: dict[str, Any], protocols: list[str] | None = None,
+            **kwargs: Any) -> Any:
+    return websockets.connect(f"{server.ws_url}{session['websocket']}",
+                              subprotocols=protocols or session["protocols"], **kwargs)
+
+
+async def record(url: str, call_id: str, timeout_s: float = TIMEOUT_S) -> dict[str, Any]:
+    """The stored record once the CDR is closed."""
+    async with httpx.AsyncClient(base_url=url, timeout=timeout_s) as client:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while loop.time() < deadline:
+            response = await client.get(f"/v1/calls/{call_id}")
+            if response.status_code == 200 and response.json()["cdr"]["ended_at"]:
+                return dict(response.json())
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"no closed record for chat {call_id}")
