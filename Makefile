@@ -9,14 +9,19 @@ BIN := $(VENV)/bin
 STAMPS := .make
 
 # System packages: speech (espeak-ng, sox), SIP test clients, browser tests, PostgreSQL for
-# storage tests, graphviz for `hotline flows graph`, Python venv/headers for builds.
+# storage tests, graphviz for `hotline flows graph`, a CJK font so graphs, charts and page
+# screenshots show Chinese (not boxes), Python venv/headers for builds.
 APT_PACKAGES := python3-venv python3-dev build-essential espeak-ng libespeak-ng1 sox \
-	sip-tester baresip chromium chromium-driver postgresql graphviz \
+	sip-tester baresip chromium chromium-driver postgresql graphviz fonts-noto-cjk \
 	ca-certificates
 
 .PHONY: run test lint setup clean
 
+# `run` pulls the configured Vosk models when missing and the network answers (checksum-
+# verified, atomic); without them it says so in one line and calls are keypad-only.
+# `test` never downloads anything.
 run: setup
+	@$(BIN)/hotline models ensure
 	$(BIN)/hotline serve
 
 test: setup

@@ -9,6 +9,7 @@ import typer
 
 from app.asr.cli import models_app, transcribe
 from app.call.cli import call
+from app.cli_errors import HotlineGroup
 from app.flows.cli import flows_app
 from app.nlu.cli import intents_app
 from app.tts.cli import say
@@ -18,6 +19,7 @@ app = typer.Typer(
     help="Hotline: an AI voice front-end for customer-service hotlines.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=HotlineGroup,
 )
 app.add_typer(models_app, name="models", help="Speech models: list and pull.")
 app.add_typer(intents_app, name="intents", help="Intents: train, eval, test, predict.")
@@ -36,12 +38,18 @@ def serve(
     config: ConfigOpt = None,
     host: Annotated[str | None, typer.Option(help="bind address")] = None,
     port: Annotated[int | None, typer.Option(help="TCP port")] = None,
+    log_format: Annotated[str | None, typer.Option(
+        "--log-format", help="console or json (default: console on a terminal, else json)",
+    )] = None,
 ) -> None:
     """Run the Hotline server (API, softphone, call handling)."""
+    import sys
+
     import uvicorn
 
+    from app.cli_errors import fail
     from app.log import configure_logging
-    from app.main import create_app
+    from app.serve import ServeError, banner, preflight
     from app.settings import load_settings
 
     overrides: dict[str, object] = {}
@@ -49,10 +57,22 @@ def serve(
         overrides["host"] = host
     if port is not None:
         overrides["port"] = port
+    if log_format not in (None, "console", "json"):
+        raise fail(f"--log-format {log_format!r}: use console or json")
+    if log_format is not None:
+        overrides["log_json"] = log_format == "json"
     settings = load_settings(config, **overrides)
+    try:
+        preflight(settings)  # port, flows, database: before seconds of model loading
+    except ServeError as exc:
+        raise fail(str(exc), 1) from None
     configure_logging(settings.log_level, settings.log_json)
+    from app.main import create_app  # the heavy imports, once the checks have passed
+
+    application = create_app(settings)
+    banner(settings, application.routes, sys.stdout)
     uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_config=None,
+        application, host=settings.host, port=settings.port, log_config=None,
         timeout_graceful_shutdown=10,
     )
 

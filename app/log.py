@@ -1,4 +1,8 @@
-"""Structured logs (structlog): JSON lines by default, ``call_id`` bound in every call's lines."""
+"""Structured logs (structlog): ``call_id`` bound in every call's lines.
+
+On a terminal the lines are human-readable and coloured; otherwise (a pipe, a file, a
+container log) or when asked (``log_json``) they are JSON lines.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,15 @@ class _Stderr:
         sys.stderr.flush()
 
 
-def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
+def want_json(json_logs: bool | None) -> bool:
+    """``log_json`` as set, or (unset) JSON unless stderr is a terminal."""
+    if json_logs is not None:
+        return json_logs
+    isatty = getattr(sys.stderr, "isatty", None)
+    return not (isatty is not None and isatty())
+
+
+def configure_logging(level: str = "INFO", json_logs: bool | None = True) -> None:
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -27,10 +39,11 @@ def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
         structlog.processors.StackInfoRenderer(),
         structlog.processors.format_exc_info,
     ]
+    as_json = want_json(json_logs)
     renderer: Any = (
         structlog.processors.JSONRenderer(ensure_ascii=False)
-        if json_logs
-        else structlog.dev.ConsoleRenderer(colors=False)
+        if as_json
+        else structlog.dev.ConsoleRenderer(colors=json_logs is None and _colour_ok())
     )
     structlog.configure(
         processors=[*processors, renderer],
@@ -40,6 +53,13 @@ def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=_Stderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
+
+
+def _colour_ok() -> bool:
+    import os
+
+    isatty = getattr(sys.stderr, "isatty", None)
+    return isatty is not None and isatty() and "NO_COLOR" not in os.environ
 
 
 def get_logger(**bound: Any) -> Any:

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from fastapi import FastAPI
 
 from app.api import calls as calls_api
-from app.api import chat, chat_page, health, phone, webrtc
+from app.api import chat, chat_page, health, landing, phone, webrtc
 from app.log import get_logger
 from app.services import build_services
 from app.settings import Settings
@@ -49,7 +49,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(settings: Settings, *, base_url: str | None = None) -> FastAPI:
     """``base_url``: where this server really listens, when it is not settings.host:port
     (relative webhook URLs in flows resolve against it)."""
-    app = FastAPI(
+    from fastapi_offline import FastAPIOffline  # /docs assets served locally, no CDN
+
+    app = FastAPIOffline(
         title="Hotline",
         version="0.1.0",
         description="AI voice front-end for customer-service hotlines.",
@@ -62,6 +64,7 @@ def create_app(settings: Settings, *, base_url: str | None = None) -> FastAPI:
     app.include_router(calls_api.router)
     app.include_router(webrtc.router)
     app.include_router(phone.router)
+    app.include_router(landing.router)
     app.include_router(chat.router)
     app.include_router(chat_page.router)
     app.add_middleware(chat.ChatCors, allowed_origins=settings.chat_allowed_origins)

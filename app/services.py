@@ -110,7 +110,7 @@ async def open_storage(settings: Settings) -> tuple[Database, CallRepository]:
 
 async def load_asr(settings: Settings, degraded: dict[str, str]) -> AsrEngine:
     log = get_logger()
-    asr = AsrEngine(settings, ModelRegistry(settings.models_dir))
+    asr = AsrEngine(settings, ModelRegistry.for_settings(settings))
     for locale, reason in (await asyncio.to_thread(asr.load)).items():
         degraded[f"asr:{locale}"] = reason
         log.warning("asr_model_unavailable", locale=locale, reason=reason,

@@ -12,13 +12,14 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
+from pydantic_settings import SettingsError as PydanticSettingsError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _CONFIG_FILE: ContextVar[str | None] = ContextVar("hotline_config_file", default=None)
@@ -35,14 +36,23 @@ class Settings(BaseSettings):
         default=None, description="SQLAlchemy URL; default: SQLite file under data_dir"
     )
     models_dir: Path = PROJECT_ROOT / "models"
+    models_seed_dir: Path | None = Field(
+        default=None, description="read-only copy of models/ shipped with the code (the "
+        "Docker image's, outside the models volume): its manifest.toml is used when models_dir "
+        "has none, its trained intent model is copied in when models_dir has none; default: "
+        "the checkout's models/",
+    )
     intents_dir: Path = PROJECT_ROOT / "intents"
     flows_dir: Path = PROJECT_ROOT / "ivr_flows"
 
     # -- server
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: int = Field(default=8080, ge=1, le=65535)
     log_level: str = "INFO"
-    log_json: bool = True
+    log_json: bool | None = Field(
+        default=None, description="JSON log lines; default: coloured lines on a terminal, "
+        "JSON when stderr is a pipe or a file",
+    )
 
     # -- speech recognition (Vosk)
     asr_models: dict[str, str] = Field(
@@ -152,6 +162,23 @@ class Settings(BaseSettings):
         return self.intent_model_dir or (self.models_dir / "intents")
 
     @property
+    def seed_dir(self) -> Path | None:
+        """Where shipped models are (``models_seed_dir``, else the checkout's models/)."""
+        if self.models_seed_dir is not None:
+            return self.models_seed_dir
+        checkout = PROJECT_ROOT / "models"
+        return checkout if checkout.is_dir() else None
+
+    @property
+    def manifest_path(self) -> Path:
+        """models_dir/manifest.toml, else the shipped one (a fresh models volume has none)."""
+        own = self.models_dir / "manifest.toml"
+        seed = self.seed_dir
+        if not own.is_file() and seed is not None and (seed / "manifest.toml").is_file():
+            return seed / "manifest.toml"
+        return own
+
+    @property
     def vosk_models_dir(self) -> Path:
         return self.models_dir / "vosk"
 
@@ -184,13 +211,25 @@ class Settings(BaseSettings):
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
-    """Read settings once. ``config_file`` (YAML) is used as if HOTLINE_CONFIG named it."""
-    if config_file is None:
-        return Settings(**overrides)
-    if not config_file.is_file():
-        raise FileNotFoundError(f"settings file not found: {config_file}")
-    token = _CONFIG_FILE.set(str(config_file))
+    """Read settings once. ``config_file`` (YAML) is used as if HOTLINE_CONFIG named it.
+
+    Every problem is a ``SettingsError`` naming the variable, file:line or key, with a
+    "did you mean" for misspelled names (``app.settings_check``); HOTLINE_* variables that
+    are not settings are refused when they look like a typo of one, else warned about.
+    """
+    from app.settings_check import check_env, check_yaml, explain, explain_source_error
+
+    env_config = os.environ.get("HOTLINE_CONFIG")
+    origin = "--config" if config_file is not None else "HOTLINE_CONFIG"
+    path = config_file if config_file is not None else (Path(env_config) if env_config else None)
+    yaml_lines = check_yaml(path, origin) if path is not None else {}
+    check_env(os.environ)
+    token = _CONFIG_FILE.set(str(path) if path is not None else None)
     try:
         return Settings(**overrides)
+    except ValidationError as exc:
+        raise explain(exc, path, yaml_lines, os.environ) from None
+    except PydanticSettingsError as exc:  # an env value that is not JSON for a dict/list
+        raise explain_source_error(exc, os.environ) from None
     finally:
         _CONFIG_FILE.reset(token)

@@ -143,13 +143,18 @@ def cut_network(pc: object) -> None:
             protocol.send_stun = drop
 
 
+_FAULT_AMOUNTS = {"brief": 0.5, "short": 1.0, "long": 60.0, "once": 1, "always": 9}
+
+
 def faulty_tts_worker_main() -> None:
     """The real TTS worker (``app.tts.worker.main``), plus failure injection driven by the text.
 
     ``[[sleep S]]`` waits S seconds before rendering (a hang, or a window to kill it in);
     ``[[exit]]`` makes the process die mid-request; ``[[silent N]]`` returns a silent render
-    the first N times that text is asked for (espeak's occasional empty output). The markers
-    are removed before espeak-ng sees the text. Start it with
+    the first N times that text is asked for (espeak's occasional empty output). S and N are
+    words (``[[sleep long]]``, ``[[silent once]]``, see ``_FAULT_AMOUNTS``), since the text
+    reaches the worker normalized (digits become words). The markers are removed before
+    espeak-ng sees the text. Start it with
     ``TtsService(settings, worker_entry=FAULTY_TTS_WORKER)``.
     """
     import os
@@ -161,17 +166,17 @@ def faulty_tts_worker_main() -> None:
     silent_left: dict[str, int] = {}
 
     def render(self: worker.Synth, text: str, voice: str, rate_wpm: int) -> tuple[bytes, int]:
-        silent = re.search(r"\[\[silent ([0-9]+)\]\]", text)
+        silent = re.search(r"\[\[silent (\w+)\]\]", text)
         if silent:
-            left = silent_left.setdefault(text, int(silent.group(1)))
+            left = silent_left.setdefault(text, int(_FAULT_AMOUNTS[silent.group(1)]))
             if left > 0:
                 silent_left[text] = left - 1
                 pcm, rate = real_render(self, re.sub(r"\[\[[^\]]*\]\]", "", text), voice,
                                         rate_wpm)
                 return bytes(len(pcm)), rate
-        sleep = re.search(r"\[\[sleep ([0-9.]+)\]\]", text)
+        sleep = re.search(r"\[\[sleep (\w+)\]\]", text)
         if sleep:
-            time.sleep(float(sleep.group(1)))
+            time.sleep(_FAULT_AMOUNTS[sleep.group(1)])
         if "[[exit]]" in text:
             os._exit(3)
         return real_render(self, re.sub(r"\[\[[^\]]*\]\]", "", text), voice, rate_wpm)

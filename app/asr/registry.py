@@ -12,12 +12,15 @@ import pkgutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import vosk
 
 from app.asr.errors import ModelLoadError, ModelNotFoundError
 from app.asr.manifest import SUPPORTED_RATES_HZ, ManifestEntry, load_manifest, valid_model_name
+
+if TYPE_CHECKING:
+    from app.settings import Settings
 
 PACKAGE_PREFIX = "vosk_model_"
 DEFAULT_SAMPLE_RATE_HZ = 16_000  # Kaldi's default when conf/mfcc.conf names no rate
@@ -123,6 +126,12 @@ def _package_model_dir(module: str) -> Path | None:
 
 class ModelRegistry:
     """Finds, validates and loads Vosk models (each loaded once per process, shared)."""
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> ModelRegistry:
+        """The registry of ``models_dir`` with the manifest it should use (its own, or the
+        shipped copy when a fresh models volume has none)."""
+        return cls(settings.models_dir, settings.manifest_path)
 
     def __init__(self, models_dir: Path, manifest_path: Path | None = None) -> None:
         self.models_dir = models_dir

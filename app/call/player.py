@@ -63,7 +63,8 @@ class Player:
                     raise RuntimeError("prompt audio is unavailable")
                 pcm = await self.tts.prompt_wav(Path(action.wav), self.rate_hz)
                 return await self.play(_iterate(frames(pcm.data, self.rate_hz)), action.barge_in)
-            return await self.play_text(action.text or "", locale, action.barge_in)
+            return await self.play_text(action.text or "", locale, action.barge_in,
+                                        cache=action.cache)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -82,10 +83,12 @@ class Player:
             self.events.emit(SpeechFailed(text=text[:200],
                                           reason=f"{type(exc).__name__}: {exc}"[:300]))
 
-    async def play_text(self, text: str, locale: str, barge_in: bool) -> bool:
+    async def play_text(self, text: str, locale: str, barge_in: bool, cache: bool = True
+                        ) -> bool:
         if self.tts is None:
             raise RuntimeError("speech synthesis is unavailable")
-        return await self.play(self.tts.stream(text, locale, self.rate_hz), barge_in)
+        stream = self.tts.stream(text, locale, self.rate_hz, cache=cache)
+        return await self.play(stream, barge_in)
 
     async def play(self, chunks: AsyncIterator[AudioChunk], barge_in: bool) -> bool:
         """Play until done or barged in; returns True when the caller barged in."""

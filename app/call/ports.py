@@ -40,7 +40,9 @@ class SpeechRecognizer(Protocol):
 
 
 class Synthesizer(Protocol):
-    def stream(self, text: str, locale: str, sample_rate_hz: int) -> AsyncIterator[AudioChunk]:
+    def stream(self, text: str, locale: str, sample_rate_hz: int, *, cache: bool = True
+               ) -> AsyncIterator[AudioChunk]:
+        """``cache`` False: the text carries caller data and is never kept on disk."""
         ...
 
     async def prompt_wav(self, path: Path, sample_rate_hz: int) -> Pcm: ...

@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from app.flows.loader import check_files, flow_files, load_flow, load_flows
+from app.cli_errors import fail
+from app.flows.loader import check_files, flow_files
 from app.flows.schema import Flow
 from app.settings import Settings, load_settings
+from app.settings_check import did_you_mean
 
 if TYPE_CHECKING:
     from app.flows.engine import FlowEngine, IntentAnswers
@@ -24,8 +26,11 @@ ConfigOpt = Annotated[
 ]
 
 
-def _catalog(settings: Settings) -> IntentAnswers | None:
-    """The intents catalog (for intent names and FAQ answers), or None when absent."""
+def _catalog(settings: Settings, strict: bool = False) -> IntentAnswers | None:
+    """The intents catalog (for intent names and FAQ answers), or None when absent.
+
+    A broken intents folder is a warning, or with ``strict`` (``flows check``) an error.
+    """
     try:
         from app.nlu.intents import load_intents
     except ImportError:
@@ -35,6 +40,8 @@ def _catalog(settings: Settings) -> IntentAnswers | None:
     try:
         catalog = load_intents(settings.intents_dir)
     except ValueError as exc:
+        if strict:
+            raise fail(f"intents not loaded, so intent names cannot be checked: {exc}") from None
         typer.echo(f"warning: intents not loaded: {exc}", err=True)
         return None
     return catalog if catalog.names() else None
@@ -65,15 +72,41 @@ def _understander(settings: Settings) -> Understand | None:
     return understand
 
 
+def _flow_paths(settings: Settings) -> list[Path]:
+    """The flow files of ``flows_dir``; a missing or empty folder is an error, not "ok: 0"."""
+    folder = settings.flows_dir
+    if not folder.is_dir():
+        raise fail(f"flows folder not found: {folder} (set flows_dir / HOTLINE_FLOWS_DIR)")
+    paths = flow_files(folder)
+    if not paths:
+        raise fail(f"no flow files (*.yaml) in {folder}")
+    return paths
+
+
+def _all_or_exit(paths: list[Path], known: set[str] | None,
+                 voices: dict[str, str] | None = None) -> dict[str, Flow]:
+    """Every flow, or every problem printed as file:line (exit 2)."""
+    flows, errors = check_files(paths, known, voices)
+    if errors:
+        raise fail("\n".join(str(e) for e in errors))
+    return flows
+
+
+def _load_all(settings: Settings, catalog: IntentAnswers | None) -> dict[str, Flow]:
+    return _all_or_exit(_flow_paths(settings), catalog.names() if catalog else None)
+
+
 def _find_flow(name: str, settings: Settings, catalog: IntentAnswers | None) -> Flow:
     known = catalog.names() if catalog else None
     path = Path(name)
     if path.suffix in (".yaml", ".yml") or path.is_file():
-        return load_flow(path, known)
-    flows = load_flows(settings.flows_dir, known)
+        if not path.is_file():
+            raise fail(f"flow file not found: {path}")
+        return next(iter(_all_or_exit([path], known).values()))
+    flows = _load_all(settings, catalog)
     if name not in flows:
-        raise typer.BadParameter(f"no flow {name!r} in {settings.flows_dir} "
-                                 f"(have: {', '.join(sorted(flows))})")
+        raise fail(f"no flow {name!r} in {settings.flows_dir} (have: "
+                   f"{', '.join(sorted(flows))}{did_you_mean(name, list(flows))})")
     return flows[name]
 
 
@@ -84,17 +117,24 @@ def check(
 ) -> None:
     """Check flow files: schema, targets, loops, queues, locales, intents, DTMF keys."""
     settings = load_settings(config)
-    catalog = _catalog(settings)
+    catalog = _catalog(settings, strict=True)
     if catalog is None:
-        typer.echo("warning: no intents catalog; intent names not checked", err=True)
-    paths = files or flow_files(settings.flows_dir)
-    flows, errors = check_files(paths, catalog.names() if catalog else None)
+        typer.echo(f"warning: no intents in {settings.intents_dir}; intent names not checked",
+                   err=True)
+    missing = [p for p in files or [] if not p.is_file()]
+    if missing:
+        raise fail("\n".join(f"flow file not found: {p}" for p in missing))
+    paths = files or _flow_paths(settings)
+    flows, errors = check_files(paths, catalog.names() if catalog else None,
+                                voices=settings.tts_voices)
     for err in errors:
         typer.echo(f"{err.file}:{err.line}: {err.reason}")
     if errors:
         typer.echo(f"{len(errors)} error(s) in {len(paths)} file(s)", err=True)
         raise typer.Exit(1)
-    typer.echo(f"ok: {len(flows)} flow(s): {', '.join(sorted(flows))}")
+    voices = ", ".join(f"{k}={v}" for k, v in settings.tts_voices.items())
+    typer.echo(f"ok: {len(flows)} flow(s): {', '.join(sorted(flows))} (every prompt "
+               f"speakable with voices {voices})")
 
 
 @flows_app.command()
@@ -117,7 +157,7 @@ def test(
         raise typer.BadParameter(f"--channel must be voice, chat or all, not {channel!r}")
     settings = load_settings(config)
     catalog = _catalog(settings)
-    flows = load_flows(settings.flows_dir, catalog.names() if catalog else None)
+    flows = _load_all(settings, catalog)
     engine = FlowEngine(flows, catalog)
     understand = _understander(settings) if nlu else None
     paths = scripts or script_files(settings.flows_dir / "tests")
@@ -180,7 +220,13 @@ def chat(
     settings = load_settings(config)
     catalog = _catalog(settings)
     found = _find_flow(flow, settings, catalog)
-    when = datetime.fromisoformat(at) if at else None
+    if locale is not None and locale not in found.locales:
+        raise fail(f"--locale {locale!r}: flow {found.id!r} speaks {', '.join(found.locales)}"
+                   f"{did_you_mean(locale, found.locales)}")
+    try:
+        when = datetime.fromisoformat(at) if at else None
+    except ValueError:
+        raise fail(f"--at {at!r}: not an ISO 8601 time (e.g. 2026-11-26T10:00+08:00)") from None
     understand = _understander(settings) if nlu else None
     if understand is None:
         typer.echo("(no NLU: menus match phrases and keys only)")

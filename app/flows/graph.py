@@ -10,6 +10,9 @@ from pathlib import Path
 from app.flows.loader import node_targets
 from app.flows.schema import BranchNode, Flow, MenuNode, Node
 
+# Chinese labels need a CJK font (fonts-noto-cjk, installed by the Makefile and Dockerfile);
+# fontconfig falls back to it for Hanzi when another sans font is picked.
+FONT = "Noto Sans CJK SC,sans"
 _SHAPES = {"menu": ("{{", "}}"), "collect": ("[/", "/]"), "branch": ("{", "}"),
            "transfer": ("[[", "]]"), "hangup": ("((", "))")}
 
@@ -42,6 +45,23 @@ def _edge_labels(node: Node) -> list[tuple[str, str]]:
             for path, t in node_targets(node)]
 
 
+def _global_handlers(flow: Flow) -> list[tuple[str, str, str | None, str]]:
+    """(pseudo-node id, label, target node or None, edge label) for the handlers that act
+    from anywhere: the agent key / "talk to an agent", and the queue timeout."""
+    g = flow.globals
+    out: list[tuple[str, str, str | None, str]] = []
+    how = [f"#{g.agent_key}"] if g.agent_key else []
+    how.append("talk_to_agent")
+    queue = g.talk_to_agent.queue
+    out.append(("g_agent", f"any time: {' / '.join(how)}\n-> queue {queue}", None, ""))
+    if g.queue_timeout:
+        out.append(("g_queue_timeout", "any transfer: nobody answered in time",
+                    g.queue_timeout, "queue timeout"))
+    if g.repeat_key:
+        out.append(("g_repeat", f"any time: #{g.repeat_key} repeats the last prompt", None, ""))
+    return out
+
+
 def _clean(label: str) -> str:
     return label.replace('"', "'").replace("|", "/")
 
@@ -56,13 +76,18 @@ def to_mermaid(flow: Flow) -> str:
         for target, label in _edge_labels(node):
             arrow = f'-->|"{_clean(label)}"|' if label else "-->"
             lines.append(f"  {_id(name)} {arrow} {_id(target)}")
+    for gid, text, entry, label in _global_handlers(flow):
+        lines.append(f'  {gid}[/"{_clean(text).replace(chr(10), "<br/>")}"/]')
+        if entry is not None:
+            lines.append(f'  {gid} -.->|"{_clean(label)}"| {_id(entry)}')
     return "\n".join(lines) + "\n"
 
 
 def to_dot(flow: Flow) -> str:
     shapes = {"menu": "hexagon", "collect": "parallelogram", "branch": "diamond",
               "transfer": "box3d", "hangup": "doublecircle", "webhook": "component"}
-    lines = [f'digraph "{flow.id}" {{', "  rankdir=TB;", '  node [fontname="sans"];',
+    lines = [f'digraph "{flow.id}" {{', "  rankdir=TB;", f'  node [fontname="{FONT}"];',
+             f'  edge [fontname="{FONT}"];',
              '  start [shape=oval, label="start"];', f"  start -> {_id(flow.start)};"]
     for name, node in flow.nodes.items():
         extra = f"\\n{node.queue}" if node.kind == "transfer" else ""  # type: ignore[union-attr]
@@ -71,6 +96,11 @@ def to_dot(flow: Flow) -> str:
     for name, node in flow.nodes.items():
         for target, label in _edge_labels(node):
             lines.append(f'  {_id(name)} -> {_id(target)} [label="{_clean(label)}"];')
+    for gid, text, entry, label in _global_handlers(flow):
+        shown = _clean(text).replace("\n", "\\n")
+        lines.append(f'  {gid} [shape=note, style=dashed, label="{shown}"];')
+        if entry is not None:
+            lines.append(f'  {gid} -> {_id(entry)} [style=dashed, label="{_clean(label)}"];')
     return "\n".join([*lines, "}"]) + "\n"
 
 

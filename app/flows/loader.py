@@ -293,9 +293,13 @@ def _check_node(
             if opt.dtmf is not None:
                 if opt.dtmf in keys:
                     reason = (f"DTMF key {opt.dtmf!r} used twice in menu {name!r} "
-                              f"(options {keys[opt.dtmf]} and {i})")
+                              f"(options {keys[opt.dtmf] + 1} and {i + 1})")
                     errors.append(lines.error((*base, *sub, "dtmf"), reason))
                 keys[opt.dtmf] = i
+                clash = _global_key_clash(flow, opt.dtmf)
+                if clash:
+                    errors.append(lines.error((*base, *sub, "dtmf"),
+                                              f"menu {name!r} option {i + 1}: {clash}"))
             for loc in [*opt.phrases, *opt.label,
                         *([opt.set_locale] if opt.set_locale else [])]:
                 if loc not in flow.locales:
@@ -306,8 +310,44 @@ def _check_node(
     return errors
 
 
-def check_text(text: str, file: Path, known_intents: set[str] | None = None
-               ) -> tuple[Flow | None, list[FlowError]]:
+def _check_speech(flow: Flow, lines: _Lines, voices: dict[str, str]) -> list[FlowError]:
+    """Every prompt text of every locale can be spoken: each language run has a voice."""
+    from app.flows.match import render
+    from app.tts.runs import unreadable_chars
+
+    errors: list[FlowError] = []
+    have = ", ".join(sorted(voices)) or "none"
+    voiced = [loc for loc in flow.locales if loc in voices]
+    for loc in flow.locales:
+        if loc not in voices:
+            errors.append(lines.error(("locales",), f"locale {loc!r} has no voice "
+                                      f"(settings tts_voices has: {have})"))
+    for path, prompt in _walk_prompts(flow, ()):
+        for loc, part in prompt.by_locale.items():
+            if loc not in voiced or not isinstance(part, str):
+                continue
+            bad = unreadable_chars(render(part, {}), loc, voices)
+            if bad:
+                chars = ", ".join(f"{ch!r}" for ch in bad[:5])
+                errors.append(lines.error((*path, loc), f"no voice can read {chars} in the "
+                                          f"{loc!r} prompt (voices: {have})"))
+    return errors
+
+
+def _global_key_clash(flow: Flow, key: str) -> str | None:
+    """Why a menu option on ``key`` would misbehave, or None."""
+    g = flow.globals
+    if key == g.repeat_key:
+        return (f"key {key!r} never reaches this option: it is the repeat key "
+                f"(globals.repeat_key); use another key or set repeat_key: null")
+    if key == g.agent_key:
+        return (f"key {key!r} hides the agent key (globals.agent_key) in this menu; use "
+                f"another key, or set agent_key: null if this option is the way to an agent")
+    return None
+
+
+def check_text(text: str, file: Path, known_intents: set[str] | None = None,
+               voices: dict[str, str] | None = None) -> tuple[Flow | None, list[FlowError]]:
     try:
         flow, errors, lines = parse_flow(text, file)
     except FlowError as exc:
@@ -315,18 +355,23 @@ def check_text(text: str, file: Path, known_intents: set[str] | None = None
     if flow is None:
         return None, errors
     errors = _check_graph(flow, lines) + _check_refs(flow, lines, known_intents)
+    if voices is not None:
+        errors += _check_speech(flow, lines, voices)
     errors.sort(key=lambda e: e.line)
     return (None if errors else flow), errors
 
 
-def check_file(file: Path, known_intents: set[str] | None = None
-               ) -> tuple[Flow | None, list[FlowError]]:
-    """The flow and every problem of one file (flow is None when there is any)."""
+def check_file(file: Path, known_intents: set[str] | None = None,
+               voices: dict[str, str] | None = None) -> tuple[Flow | None, list[FlowError]]:
+    """The flow and every problem of one file (flow is None when there is any).
+
+    With ``voices`` (locale -> espeak-ng voice) every prompt is also checked speakable.
+    """
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return None, [FlowError(file, 1, f"cannot read: {exc}")]
-    return check_text(text, file, known_intents)
+    return check_text(text, file, known_intents, voices)
 
 
 def load_flow(file: Path, known_intents: set[str] | None = None) -> Flow:
@@ -341,13 +386,14 @@ def flow_files(folder: Path) -> list[Path]:
     return sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
 
 
-def check_files(files: Iterable[Path], known_intents: set[str] | None = None
+def check_files(files: Iterable[Path], known_intents: set[str] | None = None,
+                voices: dict[str, str] | None = None
                 ) -> tuple[dict[str, Flow], list[FlowError]]:
     flows: dict[str, Flow] = {}
     errors: list[FlowError] = []
     numbers: dict[str, str] = {}
     for file in files:
-        flow, errs = check_file(file, known_intents)
+        flow, errs = check_file(file, known_intents, voices)
         errors += errs
         if flow is None:
             continue

@@ -21,6 +21,7 @@ from app.flows.match import (
     spoken_digits,
     yes_no,
 )
+from app.flows.readings import read_as, slot_readings
 from app.flows.runtime import (
     Action,
     CallerInput,
@@ -70,6 +71,7 @@ class NodeRunner:
         self.actions: list[Action] = []
         self.events: list[dict[str, Any]] = []
         self._said: list[Say] = []
+        self._readings = slot_readings(flow)
 
     # -- output ---------------------------------------------------------------------------
 
@@ -91,11 +93,27 @@ class NodeRunner:
                 "last_text": st.last_text, "intent": st.last_intent or ""}
         return {**base, **self.state.slots, **extra}
 
+    def spoken_slots(self, **extra: str) -> dict[str, str]:
+        """The slots as prompts read them (``app.flows.readings``): "4567" -> "4 5 6 7"."""
+        loc = self.state.locale
+        return {k: read_as(v, self._readings.get(k), loc) for k, v in self.slots(**extra).items()}
+
+    def fill(self, template: str, extra: dict[str, str] | None = None) -> tuple[str, bool]:
+        """(the prompt text, whether it may be cached): text filled from the call's slots is
+        caller data and never cached."""
+        text = render(template, self.spoken_slots(**(extra or {})))
+        return text, text == render(template, {})
+
     def say_text(self, text: str, barge_in: bool = True, extra: dict[str, str] | None = None
                  ) -> None:
+        filled, cache = self.fill(text, extra)
+        self.emit_say(filled, barge_in, cache)
+
+    def emit_say(self, text: str, barge_in: bool = True, cache: bool = True,
+                 wav: str | None = None) -> None:
         loc = self.state.locale
-        say = Say(text=render(text, self.slots(**(extra or {}))), locale=loc,
-                  voice=self.flow.voice.get(loc), barge_in=barge_in)
+        say = Say(text=text, wav=wav, locale=loc, voice=self.flow.voice.get(loc),
+                  barge_in=barge_in, cache=cache)
         self.actions.append(say)
         self._said.append(say)
 
@@ -112,10 +130,8 @@ class NodeRunner:
         if isinstance(part, str):
             self.say_text(part, barge_in=barge, extra=extra)
             return
-        say = Say(text=render(part.text, self.slots(**extra)), wav=part.wav, locale=loc,
-                  voice=self.flow.voice.get(loc), barge_in=barge)
-        self.actions.append(say)
-        self._said.append(say)
+        filled, cache = self.fill(part.text, extra)
+        self.emit_say(filled, barge, cache, wav=part.wav)
 
     def listen(self, node: Node, grammar: list[str] | None = None, max_digits: int = 1,
                terminator: str | None = None, timeout_s: float | None = None) -> None:
@@ -236,10 +252,13 @@ class NodeRunner:
     def _answer(self, node: AnswerNode) -> str | None:
         intent = node.intent or self.state.last_intent
         text = None
+        cache = True
         if intent and self.catalog is not None:
-            text = self.catalog.render_answer(intent, self.state.locale, self.slots())
+            loc = self.state.locale
+            text = self.catalog.render_answer(intent, loc, self.spoken_slots())
+            cache = text == self.catalog.render_answer(intent, loc, {})
         if text:
-            self.say_text(text)
+            self.emit_say(text, cache=cache)
             self.event("answered", intent=intent)
             return node.next
         self.event("no_answer", intent=intent)
@@ -272,7 +291,9 @@ class NodeRunner:
             self.event("ignored_after_end", inp)
             return
         if inp.kind == "speech":
-            self._remember(inp)
+            # a yes/no to "shall I transfer you?" or "is that right?" is not what the caller
+            # wants: the request it answers stays the call's intent (the handoff note's)
+            self._remember(inp, keep_intent=st.phase in ("agent_confirm", "confirm"))
         node = self.flow.nodes[st.node]
         if st.phase == "webhook":
             self._webhook_result(node, inp)
@@ -315,10 +336,12 @@ class NodeRunner:
             return
         self.goto(target)
 
-    def _remember(self, inp: CallerInput) -> None:
+    def _remember(self, inp: CallerInput, keep_intent: bool = False) -> None:
         st = self.state
-        st.last_text = inp.text
-        if inp.intent is not None:
+        keep = keep_intent and st.last_intent is not None
+        if not keep:
+            st.last_text = inp.text
+        if inp.intent is not None and not keep:
             st.last_intent = inp.intent.intent or st.last_intent
             st.last_confidence = inp.intent.confidence
         if inp.sentiment is not None:

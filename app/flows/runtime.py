@@ -82,6 +82,10 @@ class Say(BaseModel):
     locale: str
     voice: str | None = None
     barge_in: bool = True
+    cache: bool = Field(
+        default=True, description="False when the text was filled from the call's slots "
+        "(caller data such as a read-back card number): the TTS never keeps it on disk",
+    )
 
 
 class Listen(BaseModel):

@@ -116,6 +116,10 @@ class Option(_Strict):
         return self
 
 
+Reading = Literal["digits", "date", "money", "number", "text"]
+"""How a slot's value is read aloud: digit by digit, as a date, an amount, a quantity, as is."""
+
+
 class _Node(_Strict):
     prompt: Prompt | None = None
     reprompt: Prompt | None = Field(default=None, description="after no-input/no-match")
@@ -158,6 +162,10 @@ class CollectNode(_Node):
     next: str
     on_no: str | None = Field(default=None, description="yes_no: node when the answer is no")
     on_fail: str | None = Field(default=None, description="default: escalate to an agent")
+    reading: Reading | None = Field(
+        default=None, description="how the slot is read aloud; default by type (digits and "
+        "phone: digits, date: date)",
+    )
 
     @field_validator("pattern")
     @classmethod
@@ -337,6 +345,10 @@ class Flow(_Strict):
     calendar: BusinessCalendar | None = None
     globals: Globals
     nodes: dict[str, Node] = Field(min_length=1)
+    readings: dict[str, Reading] = Field(
+        default_factory=dict, description="slot -> how prompts read it aloud (for slots a "
+        "webhook saves; collect nodes default by their type)",
+    )
 
     @field_validator("id")
     @classmethod

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from app.console import console
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -36,31 +37,44 @@ ModelOpt = Annotated[
     Path | None, typer.Option("--model", help="model root (default: models/intents)")
 ]
 
-out = Console()
-err = Console(stderr=True)
+out = console()
+err = console(stderr=True)
 
 
 def _service(config: Path | None, data: Path | None, model: Path | None) -> NluService:
     from app.nlu.intents import IntentFileError
     from app.nlu.service import NluService
+    from app.seed import seed_intent_model
     from app.settings import load_settings
 
     settings = load_settings(config)
+    if model is None and data is None:
+        seed_intent_model(settings)
     try:
         return NluService(settings, data_dir=data, model_dir=model)
     except IntentFileError as exc:
-        err.print(f"[red]intent data error:[/red] {exc}")
+        err.print(f"[red]error:[/red] intent data: {exc}", highlight=False)
         raise typer.Exit(2) from exc
 
 
 def _ready(
-    config: Path | None, data: Path | None, model: Path | None, force: bool = False
+    config: Path | None, data: Path | None, model: Path | None, force: bool = False,
+    train_if_stale: bool = True,
 ) -> tuple[NluService, Any]:
-    """A loaded ``NluService`` and its classifier, trained first when missing or stale."""
+    """A loaded ``NluService`` and its classifier, trained first when missing or stale
+    (``train_if_stale`` False: refuse, naming the command that trains)."""
     service = _service(config, data, model)
     reason = service.stale_reason()
+    if reason is not None and not force and not train_if_stale:
+        err.print(f"[red]error:[/red] the intent model cannot serve the current intent data "
+                  f"({reason}); train it first: hotline intents train", highlight=False)
+        raise typer.Exit(1)
     if reason is not None or force:
-        err.print(f"training: {reason or 'requested'}")
+        from app.nlu.intents import check_trainable
+
+        check_trainable(service.catalog)  # a one-class locale: refused before any work
+        err.print(f"training a new intent model ({reason or 'requested'}); this takes a "
+                  "minute", highlight=False)
         folder = service.ensure_trained(progress=True) if not force else _force_train(service)
         err.print(f"model written to {folder}")
     problem = service.load()
@@ -114,6 +128,8 @@ def eval_cmd(
     results = evaluate(classifier, evalset)
     figures = summary(results)
     if as_json:
+        if report_dir is not None:
+            figures["reports"] = [str(p) for p in write_report(results, report_dir)]
         sys.stdout.write(json.dumps(figures) + "\n")
         return
     _print_summary(figures, classifier.version)
@@ -177,16 +193,30 @@ def test(config: ConfigOpt = None, data: DataOpt = None, model: ModelOpt = None)
 def predict(
     text: Annotated[str, typer.Argument(help="what the caller said")],
     locale: Annotated[str, typer.Option("--locale", "-l")] = "zh",
+    as_json: Annotated[bool, typer.Option("--json", help="one line of plain JSON")] = False,
     config: ConfigOpt = None, data: DataOpt = None, model: ModelOpt = None,
 ) -> None:
-    """Classify one utterance; print intent, ranking, entities and sentiment as JSON."""
-    service, _ = _ready(config, data, model)
+    """Classify one utterance; print intent, ranking, entities, sentiment and the answer."""
+    from app.nlu.text import base_locale
+
+    service, classifier = _ready(config, data, model, train_if_stale=False)
+    trained = sorted(classifier.locales)
+    if base_locale(locale) not in trained:
+        from app.settings_check import did_you_mean
+
+        err.print(f"[red]error:[/red] --locale {locale!r}: the intent model knows "
+                  f"{', '.join(trained)}{did_you_mean(base_locale(locale), trained)}",
+                  highlight=False)
+        raise typer.Exit(2)
     found = service.understand(text, locale)
+    intent = found.intent.intent
     result: dict[str, Any] = {
         "intent": found.intent.model_dump(),
         "entities": [e.model_dump() for e in found.entities],
         "sentiment": found.sentiment.model_dump(),
+        "answer": service.catalog.render_answer(intent, locale, {}) if intent else None,
     }
-    if found.intent.intent is not None:
-        result["answer"] = service.catalog.render_answer(found.intent.intent, locale, {})
-    out.print_json(json.dumps(result, ensure_ascii=False))
+    if as_json:
+        sys.stdout.write(json.dumps(result, ensure_ascii=False, default=str) + "\n")
+        return
+    out.print_json(json.dumps(result, ensure_ascii=False, default=str))

@@ -57,7 +57,11 @@ def extract_entities(text: str, locale: str, now: datetime | None = None) -> lis
     runs = zh_digit_runs(text) if zh else []
     runs += en_digit_runs(text) if not zh or re.search(r"[a-zA-Z]{3}", text) else []
     found: list[Entity] = []
+    seen: set[tuple[int, int]] = set()
     for run in runs:
+        if (run.start, run.end) in seen:  # mixed-language text: both readers saw these digits
+            continue
+        seen.add((run.start, run.end))
         found.append(Entity(kind="digits", value=run.digits, text=text[run.start : run.end],
                             start=run.start, end=run.end))
         phone = _phone(run, base_locale(locale))

@@ -191,6 +191,27 @@ def load_intents(directory: Path) -> IntentCatalog:
     return catalog
 
 
+def check_trainable(catalog: IntentCatalog) -> None:
+    """Raise ``IntentFileError`` for a locale whose examples name one intent only: it would
+    train a one-class model that answers that intent to everything, almost always from a
+    misspelled locale key (``fr:`` for ``en:``). Called before training."""
+    by_locale: dict[str, list[Intent]] = {}
+    for intent in catalog.intents.values():
+        for loc, examples in intent.examples.items():
+            if examples:
+                by_locale.setdefault(loc, []).append(intent)
+    others = [loc for loc, found in by_locale.items() if len(found) > 1]
+    for loc, found in by_locale.items():
+        if len(found) == 1 and len(catalog.intents) > 1:
+            only = found[0]
+            hint = f"; other locales: {', '.join(sorted(others))}" if others else ""
+            raise IntentFileError(
+                only.file, only.line,
+                f"locale {loc!r} has examples for one intent only ({only.name!r}): a classifier "
+                f"needs at least two, so this is likely a wrong locale key{hint}",
+            )
+
+
 def data_hash(files: list[Path]) -> str:
     digest = hashlib.sha256()
     for path in files:
@@ -225,6 +246,11 @@ def _check_unique_example(
     key = (locale, canonical_example(text))
     if not key[1]:
         raise IntentFileError(path, line, f"example {text!r} is empty after normalisation")
+    if not any(ch.isalpha() for ch in text):
+        raise IntentFileError(
+            path, line, f"example {text!r} has no words (only digits or symbols): an example "
+            "is what a caller says, and digits alone are masked in training",
+        )
     other = seen.get(key)
     if other is None:
         seen[key] = (intent, path, line)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from app.nlu.classifier import Decision, IntentClassifier, load_classifier
 from app.nlu.features import EmbeddingCache, SentenceEncoder, default_encoder_path
-from app.nlu.intents import IntentCatalog, load_intents
+from app.nlu.intents import IntentCatalog, check_trainable, load_intents
 from app.nlu.store import current_model_dir, model_status, write_model
 from app.nlu.train import Progress, TrainConfig, train_catalog
 from app.settings import Settings
@@ -59,6 +59,7 @@ def train_folder(
 ) -> Path:
     """Train ``data_dir`` (an intents folder) into a new version under ``model_root``."""
     catalog = catalog or load_intents(data_dir)
+    check_trainable(catalog)
     encoder = get_encoder(settings)
     started = time.monotonic()
     trained = train_catalog(catalog, embedding_cache(settings, encoder), config, progress)

@@ -1,14 +1,19 @@
 """Speech synthesis for calls: text or a recorded WAV in, call-rate PCM and 20 ms chunks out.
 
 ``TtsService`` is created once per process (``main.py`` lifespan) and shared by every call.
-Text is cut into sentences; each sentence is one cache entry and one worker request, so a
-stream starts playing after the first sentence while the next one renders.
+Text is planned into pieces: split into language runs (``app.tts.runs``: a bilingual greeting
+is spoken by two voices), each run normalized for its locale (``app.tts.normalize``: phone
+numbers digit by digit, dates, money) and cut into sentences. Pieces are rendered in order,
+one ahead of the one playing, so a long text never floods the worker queue and a stream
+starts after its first sentence. Each piece is one cache entry, unless the text carries
+caller data (``cache=False``: a read-back card number is never written to disk).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,13 +24,23 @@ from app.media.audio import AudioFormatError, Pcm, frames, read_wav, resample, r
 from app.settings import Settings
 from app.tts.cache import PromptCache, cache_key
 from app.tts.errors import TtsError
+from app.tts.normalize import normalize
 from app.tts.pool import DEFAULT_WORKER_ENTRY, PoolStats, WorkerPool
-from app.tts.text import check_text, check_voice_can_read, split_segments
+from app.tts.runs import split_runs
+from app.tts.text import check_text, check_voice_can_read, speakable, split_segments
 
 MIN_RATE_HZ, MAX_RATE_HZ = 8_000, 48_000
 SILENT_DBFS = -60.0  # a render quieter than this is "the voice could not speak it"
 SILENT_RENDER_TRIES = 3
 
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """One sentence of one language run, normalized, with the voice that speaks it."""
+
+    text: str
+    voice: str
+    locale: str
 
 
 @dataclass
@@ -35,6 +50,7 @@ class TtsStats:
     corrupt_entries: int = 0
     prompt_conversions: int = 0
     silent_renders: int = 0
+    uncached_renders: int = 0  # sentences with caller data, rendered and never stored
 
 
 def resolve_voice(configured: str, voices: list[dict[str, Any]]) -> str | None:
@@ -109,11 +125,11 @@ class TtsService:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    def voice_for(self, locale: str) -> str:
-        """The espeak-ng voice for ``locale`` ("zh", "zh-CN" and "zh_CN" all mean "zh")."""
+    def locale_key(self, locale: str) -> str:
+        """The configured locale ``locale`` means ("zh", "zh-CN" and "zh_CN" all mean "zh")."""
         for key in (locale, locale.replace("_", "-").split("-")[0].lower()):
             if key in self.voices:
-                return self.voices[key]
+                return key
             if key in self.missing_voices:
                 raise TtsError(
                     "voice_missing", f"voice {self.missing_voices[key]!r} for locale {key!r} "
@@ -125,42 +141,71 @@ class TtsService:
             "(settings tts_voices)",
         )
 
-    async def synthesize(self, text: str, locale: str, sample_rate_hz: int) -> Pcm:
-        """The whole utterance at ``sample_rate_hz`` (cached per sentence)."""
-        pcm, _ = await self._render_text(text, locale, sample_rate_hz)
+    def voice_for(self, locale: str) -> str:
+        """The espeak-ng voice for ``locale``."""
+        return self.voices[self.locale_key(locale)]
+
+    def plan(self, text: str, locale: str) -> list[Piece]:
+        """What is said, in order, by which voice; raises ``TtsError`` before any rendering."""
+        key = self.locale_key(locale)
+        cleaned = check_text(text)
+        pieces: list[Piece] = []
+        for run in split_runs(cleaned, key, self.voices):
+            voice = self.voices[run.locale]
+            for sentence in split_segments(normalize(run.text, run.locale)):
+                if speakable(sentence):
+                    check_voice_can_read(sentence, voice)
+                    pieces.append(Piece(sentence, voice, run.locale))
+        if not pieces:
+            raise TtsError("unspeakable", f"nothing speakable in {text!r}")
+        return pieces
+
+    async def synthesize(
+        self, text: str, locale: str, sample_rate_hz: int, *, cache: bool = True
+    ) -> Pcm:
+        """The whole utterance at ``sample_rate_hz`` (cached per sentence unless ``cache``
+        is False)."""
+        pcm, _ = await self._render_text(text, locale, sample_rate_hz, cache)
         return pcm
 
     async def stream(
-        self, text: str, locale: str, sample_rate_hz: int
+        self, text: str, locale: str, sample_rate_hz: int, *, cache: bool = True
     ) -> AsyncGenerator[AudioChunk, None]:
         """20 ms chunks; the next sentence renders while this one plays.
 
         Close it when abandoning it early (``contextlib.aclosing``) so the prefetch stops.
         """
-        voice = self.voice_for(locale)
         check_rate(sample_rate_hz)
-        segments = self._segments(text, voice)
+        pieces = self.plan(text, locale)
         step = sample_rate_hz * FRAME_MS // 1000 * SAMPLE_WIDTH_BYTES
         rest, ts_ms = b"", 0
-        pending: asyncio.Task[tuple[Pcm, bool]] | None = None
-        try:
-            current = await self._segment(segments[0], voice, sample_rate_hz)
-            for i in range(len(segments)):
-                if i + 1 < len(segments):
-                    pending = asyncio.create_task(
-                        self._segment(segments[i + 1], voice, sample_rate_hz),
-                        name="tts-prefetch",
-                    )
-                buf = rest + current[0].data
+        async with aclosing(self._rendered(pieces, sample_rate_hz, cache)) as rendered:
+            async for pcm, _ in rendered:
+                buf = rest + pcm.data
                 whole = len(buf) - len(buf) % step
                 for chunk in frames(buf[:whole], sample_rate_hz, start_ms=ts_ms):
                     yield chunk
                     ts_ms += FRAME_MS
                 rest = buf[whole:]
+        for chunk in frames(rest, sample_rate_hz, start_ms=ts_ms):
+            yield chunk
+
+    async def _rendered(
+        self, pieces: list[Piece], sample_rate_hz: int, cache: bool
+    ) -> AsyncGenerator[tuple[Pcm, bool], None]:
+        """Each piece's audio in order, the next one rendering while this one is used."""
+        pending: asyncio.Task[tuple[Pcm, bool]] | None = None
+        try:
+            current = await self._segment(pieces[0], sample_rate_hz, cache)
+            for i in range(len(pieces)):
+                if i + 1 < len(pieces):
+                    pending = asyncio.create_task(
+                        self._segment(pieces[i + 1], sample_rate_hz, cache),
+                        name="tts-prefetch",
+                    )
+                yield current
                 if pending is not None:
                     current, pending = await pending, None
-            for chunk in frames(rest, sample_rate_hz, start_ms=ts_ms):
-                yield chunk
         finally:
             if pending is not None:
                 pending.cancel()
@@ -195,33 +240,32 @@ class TtsService:
             rendered += misses > 0
         return rendered
 
-    async def _render_text(self, text: str, locale: str, sample_rate_hz: int) -> tuple[Pcm, int]:
-        voice = self.voice_for(locale)
+    async def _render_text(
+        self, text: str, locale: str, sample_rate_hz: int, cache: bool = True
+    ) -> tuple[Pcm, int]:
         check_rate(sample_rate_hz)
-        segments = self._segments(text, voice)
-        tasks = [
-            asyncio.create_task(self._segment(s, voice, sample_rate_hz), name="tts-segment")
-            for s in segments
-        ]
-        try:
-            parts = await asyncio.gather(*tasks)
-        except BaseException:  # one sentence failed or the caller gave up: stop the others
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
-        data = b"".join(pcm.data for pcm, _ in parts)
-        return Pcm(data, sample_rate_hz), sum(miss for _, miss in parts)
+        pieces = self.plan(text, locale)
+        parts: list[bytes] = []
+        misses = 0
+        async with aclosing(self._rendered(pieces, sample_rate_hz, cache)) as rendered:
+            async for pcm, missed in rendered:
+                parts.append(pcm.data)
+                misses += missed
+        return Pcm(b"".join(parts), sample_rate_hz), misses
 
-    @staticmethod
-    def _segments(text: str, voice: str) -> list[str]:
-        cleaned = check_text(text)
-        check_voice_can_read(cleaned, voice)
-        return split_segments(cleaned)
+    async def _segment(
+        self, piece: Piece, sample_rate_hz: int, cache: bool = True
+    ) -> tuple[Pcm, bool]:
+        """One sentence from the cache, or rendered, checked and cached; (pcm, was_rendered).
 
-    async def _segment(self, text: str, voice: str, sample_rate_hz: int) -> tuple[Pcm, bool]:
-        """One sentence from the cache, or rendered, checked and cached; (pcm, was_rendered)."""
+        With ``cache`` False (the text carries caller data) nothing is read from or written
+        to the disk cache.
+        """
+        text, voice = piece.text, piece.voice
         key = cache_key(text, voice, self.rate_wpm, sample_rate_hz)
+        if not cache:
+            self.stats.uncached_renders += 1
+            return await self._render_checked(text, voice, sample_rate_hz), True
         try:
             cached = await asyncio.to_thread(self.cache.load, key)
         except ValueError as exc:
@@ -232,6 +276,14 @@ class TtsService:
             self.stats.cache_hits += 1
             return cached, False
         self.stats.cache_misses += 1
+        pcm = await self._render_checked(text, voice, sample_rate_hz)
+        try:
+            await asyncio.to_thread(self.cache.store, key, pcm)
+        except OSError as exc:
+            get_logger().warning("tts_cache_write_failed", why=str(exc))
+        return pcm, True
+
+    async def _render_checked(self, text: str, voice: str, sample_rate_hz: int) -> Pcm:
         data = b""
         for attempt in range(SILENT_RENDER_TRIES):
             # espeak through pyttsx3 now and then hands back a silent render of good text:
@@ -248,12 +300,7 @@ class TtsService:
             raise TtsError(
                 "unspeakable", f"voice {voice!r} produced no audible speech for {text!r}"
             )
-        pcm = Pcm(data, sample_rate_hz)
-        try:
-            await asyncio.to_thread(self.cache.store, key, pcm)
-        except OSError as exc:
-            get_logger().warning("tts_cache_write_failed", why=str(exc))
-        return pcm, True
+        return Pcm(data, sample_rate_hz)
 
 
 def _prompt_key(path: Path, sample_rate_hz: int) -> tuple[str, int, int, int]:

@@ -19,6 +19,8 @@ _HANZI = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 # A segment ends after sentence punctuation (ASCII only when followed by a space or the end,
 # so "3.5" and "www.example.com" stay whole).
 _SEGMENT_END = re.compile(r"(?<=[。！？；!?;])|(?<=[.](?=\s))")
+_CLAUSE_END = re.compile(r"(?<=[，、：,:](?=\s))|(?<=[，、：])")
+MAX_SEGMENT_CHARS = 160
 
 
 # Letters each voice family reads natively, by the first word of their Unicode name. espeak-ng
@@ -71,18 +73,42 @@ def check_voice_can_read(text: str, voice: str) -> None:
                 )
 
 
+def speakable(text: str) -> bool:
+    """Whether ``text`` has a letter or a digit (something a voice says)."""
+    return any(unicodedata.category(ch)[0] in "LN" for ch in text)
+
+
 def split_segments(text: str) -> list[str]:
-    """Cut checked text into sentences, so streaming can start after the first one."""
+    """Cut checked text into sentences, so streaming can start after the first one.
+
+    A sentence longer than ``MAX_SEGMENT_CHARS`` is cut again after its commas, so no one
+    render keeps the caller waiting.
+    """
     parts = [p.strip() for p in _SEGMENT_END.split(text)]
     segments: list[str] = []
     for part in parts:
         if not part:
             continue
-        if segments and not any(unicodedata.category(ch)[0] in "LN" for ch in part):
+        if segments and not speakable(part):
             segments[-1] += part  # trailing punctuation joins the sentence before it
         else:
-            segments.append(part)
+            segments.extend(_clauses(part))
     return segments
+
+
+def _clauses(sentence: str) -> list[str]:
+    if len(sentence) <= MAX_SEGMENT_CHARS:
+        return [sentence]
+    out: list[str] = []
+    for clause in _CLAUSE_END.split(sentence):
+        clause = clause.strip()
+        if not clause:
+            continue
+        if out and (len(out[-1]) + len(clause) <= MAX_SEGMENT_CHARS or not speakable(clause)):
+            out[-1] = f"{out[-1]} {clause}" if out[-1][-1:].isascii() else out[-1] + clause
+        else:
+            out.append(clause)
+    return out
 
 
 def needs_pinyin(voice: str) -> bool:

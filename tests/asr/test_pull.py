@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import socket
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -185,3 +186,40 @@ def test_list_shows_pullable_models_from_the_project_manifest() -> None:
     for name in ("vosk-model-small-en-us-0.15", "vosk-model-small-cn-0.22",
                  "vosk-model-en-us-0.22", "vosk-model-cn-0.22"):
         assert name[:12] in out
+
+
+def ensure(models: Path) -> tuple[int, str]:
+    app = typer.Typer()
+    app.add_typer(models_app, name="models")
+    app.command("noop")(lambda: None)
+    env = {"HOTLINE_MODELS_DIR": str(models), "HOTLINE_ASR_MODELS": f'{{"xx": "{NAME}"}}'}
+    result = CliRunner().invoke(app, ["models", "ensure"], env=env)
+    return result.exit_code, result.output
+
+
+def test_ensure_pulls_a_missing_configured_model_once(server: Server, tmp_path: Path) -> None:
+    body = model_zip()
+    server.routes["/tiny.zip"] = (body, None)
+    models = tmp_path / "models"
+    write_manifest(models, f"{server.url}/tiny.zip", hashlib.sha256(body).hexdigest(), len(body))
+    code, out = ensure(models)
+    assert code == 0 and f"installed {NAME} (xx)" in out, out
+    assert leftovers(models) == [NAME]
+    server.routes.clear()  # a second run finds it installed and downloads nothing
+    code, out = ensure(models)
+    assert code == 0 and out == ""
+
+
+def test_ensure_without_network_says_keypad_only_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    models = tmp_path / "models"
+    write_manifest(models, f"http://127.0.0.1:{closed}/tiny.zip", "0" * 64)
+    code, out = ensure(models)
+    assert code == 0  # `make run` goes on to serve
+    lines = out.strip().splitlines()
+    assert len(lines) == 1, out
+    assert lines[0].startswith(f"note: calls in xx are keypad-only: {NAME} could not be pulled")
+    assert f"retry with: hotline models pull {NAME}" in lines[0]
+    assert leftovers(models) == []

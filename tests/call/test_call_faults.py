@@ -20,6 +20,7 @@ from app.storage.repository import CallRepository
 from tests.call.conftest import Rig
 from tests.fakes import PipeMedia
 from tests.helpers.tones import dominant_hz, tone
+from tests.helpers.tools import delete_sqlite_files
 
 KO_APOLOGY = default_text("apology", "ko")
 
@@ -66,8 +67,7 @@ async def test_database_file_deleted_mid_call_the_call_goes_on_and_is_recorded_l
     call_id = await rig.start(media)
     await rig.event(call_id, "listen")
     db_file = rig.settings.data_dir / "hotline.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{db_file}{suffix}").unlink(missing_ok=True)
+    delete_sqlite_files(db_file)
     media.press("1")
     assert await rig.manager.wait(call_id, 60) == "completed"  # the caller was served
     assert (rig.settings.spool_dir / f"{call_id}.json").exists()

@@ -38,7 +38,7 @@ def known_intents() -> set[str]:
         ("bad_queue.yaml", 10, "transfer to undeclared queue 'vip' (general)"),
         ("missing_locale.yaml", 14, "prompt missing locale en"),
         ("unknown_intent.yaml", 13, "unknown intent 'order_stats' (not defined in intents/)"),
-        ("dtmf_twice.yaml", 14, "DTMF key '1' used twice in menu 'm' (options 0 and 2)"),
+        ("dtmf_twice.yaml", 14, "DTMF key '1' used twice in menu 'm' (options 1 and 3)"),
         ("unreachable.yaml", 10, "node 'orphan' is unreachable"),
         ("duplicate_key.yaml", 10, "duplicate key 'a'"),
         ("bad_field.yaml", 13, "nodes.a.min_length: Input should be greater than or equal to 1"),

@@ -132,5 +132,5 @@ def test_chat_conversation(engine: FlowEngine, catalog: IntentCatalog) -> None:
                     read=lambda _prompt: next(lines), out=out.append)
     assert step.state.outcome == "self_service"
     text = "\n".join(out)
-    assert "bot> Your order 4567, a front-load washer, has shipped." in text
+    assert "bot> Your order 4 5 6 7, a front-load washer, has shipped." in text
     assert "-- call ended: self_service" in text

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -32,3 +33,9 @@ def needs(present: bool, what: str) -> pytest.MarkDecorator:
     """A marker: skip when ``what`` is missing on a developer's machine; in CI never skip
     (the test then fails on the missing tool, which the Makefile should have installed)."""
     return pytest.mark.skipif(not present and not in_ci(), reason=f"{what} is not installed")
+
+
+def delete_sqlite_files(db_file: Path) -> None:
+    """Delete a SQLite database and its WAL files (a database lost under a running server)."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db_file}{suffix}").unlink(missing_ok=True)

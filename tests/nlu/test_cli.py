@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,47 @@ def test_broken_data_folder_is_a_clear_error(env: dict[str, str], tmp_path: Path
     result = CliRunner().invoke(intents_app, ["train", "--data", str(tmp_path)], env=env)
     assert result.exit_code == 2
     assert "bad.yaml:2" in result.output
+
+
+def test_predict_json_always_has_an_answer_key(env: dict[str, str]) -> None:
+    result = CliRunner().invoke(
+        intents_app, ["predict", "what's the weather on mars", "--locale", "en", "--json"],
+        env=env)
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.stdout)
+    assert shown["intent"]["intent"] is None and shown["answer"] is None
+
+
+def test_predict_in_an_untrained_locale_is_refused(env: dict[str, str]) -> None:
+    result = CliRunner().invoke(intents_app, ["predict", "bonjour", "--locale", "fr"], env=env)
+    assert result.exit_code == 2
+    assert "--locale 'fr': the intent model knows en, zh" in result.output
+
+
+def test_predict_refuses_a_stale_model_instead_of_retraining(
+    env: dict[str, str], tmp_path: Path, demo_model_root: Path,
+) -> None:
+    data = tmp_path / "intents"
+    shutil.copytree(PROJECT_ROOT / "intents", data)
+    orders = data / "orders.yaml"
+    orders.write_text(orders.read_text(encoding="utf-8").replace(
+        "      en:\n", "      en:\n        - where on earth is my parcel\n", 1), encoding="utf-8")
+    before = sorted(p.name for p in demo_model_root.iterdir())
+    result = CliRunner().invoke(intents_app, ["predict", "hello", "--locale", "en", "--data",
+                                              str(data)], env=env)
+    assert result.exit_code == 1
+    assert "train it first: hotline intents train" in " ".join(result.output.split())
+    assert sorted(p.name for p in demo_model_root.iterdir()) == before  # nothing trained
+
+
+def test_eval_json_with_report_dir_writes_the_reports(
+    env: dict[str, str], tmp_path: Path,
+) -> None:
+    result = CliRunner().invoke(
+        intents_app, ["eval", "--test-file", str(HELDOUT / "heldout_en.yaml"), "--json",
+                      "--report-dir", str(tmp_path / "r")], env=env)
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    assert sorted(Path(p).name for p in figures["reports"]) == [
+        "confusion_en.png", "reliability_en.png"]
+    assert all(Path(p).is_file() for p in figures["reports"])

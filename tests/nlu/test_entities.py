@@ -82,3 +82,10 @@ def test_entities(locale: str, text: str, expected: list[tuple[str, str, str]]) 
 def test_bad_text_never_raises(text: str) -> None:
     for locale in ("zh", "en", "fr"):
         assert isinstance(extract_entities(text, locale, now=NOW), list)
+
+
+def test_mixed_language_text_lists_its_digits_once() -> None:
+    from app.nlu.entities import extract_entities
+
+    found = extract_entities("订单号 4567 please", "en")
+    assert [(e.kind, e.value) for e in found] == [("digits", "4567")]

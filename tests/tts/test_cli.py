@@ -1,4 +1,4 @@
-"""`hotline say`, run as a user runs it: a WAV to play, or a clear error and exit code 1."""
+"""`hotline say`, run as a user runs it: a WAV to play, or a clear error and exit code 2."""
 
 from __future__ import annotations
 
@@ -48,11 +48,11 @@ def test_say_writes_a_mandarin_wav_at_the_asked_rate(tmp_path: Path) -> None:
         (["hello", "--rate-hz", "100"], "error: sample rate 100 Hz out of range"),
     ],
 )
-def test_say_refuses_bad_input_with_exit_code_1(
+def test_say_refuses_bad_input_with_exit_code_2(
     tmp_path: Path, args: list[str], message: str
 ) -> None:
     out = tmp_path / "out.wav"
     result = hotline_say(tmp_path, *args, "-o", str(out))
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert message in result.stderr
     assert not out.exists()

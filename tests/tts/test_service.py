@@ -179,7 +179,7 @@ async def test_recorded_prompt_that_is_not_16_bit_is_refused(
         ("", "en", "empty_text", "nothing to say"),
         ("\x07\x1b", "zh", "empty_text", "nothing to say"),
         ("😀🎉", "en", "unspeakable", "no letters or digits"),
-        ("안녕하세요", "en", "unspeakable", "voice 'en-us' cannot read '안'"),
+        ("안녕하세요", "en", "unspeakable", "no configured voice reads '안'"),
     ],
 )
 async def test_bad_input_is_refused_clearly(

@@ -45,7 +45,7 @@ async def test_worker_killed_mid_request_is_replaced_and_the_request_retried(
 ) -> None:
     (pid,) = faulty.worker_pids
     assert pid is not None
-    request = asyncio.create_task(faulty.synthesize("[[sleep 1]] Hello again.", "en", 16000))
+    request = asyncio.create_task(faulty.synthesize("[[sleep short]] Hello again.", "en", 16000))
     for _ in range(1000):  # until the request is on the worker's pipe
         if faulty.worker_stats.requests:
             break
@@ -60,7 +60,7 @@ async def test_worker_killed_mid_request_is_replaced_and_the_request_retried(
 async def test_hung_worker_times_out_and_is_replaced(faulty: TtsService) -> None:
     (pid,) = faulty.worker_pids
     with pytest.raises(TtsError, match="longer than 3 s; the worker was replaced") as err:
-        await faulty.synthesize("[[sleep 60]] Hello.", "en", 16000)
+        await faulty.synthesize("[[sleep long]] Hello.", "en", 16000)
     assert err.value.reason == "timeout"
     assert faulty.worker_pids[0] not in (None, pid)
     pcm = await faulty.synthesize("Hello after the hang.", "en", 16000)
@@ -79,7 +79,7 @@ async def test_worker_that_dies_on_a_text_twice_fails_that_request_only(
 
 
 async def test_requests_queued_behind_a_slow_one_are_all_answered(faulty: TtsService) -> None:
-    slow = faulty.synthesize("[[sleep 0.5]] First.", "en", 8000)
+    slow = faulty.synthesize("[[sleep brief]] First.", "en", 8000)
     rest = [faulty.synthesize(f"Caller {n}.", "en", 8000) for n in range(3)]
     results = await asyncio.gather(slow, *rest)
     assert all(rms_dbfs(p.data) > -35 for p in results)
@@ -105,16 +105,16 @@ async def test_two_workers_share_the_queue(settings: Settings) -> None:
 
 async def test_a_failing_sentence_fails_the_whole_utterance(faulty: TtsService) -> None:
     with pytest.raises(TtsError, match="longer than 3 s"):
-        await faulty.synthesize("Hello there. [[sleep 60]] Still there?", "en", 8000)
+        await faulty.synthesize("Hello there. [[sleep long]] Still there?", "en", 8000)
     assert (await faulty.synthesize("Hello there.", "en", 8000)).duration_s > 0.3
 
 
 async def test_an_occasional_silent_render_is_rendered_again(faulty: TtsService) -> None:
-    pcm = await faulty.synthesize("[[silent 1]] hello there", "en", 16_000)
+    pcm = await faulty.synthesize("[[silent once]] hello there", "en", 16_000)
     assert rms_dbfs(pcm.data) > -40
     assert faulty.stats.silent_renders == 1
 
 
 async def test_text_that_stays_silent_is_reported_unspeakable(faulty: TtsService) -> None:
     with pytest.raises(TtsError, match="no audible speech"):
-        await faulty.synthesize("[[silent 9]] hello again", "en", 16_000)
+        await faulty.synthesize("[[silent always]] hello again", "en", 16_000)
