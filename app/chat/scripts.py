@@ -41,7 +41,7 @@ from app.flows.scripts import (
     entered_nodes,
     scripted_speech,
 )
-from app.record import FlowStep, Listening, TransferRequested, WebhookCalled
+from app.record import FlowStep, Listening, PromptPlayed, TransferRequested, WebhookCalled
 from app.record import Hangup as HangupEvent
 from app.routing.waiting import QueueBoard
 from app.settings import Settings
@@ -173,8 +173,8 @@ class _ChatRun:
     async def run(self, link: ChatLink) -> list[str]:
         script = self.script
         turn = await self._collect(link)
-        step = self._step(turn)
-        fails = check_step(script.start, step, entered_nodes(step), "start")
+        step, fails = self._step(turn, "start")
+        fails += check_step(script.start, step, entered_nodes(step), "start")
         for i, spec in enumerate(script.turns, 1):
             if self._over(turn):
                 fails.append(f"turn {i}: the call already ended ({step.state.outcome})")
@@ -190,8 +190,8 @@ class _ChatRun:
             else:
                 self.transcript.append("visitor: (types nothing)")
             turn = await self._collect(link)
-            step = self._step(turn)
-            fails += check_step(spec.expect, step, entered_nodes(step), f"turn {i}")
+            step, delivered = self._step(turn, f"turn {i}")
+            fails += delivered + check_step(spec.expect, step, entered_nodes(step), f"turn {i}")
         if script.outcome is not None:
             fails += check_end(script.outcome, step, "outcome")
             if not step.state.done:
@@ -241,15 +241,20 @@ class _ChatRun:
                 self.transcript.append(f"  bot: {message['text']}")
             turn.messages.append(message)
 
-    def _step(self, turn: _Turn) -> Step:
-        """The turn as the voice runner sees a step: the bot's messages as prompts, the
-        record's flow steps, its listen, transfer or hang-up."""
+    def _step(self, turn: _Turn, where: str) -> tuple[Step, list[str]]:
+        """The turn as the voice runner sees a step (the record's prompts, flow steps,
+        listen, transfer or hang-up), and what the visitor did not get of it: one bot
+        message per prompt, in order, as a screen shows it."""
         state = self.chat.state
         assert state is not None, "the chat has no flow state"
         typed = self.chat.events.typed[self._seen:]
         self._seen = len(self.chat.events.typed)
-        actions: list[Action] = [Say(text=m["text"], locale=m.get("locale") or state.locale)
-                                 for m in turn.messages if m.get("from") == "bot"]
+        prompts = [e for _, e in typed if isinstance(e, PromptPlayed) and e.text]
+        shown = [m["text"] for m in turn.messages if m.get("from") == "bot"]
+        wanted = [p.display or p.text for p in prompts]
+        fails = [] if shown == wanted else [f"{where}: the visitor got {shown}, but the bot "
+                                            f"said {wanted}"]
+        actions: list[Action] = [Say(text=p.text, locale=p.locale) for p in prompts]
         events: list[dict[str, Any]] = []
         for _, event in typed:
             if isinstance(event, FlowStep):
@@ -261,7 +266,7 @@ class _ChatRun:
                 actions.append(Transfer(queue=event.queue, reason=event.reason, note=event.note))
             elif isinstance(event, HangupEvent):
                 actions.append(Hangup(outcome=event.outcome))
-        return Step(state=state, actions=actions, events=events)
+        return Step(state=state, actions=actions, events=events), fails
 
 
 def _check_record(script: Script, repo: CallRepository, call_id: str) -> list[str]:

@@ -294,9 +294,11 @@ class ChatSession:
 
     async def say(self, action: Say) -> bool:
         locale = action.locale or self.locale
-        self.events.emit(PromptPlayed(text=action.text or "", wav=action.wav, locale=locale))
-        if action.text:
-            self._bot_message(action.text, locale)
+        self.events.emit(PromptPlayed(text=action.text or "", wav=action.wav, locale=locale,
+                                      display=action.display))
+        shown = action.display or action.text
+        if shown:
+            self._bot_message(shown, locale)
         return False
 
     def _bot_message(self, text: str, locale: str) -> None:

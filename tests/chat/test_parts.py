@@ -159,3 +159,15 @@ def test_keyed_limits_are_per_key_and_bounded() -> None:
 def test_browsers_use_the_chat_only_from_allowed_origins(origin: str | None,
                                                          allowed: list[str], ok: bool) -> None:
     assert origin_allowed(origin, "hotline.example:8080", allowed) is ok
+
+
+def test_a_prompt_read_aloud_differently_carries_the_text_a_screen_shows(
+        engine: FlowEngine) -> None:
+    key = CallerInput.dtmf
+    step = _walk(engine, key("1"), key("1"), CallerInput.speech("4567"), key("1"))
+    result = next(s for s in step.says if "滚筒" in s.text or "x" in s.text)
+    assert "4 5 6 7" in result.text  # spoken digit by digit
+    assert result.display is not None and "4567" in result.display
+    assert "4 5 6 7" not in result.display
+    menu = _walk(engine, key("1")).says[-1]
+    assert menu.display is None  # nothing read differently: the spoken text is shown
