@@ -12,6 +12,7 @@ from app.call.cli import call
 from app.cli_errors import HotlineGroup
 from app.flows.cli import flows_app
 from app.nlu.cli import intents_app
+from app.routing.cli import routing_app
 from app.tts.cli import say
 
 app = typer.Typer(
@@ -24,9 +25,10 @@ app = typer.Typer(
 app.add_typer(models_app, name="models", help="Speech models: list and pull.")
 app.add_typer(intents_app, name="intents", help="Intents: train, eval, test, predict.")
 app.add_typer(flows_app, name="flows", help="IVR flows: check, chat, test, graph.")
+app.add_typer(routing_app, name="routing", help="Routing: import, export, check, explain, replay.")
 app.command("transcribe", help="Transcribe a WAV file with Vosk.")(transcribe)
 app.command("say", help="Synthesize speech to a WAV file.")(say)
-app.command("call", help="Place a simulated WebRTC call from a WAV file.")(call)
+app.command("call", help="Place a simulated WebRTC (or --sip: SIP/RTP) call from a WAV.")(call)
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="YAML settings file (HOTLINE_CONFIG)")

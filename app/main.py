@@ -40,9 +40,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state.asr, state.tts, state.flows = services.asr, services.tts, services.flows
     state.nlu = services.nlu if "intents" not in services.degraded else None
     state.http, state.calls = services.http, services.calls
+    state.sip = None
+    if settings.sip_enabled:  # SIP trunk + RTP media (app/sip)
+        from app.sip.service import start_sip
+
+        state.sip = await start_sip(settings, state.calls)
     try:
         yield
     finally:
+        if state.sip is not None:
+            await state.sip.aclose()
         await services.aclose()
 
 

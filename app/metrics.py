@@ -29,3 +29,24 @@ CHAT_REPLY_LATENCY = Histogram(
     "A chat message taken by the bot to its first reply",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.5, 3.0, 5.0),
 )
+
+# -- SIP/RTP (app/sip, app/media/rtp_leg.py)
+SIP_REQUESTS = Counter("hotline_sip_requests_total", "SIP requests received", ["method"])
+SIP_MALFORMED = Counter(
+    "hotline_sip_malformed_total",
+    "Malformed input answered with 4xx or dropped, by kind (sip, sdp, rtp, rtcp, dtmf)",
+    ["kind"],
+)
+SIP_REJECTED = Counter(
+    "hotline_sip_rejected_total",
+    "INVITE/REGISTER refused, by reason (forbidden, auth, rate_limited, overload, "
+    "unknown_number, not_acceptable)",
+    ["reason"],
+)
+SIP_CALLS_ACTIVE = Gauge("hotline_sip_calls_active", "SIP calls (in and out) in progress")
+RTP_LATE_PACKETS = Counter(
+    "hotline_rtp_late_packets_total", "RTP packets that arrived after their playout time"
+)
+RTP_CONCEALED_FRAMES = Counter(
+    "hotline_rtp_concealed_frames_total", "20 ms frames concealed for lost or late RTP"
+)

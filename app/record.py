@@ -204,6 +204,14 @@ class TransferRequested(_Event):
     note: str = ""
 
 
+class CrmResult(_Event):
+    """What the CRM webhook said about the caller (VIP, account data): routing rules read it
+    (``when: {crm: {vip: true}}``) and ``hotline routing replay`` replays it."""
+
+    type: Literal["crm"] = "crm"
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
 class TranscriptTurn(BaseModel):
     """One turn of the conversation, as the agent reads it (a view of the log)."""
 
@@ -264,8 +272,8 @@ CallEvent = Annotated[
     | TranscriptHeard | Listening | NoInput | BargeIn | AsrGrammarRejected
     | AsrWorkerRestarted | SpeechUnavailable | IntentDetected | SentimentScored
     | EntitiesFound | PromptPlayed | SpeechFailed | TurnLatency | FlowStep | NodeEntered
-    | WebhookCalled | TransferRequested | HandoffRequested | QueuePosition | QueueTimeout
-    | RecordingStarted | RecordingSaved | RecordingFailed,
+    | WebhookCalled | CrmResult | TransferRequested | HandoffRequested | QueuePosition
+    | QueueTimeout | RecordingStarted | RecordingSaved | RecordingFailed,
     Field(discriminator="type"),
 ]
 EVENTS: TypeAdapter[CallEvent] = TypeAdapter(CallEvent)

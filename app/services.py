@@ -31,6 +31,8 @@ from app.flows.engine import FlowEngine
 from app.flows.loader import load_flows
 from app.log import get_logger
 from app.nlu.service import NluService
+from app.routing.loader import RoutingFileError
+from app.routing.store import ensure_seeded
 from app.routing.waiting import QueueBoard
 from app.settings import Settings
 from app.storage.db import Database
@@ -86,12 +88,22 @@ def hotlines_of(flows: dict[str, Any]) -> dict[str, Hotline]:
     return hotlines
 
 
-async def open_storage(settings: Settings) -> tuple[Database, CallRepository]:
-    """The database, migrated; calls a crash left in flight finalized; spool replayed."""
+async def open_storage(settings: Settings, degraded: dict[str, str] | None = None
+                       ) -> tuple[Database, CallRepository]:
+    """The database, migrated, routing seeded on a first start; calls a crash left in flight
+    finalized; spooled records replayed. A bad seed routing file is reported in ``degraded``
+    (the service starts; handed-over calls then wait in the flow's queue)."""
     log = get_logger()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database.from_settings(settings)
     await asyncio.to_thread(db.migrate)
+    try:
+        await asyncio.to_thread(ensure_seeded, db, settings.routing_file)
+    except (RoutingFileError, OSError) as exc:
+        reason = f"routing not seeded from {settings.routing_file}: {exc}"
+        log.error("routing_seed_failed", reason=reason)
+        if degraded is not None:
+            degraded["routing"] = reason
     repo = CallRepository(db)
     replayed, failed = await asyncio.to_thread(replay_spool, repo, settings.spool_dir)
     if replayed:
@@ -167,7 +179,7 @@ async def build_services(settings: Settings, *, http_base_url: str | None = None
     log = get_logger()
     degraded: dict[str, str] = {}
     owns_asr, owns_nlu = asr is None, nlu is _NO_NLU
-    db, repo = await open_storage(settings)
+    db, repo = await open_storage(settings, degraded)
     if asr is None:
         asr = await load_asr(settings, degraded)
     tts = await _start_tts(settings, degraded)

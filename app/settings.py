@@ -12,7 +12,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,6 +22,29 @@ from pydantic_settings import (
 from pydantic_settings import SettingsError as PydanticSettingsError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SipTrunk(BaseModel):
+    """A carrier, SBC or PBX allowed to send calls (and the route for calls out through it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    allow: list[str] = Field(default_factory=list, description="source CIDRs, e.g. 10.0.0.0/8")
+    username: str | None = Field(default=None, description="digest user (in and REGISTER out)")
+    password: str | None = None
+    realm: str = "hotline"
+    number_header: str | None = Field(
+        default=None, description="header carrying the dialled number (Diversion, "
+        "P-Called-Party-ID) when the trunk rewrites the Request-URI"
+    )
+    proxy: str | None = Field(default=None, description="host:port for calls out and REGISTER")
+    transport: str = Field(default="UDP", pattern="^(UDP|TCP)$")
+    register_to_proxy: bool = Field(default=False, description="REGISTER to proxy as a UAC")
+    register_expires_s: int = Field(default=3600, ge=60)
+    domain: str | None = Field(default=None, description="From/To domain for calls out")
+
+
 _CONFIG_FILE: ContextVar[str | None] = ContextVar("hotline_config_file", default=None)
 
 
@@ -44,6 +67,10 @@ class Settings(BaseSettings):
     )
     intents_dir: Path = PROJECT_ROOT / "intents"
     flows_dir: Path = PROJECT_ROOT / "ivr_flows"
+    routing_file: Path = Field(
+        default=PROJECT_ROOT / "routing" / "demo_hotline.yaml",
+        description="routing seeded into the database when it has none (agents, groups, rules)",
+    )
 
     # -- server
     host: str = "127.0.0.1"
@@ -150,6 +177,32 @@ class Settings(BaseSettings):
         default=120, gt=0, description="a chat with no browser connected this long ends "
         "(outcome connection_lost); a reconnect within it resumes the chat",
     )
+
+    # -- SIP trunk and RTP media (app/sip, app/media/rtp_leg.py)
+    sip_enabled: bool = False
+    sip_host: str = "127.0.0.1"
+    sip_port: int = Field(default=5060, ge=0, le=65535, description="UDP and TCP; 0: any free")
+    sip_public_host: str | None = Field(
+        default=None, description="address in Contact/Via/SDP when behind NAT; default sip_host"
+    )
+    sip_trunks: list[SipTrunk] = Field(
+        default_factory=lambda: [SipTrunk(name="local", allow=["127.0.0.0/8"])],
+        description="who may call in (IP allow-list and/or digest) and routes out",
+    )
+    sip_max_calls: int = Field(default=100, ge=1, description="beyond it: 503 + Retry-After")
+    sip_rate_limit_per_s: float = Field(default=20, gt=0, description="INVITE/REGISTER per "
+                                        "source IP; above it requests are dropped and counted")
+    sip_rate_limit_burst: int = Field(default=40, ge=1)
+    sip_session_expires_s: int = Field(default=1800, ge=90, description="RFC 4028")
+    sip_ring_timeout_s: float = Field(default=30, gt=0, description="outbound dial default")
+    sip_codecs: list[str] = Field(default_factory=lambda: ["PCMU", "PCMA"])
+    rtp_port_min: int = Field(default=20000, ge=1024, le=65534)
+    rtp_port_max: int = Field(default=30000, ge=1025, le=65535)
+    rtp_timeout_s: float = Field(
+        default=30.0, gt=0, description="no RTP for this long (not on hold) ends the call"
+    )
+    rtp_jitter_min_ms: int = Field(default=40, ge=20)
+    rtp_jitter_max_ms: int = Field(default=300, ge=40)
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -57,6 +57,11 @@ class PlayoutBuffer:
         self._on_gap = on_gap
         self._silence = bytes(self.frame_bytes)
 
+    @property
+    def silence(self) -> bytes:
+        """The very frame ``pop`` returns when nothing is queued (compare with ``is``)."""
+        return self._silence
+
     # -- producer side
     @property
     def queued_ms(self) -> int:

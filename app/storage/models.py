@@ -1,4 +1,5 @@
-"""ORM models: the CDR (``calls``), the append-only event log, recordings, node heartbeats.
+"""ORM models: the CDR (``calls``), the append-only event log, recordings, node heartbeats;
+the routing configuration (``routing_*``: agents, groups, members, hotlines, rules).
 
 The transcript is a view of the event log (``app.record.transcript_turns``), not a table.
 
@@ -132,3 +133,105 @@ class RecordingRow(Base):
     duration_s: Mapped[float] = mapped_column(Float)
     caller_notified: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+# -- routing (app/routing/store.py reads and writes these; the YAML is the interchange) ------
+
+
+class RoutingCalendarRow(Base):
+    """A business calendar (the flows' ``BusinessCalendar`` as JSON) by name."""
+
+    __tablename__ = "routing_calendars"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    definition: Mapped[dict[str, Any]] = mapped_column(JsonType)
+
+
+class RoutingAgentRow(Base):
+    __tablename__ = "routing_agents"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    languages: Mapped[list[str]] = mapped_column(JsonType)
+    skills: Mapped[dict[str, int]] = mapped_column(JsonType)
+    max_calls: Mapped[int] = mapped_column(Integer)
+    devices: Mapped[list[dict[str, Any]]] = mapped_column(JsonType)
+    position: Mapped[int] = mapped_column(Integer)
+
+
+class RoutingGroupRow(Base):
+    """A group (queue); settings without a column of their own are in ``options``."""
+
+    __tablename__ = "routing_groups"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    strategy: Mapped[str] = mapped_column(String(32))
+    skills: Mapped[list[str]] = mapped_column(JsonType)
+    ring_timeout_s: Mapped[float] = mapped_column(Float)
+    max_wait_s: Mapped[float] = mapped_column(Float)
+    wrap_up_s: Mapped[float] = mapped_column(Float)
+    priority: Mapped[int] = mapped_column(Integer)
+    calendar: Mapped[str | None] = mapped_column(
+        ForeignKey("routing_calendars.name", ondelete="RESTRICT")
+    )
+    overflow: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    options: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    position: Mapped[int] = mapped_column(Integer)
+
+
+class RoutingMemberRow(Base):
+    __tablename__ = "routing_group_members"
+
+    group_id: Mapped[str] = mapped_column(
+        ForeignKey("routing_groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    agent_id: Mapped[str] = mapped_column(
+        ForeignKey("routing_agents.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    member_order: Mapped[int | None] = mapped_column(Integer)
+    weight: Mapped[int] = mapped_column(Integer)
+
+
+class RoutingHotlineRow(Base):
+    __tablename__ = "routing_hotlines"
+
+    number: Mapped[str] = mapped_column(String(32), primary_key=True)
+    flow_id: Mapped[str | None] = mapped_column(String(64))
+    calendar: Mapped[str | None] = mapped_column(
+        ForeignKey("routing_calendars.name", ondelete="RESTRICT")
+    )
+    sticky_window_h: Mapped[float] = mapped_column(Float)
+    default_target: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    position: Mapped[int] = mapped_column(Integer)
+
+
+class RoutingRuleRow(Base):
+    """One rule of a hotline; ``position`` is its place (first match wins)."""
+
+    __tablename__ = "routing_rules"
+    __table_args__ = (
+        UniqueConstraint("hotline_number", "position"),
+        UniqueConstraint("hotline_number", "name"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    hotline_number: Mapped[str] = mapped_column(
+        ForeignKey("routing_hotlines.number", ondelete="CASCADE")
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(64))
+    conditions: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    target: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    overflow: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    priority: Mapped[int] = mapped_column(Integer)
+
+
+class RoutingMetaRow(Base):
+    """Settings of the whole routing (offer policy, version) and where it came from."""
+
+    __tablename__ = "routing_meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[Any] = mapped_column(JsonType)

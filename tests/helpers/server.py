@@ -39,7 +39,7 @@ def serve_ko(tmp: Path, port: int, **env_overrides: str) -> subprocess.Popen[byt
                             stdout=log, stderr=log)
 
 
-async def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 120) -> None:
+async def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 300) -> None:
     deadline = time.monotonic() + timeout_s
     async with httpx.AsyncClient() as client:
         while time.monotonic() < deadline:

@@ -19,6 +19,11 @@ from app.storage.db import MIGRATIONS_DIR
 from app.storage.models import Base
 
 TABLES = {"alembic_version", "calls", "call_events", "recordings", "node_heartbeats"}
+ROUTING_TABLES = {
+    "routing_calendars", "routing_agents", "routing_groups", "routing_group_members",
+    "routing_hotlines", "routing_rules", "routing_meta",
+}
+HEAD = "0003"  # the newest revision shipped
 
 
 def test_migrate_empty_database_then_rerun_is_a_noop(db_url: str) -> None:
@@ -27,8 +32,8 @@ def test_migrate_empty_database_then_rerun_is_a_noop(db_url: str) -> None:
         assert db.ping() is not None and "migrations not run" in (db.ping() or "")
         db.migrate()
         assert db.ping() is None
-        assert db.current_revision() == db.head_revision == "0002"
-        assert set(inspect(db.engine).get_table_names()) == TABLES
+        assert db.current_revision() == db.head_revision == HEAD
+        assert set(inspect(db.engine).get_table_names()) == TABLES | ROUTING_TABLES
         indexed = {
             tuple(ix["column_names"]) for ix in inspect(db.engine).get_indexes("calls")
         }
@@ -40,11 +45,11 @@ def test_migrate_empty_database_then_rerun_is_a_noop(db_url: str) -> None:
         repo.start_call("kept", "400", "+1555", "sip", "en", now)
         repo.append_event("kept", {"type": "call_started"}, now)
         db.migrate()  # second start of the server
-        assert db.current_revision() == "0002"
+        assert db.current_revision() == HEAD
         assert [e.seq for e in repo.events("kept")] == [1]
         with db.engine.connect() as conn:
             rows = conn.execute(text("SELECT version_num FROM alembic_version")).all()
-        assert rows == [("0002",)]
+        assert rows == [(HEAD,)]
     finally:
         db.dispose()
 

@@ -86,9 +86,10 @@ async def test_long_text_is_rendered_in_order_without_flooding_the_queue(
     async with TtsService(tight) as tts:
         seen = Observed(tts)
         chunks = [c async for c in tts.stream(text, "en", 8_000)]
-    assert len(seen.calls) == 70
-    assert [t for t, _ in seen.calls][:2] == ["Item zero of your order is ready.",
-                                              "Item one of your order is ready."]
+    rendered = list(dict.fromkeys(t for t, _ in seen.calls))  # a silent render is retried
+    assert len(rendered) == 70
+    assert rendered[:2] == ["Item zero of your order is ready.",
+                            "Item one of your order is ready."]
     assert [c.media_ts_ms for c in chunks] == [20 * i for i in range(len(chunks))]
     assert len(chunks) * 0.02 > 70 * 1.0  # every sentence is in the stream
 

@@ -1,0 +1,1 @@
+"""SIP signalling: messages, SDP, transactions, dialogs, transport, UAS/UAC, trunks."""
