@@ -89,10 +89,12 @@ class Chat:
 
 async def warm_up(server: Server) -> None:
     """One message in each language, so the classifier's lazy parts are loaded before the
-    tests time anything (the first Chinese sentence loads the sentiment model: ~20 s here)."""
+    tests time anything. The first Chinese sentence imports the sentiment model (snownlp) on
+    an NLU thread, which holds the GIL: the server answers nothing for seconds (~20 s on a
+    loaded box), so this client does not ping."""
     for locale, text in (("zh", "你好"), ("en", "hello")):
         session = await start_chat(server.url, locale)
-        async with connect(server, session) as ws:
+        async with connect(server, session, ping_interval=None) as ws:
             chat = Chat(session, ws)
             await chat.until("ask", timeout_s=300)
             await chat.text(text)
