@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from fastapi import FastAPI
 
-from app.api import accounts, health, landing, phone, webrtc
+from app.api import accounts, chat, chat_page, health, landing, phone, webrtc
 from app.api import auth as auth_api
 from app.api import calls as calls_api
 from app.api.errors import install_error_handlers
@@ -103,6 +103,11 @@ def create_app(settings: Settings, *, base_url: str | None = None) -> FastAPI:
     app.include_router(webrtc.router)
     app.include_router(phone.router)
     app.include_router(landing.router, dependencies=[public(rate="public")])
+    # web chat: open to visitors; each chat's socket needs the chat's own token, and chat
+    # traffic has its own per-IP and per-chat limits (app.api.chat)
+    app.include_router(chat.router, dependencies=[public()])
+    app.include_router(chat_page.router, dependencies=[public(rate="public")])
+    app.add_middleware(chat.ChatCors, allowed_origins=settings.chat_allowed_origins)
     from app.demo.orders import router as demo_orders
 
     # the demo order service is the demo flows' webhook target: open, like a partner's API

@@ -200,6 +200,26 @@ class Settings(BaseSettings):
     queue_max_wait_s: float = Field(default=120, gt=0)
     queue_position_every_s: float = Field(default=30, gt=0)
 
+    # -- web chat (/chat, /v1/chat)
+    chat_allowed_origins: list[str] = Field(
+        default_factory=list, description="other sites that may embed the chat widget or call "
+        "the chat API from a browser (scheme://host[:port], or '*'); this server's own origin "
+        "is always allowed",
+    )
+    chat_message_max_chars: int = Field(default=1000, ge=1, le=20_000)
+    chat_messages_per_minute: int = Field(default=30, ge=1, description="per chat session")
+    chat_ip_messages_per_minute: int = Field(default=120, ge=1, description="per client IP")
+    chat_ip_sessions_per_minute: int = Field(
+        default=10, ge=1, description="new chat sessions per client IP")
+    chat_no_input_s: float = Field(
+        default=300, gt=0, description="a chat question unanswered this long is the flow's "
+        "no-input (a reprompt, then its no-input handling)",
+    )
+    chat_detach_s: float = Field(
+        default=120, gt=0, description="a chat with no browser connected this long ends "
+        "(outcome connection_lost); a reconnect within it resumes the chat",
+    )
+
     # -- SIP trunk and RTP media (app/sip, app/media/rtp_leg.py)
     sip_enabled: bool = False
     sip_host: str = "127.0.0.1"
