@@ -48,7 +48,7 @@ def make_response(request: SipRequest, status: int, reason: str | None = None, *
                   extra: list[tuple[str, str]] | None = None) -> SipResponse:
     """A response copying Via/From/To/Call-ID/CSeq (§8.2.6), and Record-Route in a 1xx/2xx
     to an INVITE (§12.1.1); ``to_tag`` added if absent."""
-    copied = ("via", "v", "from", "f", "call-id", "i", "cseq")
+    copied: tuple[str, ...] = ("via", "v", "from", "f", "call-id", "i", "cseq")
     if request.method == "INVITE" and 100 < status < 300:  # dialog-forming (§12.1.1): the
         copied += ("record-route",)  # caller learns the route set a proxy (Kamailio) put in
     headers = [(k, v) for k, v in request.headers if k.lower() in copied]
