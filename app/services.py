@@ -21,12 +21,13 @@ import httpx
 
 from app.asr.engine import AsrEngine
 from app.asr.registry import ModelRegistry
-from app.call.bus import EventBus
+from app.call.bus import EventBus, LiveBus
 from app.call.eventlog import replay_spool
 from app.call.info import CallDeps
 from app.call.manager import CallManager, Hotline
 from app.call.recorder import wav_duration_s
 from app.cluster.liveness import NodeLiveness
+from app.cluster.redis_bus import RedisEventBus
 from app.events import utc_now
 from app.flows.engine import FlowEngine
 from app.flows.loader import load_flows
@@ -52,7 +53,7 @@ class Services:
     settings: Settings
     db: Database
     repo: CallRepository
-    bus: EventBus
+    bus: LiveBus
     asr: AsrEngine
     tts: TtsService
     nlu: NluService | None
@@ -78,6 +79,8 @@ class Services:
         if self.owns_nlu and self.nlu is not None:
             self.nlu.close()
         await self.http.aclose()
+        if isinstance(self.bus, RedisEventBus):
+            await self.bus.aclose()
         await asyncio.to_thread(self.db.dispose)
 
 
@@ -173,6 +176,16 @@ async def load_nlu(settings: Settings, degraded: dict[str, str]) -> NluService |
     return nlu
 
 
+async def live_bus(settings: Settings) -> LiveBus:
+    """The live event bus: shared through Redis when ``redis_url`` is set (several nodes),
+    else in this process."""
+    if not settings.redis_url:
+        return EventBus()
+    bus = RedisEventBus(settings.redis_url, settings.node_id)
+    await bus.start()
+    return bus
+
+
 _NO_NLU: Any = object()
 
 
@@ -201,7 +214,7 @@ async def build_services(settings: Settings, *, http_base_url: str | None = None
     # relative webhook URLs in flows (the demo order service) resolve against this server
     if http is None:
         http = httpx.AsyncClient(base_url=http_base_url or local_url(settings.host, settings.port))
-    bus = EventBus()
+    bus = await live_bus(settings)
     deps = CallDeps(
         settings=settings, store=repo, bus=bus, engine=FlowEngine(flows, catalog),
         tts=None if "tts" in degraded else tts, asr=asr,
