@@ -57,9 +57,13 @@ MATRIX: dict[str, frozenset[str]] = {
     "GET /static/phone/{name}": EVERYONE,
     "GET /demo/orders/{order_number}": EVERYONE,
     "GET /demo/orders": EVERYONE,
+    "GET /chat": EVERYONE,
+    "GET /static/chat/{name}": EVERYONE,
+    "POST /v1/chat/sessions": EVERYONE,
+    "WS /v1/chat/sessions/{session_id}/ws": EVERYONE,
 }
 PATH_VALUES = {"{name}": "nobody", "{token_id}": "999999", "{call_id}": "nope",
-               "{order_number}": "4567"}
+               "{order_number}": "4567", "{session_id}": "nope"}
 
 
 @pytest_asyncio.fixture
