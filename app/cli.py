@@ -83,7 +83,10 @@ def serve(
         application, host=settings.host, port=settings.port, log_config=None,
         timeout_graceful_shutdown=10, loop=settings.event_loop,
     )
-    DrainingServer(server_config, application, settings.drain_timeout_s).run()
+    try:
+        DrainingServer(server_config, application, settings.drain_timeout_s).run()
+    except KeyboardInterrupt:  # Ctrl+C: stopped cleanly (uvicorn re-raises the signal)
+        pass
 
 
 def main() -> None:
