@@ -52,6 +52,7 @@ class RedisEventBus:
                                             socket_connect_timeout=2,
                                             socket_timeout=block_ms / 1000 + 5)
         self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False  # redis-py may turn a cancellation into a ConnectionError
         self._log = get_logger(component="redis_bus", node_id=node_id)
 
     # -- the LiveBus port ---------------------------------------------------------------------
@@ -74,13 +75,14 @@ class RedisEventBus:
                        asyncio.create_task(self._read(), name="redis-bus-reader")]
 
     async def aclose(self) -> None:
+        self._closing = True
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5)
         self._tasks = []
-        await self._client.aclose()
+        with contextlib.suppress(Exception):  # a Redis that is gone: nothing to close cleanly
+            await asyncio.wait_for(self._client.aclose(), 5)
 
     async def ping(self) -> str | None:
         """None when Redis answers, else why not."""
@@ -93,7 +95,7 @@ class RedisEventBus:
     # -- tasks --------------------------------------------------------------------------------
     async def _write(self) -> None:
         failures = 0
-        while True:
+        while not self._closing:
             if not self._outbox:
                 self._wake.clear()
                 await self._wake.wait()
@@ -105,6 +107,8 @@ class RedisEventBus:
                                   maxlen=self.max_len, approximate=True)
                     await pipe.execute()
             except (RedisError, OSError) as exc:
+                if self._closing:
+                    return
                 self._outbox.extendleft(reversed(batch))  # retried first, in order
                 while len(self._outbox) > self._max_outbox:
                     self._outbox.popleft()
@@ -117,7 +121,7 @@ class RedisEventBus:
     async def _read(self) -> None:
         last_id: str | None = None
         failures = 0
-        while True:
+        while not self._closing:
             try:
                 if last_id is None:  # first connection: from now on
                     newest: Any = await self._client.xrevrange(self.stream, count=1)
@@ -125,6 +129,8 @@ class RedisEventBus:
                 replies: Any = await self._client.xread({self.stream: last_id}, count=500,
                                                         block=self.block_ms)
             except (RedisError, OSError) as exc:
+                if self._closing:
+                    return
                 failures += 1
                 await self._failed("redis_bus_read_failed", exc, failures)
                 continue
@@ -153,4 +159,6 @@ class RedisEventBus:
         if failures == 1 or failures % 30 == 0:
             self._log.error(what, error=f"{type(exc).__name__}: {exc}", failures=failures,
                             outbox=len(self._outbox))
+        with contextlib.suppress(Exception):  # drop half-dead connections: reconnect afresh
+            await asyncio.wait_for(self._client.connection_pool.disconnect(), 2)
         await asyncio.sleep(_BACKOFF_S[min(failures, len(_BACKOFF_S)) - 1])
