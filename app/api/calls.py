@@ -215,8 +215,11 @@ async def _stream(websocket: WebSocket, call_id: str | None, who: Principal,
                     {**event.payload, "type": event.type, "call_id": call_id,
                      "seq": event.seq, "at": event.at.isoformat()}
                 ))
-            await websocket.close()
-            return
+                last_seq = event.seq
+            if detail.cdr.ended_at is not None or not state.bus.shared:
+                await websocket.close()
+                return
+            # live on another node: its events arrive through the shared bus (Redis)
     while True:
         event = await queue.get()
         if call_id is not None and event.get("seq", 0) <= last_seq:
