@@ -83,9 +83,9 @@ class Chat:
         await self.ws.send(json.dumps({"type": "button", "value": found[0]["value"],
                                        "ask": ask["seq"]}))
 
-    async def end(self) -> dict[str, Any]:
+    async def end(self, timeout_s: float = TIMEOUT_S) -> dict[str, Any]:
         await self.ws.send(json.dumps({"type": "end"}))
-        return await self.until("end")
+        return await self.until("end", timeout_s=timeout_s)
 
 
 async def warm_up(server: Server) -> None:
