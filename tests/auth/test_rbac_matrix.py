@@ -22,6 +22,7 @@ EVERYONE = frozenset({"anonymous", *Role})
 SIGNED_IN = frozenset(Role)
 A, S, G, N, D = Role.ADMIN, Role.SUPERVISOR, Role.AGENT, Role.ANALYST, Role.DEVELOPER
 CALL_READERS = frozenset({A, S, N, D})
+REPORT_READERS = frozenset({A, S, N})
 
 # "METHOD path" -> who gets through
 MATRIX: dict[str, frozenset[str]] = {
@@ -51,6 +52,10 @@ MATRIX: dict[str, frozenset[str]] = {
     "WS /v1/calls/events": frozenset({A, S, D}),
     "WS /v1/calls/{call_id}/events": CALL_READERS,
     "POST /v1/intents/reload": frozenset({A, N}),
+    "GET /v1/reports": REPORT_READERS,
+    "GET /v1/reports/{name}": REPORT_READERS,
+    "GET /v1/reports/{name}/csv": REPORT_READERS,
+    "GET /v1/reports/export/calls.csv": REPORT_READERS,
     "POST /v1/webrtc/offer": EVERYONE,
     "GET /v1/webrtc/config": EVERYONE,
     "GET /phone": EVERYONE,
