@@ -56,6 +56,12 @@ MATRIX: dict[str, frozenset[str]] = {
     "GET /v1/reports/{name}": REPORT_READERS,
     "GET /v1/reports/{name}/csv": REPORT_READERS,
     "GET /v1/reports/export/calls.csv": REPORT_READERS,
+    "GET /console/login": EVERYONE,
+    "GET /static/console/{name}": EVERYONE,
+    "GET /console": SIGNED_IN,
+    "GET /console/reports": REPORT_READERS,
+    "GET /console/calls": CALL_READERS,
+    "GET /console/calls/{call_id}": CALL_READERS,
     "POST /v1/webrtc/offer": EVERYONE,
     "GET /v1/webrtc/config": EVERYONE,
     "GET /phone": EVERYONE,
@@ -105,6 +111,8 @@ async def _passes(client: httpx.AsyncClient, url: str, route: str,
         route, response.status_code, response.text)
     if response.status_code in (401, 403):
         return False
+    if response.headers.get("location", "").startswith("/console/login"):
+        return False  # a console page sends a browser that is not signed in to sign in
     return True
 
 
