@@ -20,6 +20,8 @@ from fastapi import FastAPI
 from app.api import accounts, chat, chat_page, health, landing, phone, webrtc
 from app.api import auth as auth_api
 from app.api import console as console_api
+from app.api import inbox as inbox_api
+from app.api import monitor as monitor_api
 from app.api import reports as reports_api
 from app.api import calls as calls_api
 from app.api.errors import install_error_handlers
@@ -105,6 +107,8 @@ def create_app(settings: Settings, *, base_url: str | None = None) -> FastAPI:
     app.include_router(reports_api.router)
     app.include_router(console_api.router)
     app.include_router(console_api.static)
+    app.include_router(monitor_api.router)
+    app.include_router(inbox_api.router)
     app.include_router(webrtc.router)
     app.include_router(phone.router)
     app.include_router(landing.router, dependencies=[public(rate="public")])
