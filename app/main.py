@@ -19,11 +19,11 @@ from fastapi import FastAPI
 
 from app.api import accounts, chat, chat_page, health, landing, phone, webrtc
 from app.api import auth as auth_api
+from app.api import calls as calls_api
 from app.api import console as console_api
 from app.api import inbox as inbox_api
 from app.api import monitor as monitor_api
 from app.api import reports as reports_api
-from app.api import calls as calls_api
 from app.api.errors import install_error_handlers
 from app.auth import AuthService
 from app.auth.deps import check_access_declared, public

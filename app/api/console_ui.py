@@ -14,6 +14,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from app.auth import Principal
+from app.flows.coverage import coverage_warning
 
 CONSOLE_DIR = Path(__file__).resolve().parent.parent / "web" / "console"
 NO_STORE = {"Cache-Control": "no-store"}
@@ -99,9 +100,10 @@ _env.filters["json"] = lambda value: json.dumps(value, ensure_ascii=False, sort_
 def render(request: Request, template: str, who: Principal | None, status: int = 200,
            **values: Any) -> HTMLResponse:
     lang = language(request)
+    warnings = [w for w in (coverage_warning(),) if w] if who is not None else []
     html = _env.get_template(template).render(
         t=translator(lang), lang=lang, who=who, path=request.url.path,
-        csrf=who.csrf_token if who else "", **values)
+        csrf=who.csrf_token if who else "", warnings=warnings, **values)
     return HTMLResponse(html, status_code=status, headers=NO_STORE)
 
 

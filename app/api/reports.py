@@ -19,7 +19,7 @@ from pydantic import AwareDatetime
 
 from app.auth import CurrentPrincipal, Perm, Principal, require
 from app.pii import PII_KINDS, mask_json
-from app.reports import REPORTS, ReportFilter, run_report
+from app.reports import REPORTS, Report, ReportFilter, run_report
 from app.reports.filters import DEFAULT_TZ
 from app.reports.search import CDR_COLUMNS, CallQuery, csv_lines, export_cdrs
 
@@ -110,7 +110,8 @@ async def get_report(request: Request, name: ReportName,
     """A report: its figures (value, formula), its table, the filter it used."""
     report = await _run(request, name, Params(start, end, number, locale, tz), sla_s,
                         short_abandon_s, low_confidence)
-    return report.as_json()
+    body: dict[str, Any] = report.as_json()
+    return body
 
 
 @router.get("/{name}/csv", dependencies=[require(Perm.REPORTS_READ)],
@@ -132,7 +133,7 @@ async def get_report_csv(request: Request, name: ReportName,
 
 
 async def _run(request: Request, name: str, p: Params, sla_s: float,
-               short_abandon_s: float, low_confidence: float) -> Any:
+               short_abandon_s: float, low_confidence: float) -> Report:
     if name not in REPORTS:
         raise HTTPException(404, f"no report {name!r}: there are {', '.join(REPORTS)}")
     f = report_filter(p)

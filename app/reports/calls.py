@@ -49,7 +49,7 @@ def volume(s: Session, f: ReportFilter, ctx: Context, by: str) -> Report:
         select(key.label("k"), func.count().label("n"), handed, abandoned)
         .where(*f.conditions()).group_by(key).order_by(key)
     ).all()
-    table = [[str(k), int(n), int(h), int(a or 0)] for k, n, h, a in rows]
+    table: list[list[Any]] = [[str(k), int(n), int(h), int(a or 0)] for k, n, h, a in rows]
     total = sum(r[1] for r in table)
     busiest = max(table, key=lambda r: r[1]) if table else None
     label = {"hour": "hour", "day": "day", "hour_of_day": "hour of day",
@@ -133,7 +133,8 @@ def outcomes(s: Session, f: ReportFilter, ctx: Context) -> Report:
                pct(offered - answered + abandoned, offered),
                "(offered - answered + abandoned) / offered", "%"),
     ]
-    table = [[str(o or "(in progress)"), int(c), pct(int(c), offered)] for o, c in by_outcome]
+    table: list[list[Any]] = [[str(o or "(in progress)"), int(c), pct(int(c), offered)]
+                              for o, c in by_outcome]
     return Report("outcomes", "Answered, abandoned, containment", "接通、放弃与自助解决",
                   figures, ["outcome", "calls", "percent_of_offered"], table,
                   chart=[(r[0], float(r[1])) for r in table], chart_label="calls")
@@ -149,7 +150,8 @@ def handoffs(s: Session, f: ReportFilter, ctx: Context) -> Report:
         .group_by(reason, queue).order_by(func.count().desc(), reason)
     ).all()
     total = sum(int(r[2]) for r in rows)
-    table = [[str(r or ""), str(q or ""), int(n), pct(int(n), total)] for r, q, n in rows]
+    table: list[list[Any]] = [[str(r or ""), str(q or ""), int(n), pct(int(n), total)]
+                              for r, q, n in rows]
     by_reason: dict[str, int] = {}
     for r, _, n, _ in table:
         by_reason[r] = by_reason.get(r, 0) + n

@@ -40,11 +40,13 @@ def seconds_between(backend: str, start: Any, end: Any) -> Col[float]:
 
 def payload_text(key: str) -> ColumnElement[str]:
     """An event payload's field as text (NULL when absent)."""
-    return CallEventRow.payload[key].as_string()
+    column: ColumnElement[str] = CallEventRow.payload[key].as_string()
+    return column
 
 
 def payload_float(key: str) -> ColumnElement[float]:
-    return CallEventRow.payload[key].as_float()
+    column: ColumnElement[float] = CallEventRow.payload[key].as_float()
+    return column
 
 
 def cdr_columns(db: Database) -> frozenset[str]:

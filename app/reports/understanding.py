@@ -3,6 +3,8 @@ no-input rates with what callers actually said, sentiment and calls that ended a
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
@@ -33,7 +35,7 @@ def intents(s: Session, f: ReportFilter, ctx: Context) -> Report:
     refused = sum(int(r[1]) for r in rows if r[0] is None)
     lows = sum(int(r[3] or 0) for r in rows if r[0] is not None)
     conf_sum = sum(float(r[2] or 0) * int(r[1]) for r in rows)
-    table = [[str(i) if i is not None else REFUSED, int(n),
+    table: list[list[Any]] = [[str(i) if i is not None else REFUSED, int(n),
               round(float(a), 3) if a is not None else None, int(lo or 0)]
              for i, n, a, lo in rows]
     figures = [
@@ -76,7 +78,7 @@ def menu_nodes(s: Session, f: ReportFilter, ctx: Context) -> Report:
         kept = phrases.setdefault(str(n), [])
         if len(kept) < PHRASES_PER_NODE:
             kept.append((_phrase(str(text or "")), int(count)))
-    table = []
+    table: list[list[Any]] = []
     for n, turns, nm, ni in rows:
         said_list = "; ".join(f"{t} ({c})" for t, c in phrases.get(str(n), []))
         table.append([str(n), int(turns), int(nm or 0), pct(int(nm or 0), int(turns)),
@@ -128,7 +130,8 @@ def sentiment(s: Session, f: ReportFilter, ctx: Context) -> Report:
     scored_calls = sum(int(v) for v in ended.values())
     angry = int(ended.get("negative", 0))
     total = sum(int(n) for _, n in rows)
-    table = [[str(lab), int(n), pct(int(n), total), int(ended.get(lab, 0))] for lab, n in rows]
+    table: list[list[Any]] = [[str(lab), int(n), pct(int(n), total), int(ended.get(lab, 0))]
+                              for lab, n in rows]
     figures = [
         Figure("scored_turns", "Scored turns", "情绪评分次数", total, "sentiment events"),
         Figure("ended_angry", "Calls that ended angry", "以负面情绪结束的通话", angry,

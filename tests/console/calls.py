@@ -53,8 +53,10 @@ DAY: list[tuple[str, str, str, tuple[int, int], str, list[tuple[float, dict[str,
 ENDS_AFTER_S = {"c1": 30, "c2": 13, "c3": 40, "c4": 60, "c5": 20}
 
 
-def write_day(repo: CallRepository, day_start: datetime = DAY_START) -> None:
-    for call_id, number, locale, (hh, mm), outcome, events in DAY:
+def write_day(repo: CallRepository, day_start: datetime = DAY_START, prefix: str = "") -> None:
+    """The day's calls through the repository (ids ``prefix`` + c1..c5)."""
+    for name, number, locale, (hh, mm), outcome, events in DAY:
+        call_id = prefix + name
         start = day_start + timedelta(hours=hh, minutes=mm)
         repo.start_call(call_id, number, "13800138000", "sip", locale, start, "main")
         started = {"type": "call_started", "hotline_number": number,
@@ -62,4 +64,4 @@ def write_day(repo: CallRepository, day_start: datetime = DAY_START) -> None:
                    "flow_id": "main"}
         repo.append_events(call_id, [(started, start)] + [
             (event, start + timedelta(seconds=after)) for after, event in events])
-        repo.end_call(call_id, outcome, start + timedelta(seconds=ENDS_AFTER_S[call_id]))
+        repo.end_call(call_id, outcome, start + timedelta(seconds=ENDS_AFTER_S[name]))
