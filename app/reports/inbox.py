@@ -150,11 +150,11 @@ class LabelStore:
 def _document(labels: list[Label]) -> dict[str, Any]:
     more: dict[str, dict[str, list[str]]] = {}
     oos: dict[str, list[str]] = {}
-    for x in labels:
-        if x.label == OUT_OF_SCOPE:
-            oos.setdefault(x.locale, []).append(x.text)
-        else:
-            more.setdefault(x.label, {}).setdefault(x.locale, []).append(x.text)
+    for x in labels:  # the same words labelled the same in two calls: one example
+        texts = (oos.setdefault(x.locale, []) if x.label == OUT_OF_SCOPE
+                 else more.setdefault(x.label, {}).setdefault(x.locale, []))
+        if x.text not in texts:
+            texts.append(x.text)
     doc: dict[str, Any] = {"domain": "inbox",
                            "description": "labelled utterances from real calls"}
     if more:

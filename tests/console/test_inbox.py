@@ -4,13 +4,17 @@ unsure of appears; an analyst's label becomes a training example that the same l
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from app.auth import Role
 from app.nlu.intents import load_intents
-from app.reports.inbox import LABELS_FILE
+from app.reports.inbox import LABELS_FILE, Label, LabelStore
+from app.settings import PROJECT_ROOT
 from tests.console.conftest import YESTERDAY, Console
 from tests.helpers.auth import ADMIN
 
@@ -71,3 +75,23 @@ def test_retrain_needs_a_serving_model(console: Console) -> None:
     got = httpx.post(f"{console.url}/v1/inbox/retrain", cookies=analyst.cookies,
                      headers=analyst.headers, timeout=60)
     assert got.status_code == 503 and "no serving model" in got.text
+
+
+def test_label_store_merges_and_refuses_conflicts(tmp_path: Path) -> None:
+    intents = tmp_path / "intents"
+    shutil.copytree(PROJECT_ROOT / "intents", intents)
+    store = LabelStore(intents, tmp_path / "labels.json")
+
+    def make(call_id: str, name: str) -> Label:
+        return Label(call_id=call_id, seq=3, text="我那个东西坏了想换", locale="zh",
+                     label=name, by="ana", at="2026-11-30T00:00:00+00:00")
+
+    store.add(make("a", "return_exchange"))
+    store.add(make("b", "return_exchange"))  # the same words from another call: one example
+    examples = load_intents(intents).intents["return_exchange"].examples["zh"]
+    assert examples.count("我那个东西坏了想换") == 1
+    assert store.done() == {("a", 3), ("b", 3)}
+    with pytest.raises(ValueError, match=r"inbox_labels.yaml:\d+: example '我那个东西坏了想换' "
+                                         r"listed under two intents"):
+        store.add(make("c", "complaint"))
+    assert store.done() == {("a", 3), ("b", 3)}  # refused: nothing written
