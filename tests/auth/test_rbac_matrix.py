@@ -58,7 +58,7 @@ MATRIX: dict[str, frozenset[str]] = {
     "GET /v1/reports/export/calls.csv": REPORT_READERS,
     "GET /console/login": EVERYONE,
     "GET /static/console/{name}": EVERYONE,
-    "GET /console": SIGNED_IN,
+    "GET /console": CALL_READERS,  # signed in, sent to their first page; an agent has none
     "GET /console/reports": REPORT_READERS,
     "GET /console/calls": CALL_READERS,
     "GET /console/calls/{call_id}": CALL_READERS,
@@ -75,11 +75,16 @@ MATRIX: dict[str, frozenset[str]] = {
     "GET /static/phone/{name}": EVERYONE,
     "GET /demo/orders/{order_number}": EVERYONE,
     "GET /demo/orders": EVERYONE,
+    # web chat: open to visitors (each chat's socket checks the chat's own token)
+    "GET /chat": EVERYONE,
+    "GET /static/chat/{name}": EVERYONE,
+    "POST /v1/chat/sessions": EVERYONE,
+    "WS /v1/chat/sessions/{session_id}/ws": EVERYONE,
 }
 # no intent model here: these answer 503 to whoever gets through
 NEED_A_MODEL = frozenset({"POST /v1/intents/reload", "POST /v1/inbox/retrain"})
 PATH_VALUES = {"{name}": "nobody", "{token_id}": "999999", "{call_id}": "nope",
-               "{order_number}": "4567"}
+               "{order_number}": "4567", "{session_id}": "nope"}
 
 
 @pytest_asyncio.fixture
