@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from fastapi import FastAPI
 
-from app.api import accounts, chat, chat_page, health, landing, phone, webrtc
+from app.api import accounts, chat, chat_page, config_pages, health, landing, phone, webrtc
 from app.api import auth as auth_api
 from app.api import calls as calls_api
 from app.api import console as console_api
@@ -109,6 +109,7 @@ def create_app(settings: Settings, *, base_url: str | None = None) -> FastAPI:
     app.include_router(console_api.static)
     app.include_router(monitor_api.router)
     app.include_router(inbox_api.router)
+    app.include_router(config_pages.router)
     app.include_router(webrtc.router)
     app.include_router(phone.router)
     app.include_router(landing.router, dependencies=[public(rate="public")])

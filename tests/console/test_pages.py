@@ -11,6 +11,7 @@ from app.auth import Role
 from app.flows.coverage import coverage_warning
 from tests.console.conftest import Console
 from tests.helpers.auth import ADMIN
+from tests.helpers.server import KO_FLOW
 
 DAY = {"start": "2026-11-26", "end": "2026-11-26"}
 
@@ -66,3 +67,30 @@ def test_monitor_page_and_snapshot(console: Console) -> None:
     assert page(console, "/console/monitor", Role.ANALYST).status_code == 403
     snapshot = page(console, "/v1/monitor", Role.SUPERVISOR).json()
     assert snapshot["calls"] == [] and snapshot["queues"] == []
+
+
+def test_config_page_explains_routing_and_checks_flows(console: Console) -> None:
+    def explain(at: str) -> str:
+        got = page(console, "/console/config", Role.ADMIN, number="4008001234",
+                   caller="+8613800138000", at=at)
+        assert got.status_code == 200, got.text
+        return got.text
+
+    assert "rule 7 &#39;beijing&#39; matched" in explain("2026-12-01T10:00")
+    assert "rule 2 &#39;after_hours&#39; matched" in explain("2026-12-01T23:00")
+    shown = explain("2026-12-01T10:00")
+    assert "hotline flows check: ok" in shown and "holiday" in shown  # flows, rules listed
+    assert page(console, "/console/config", Role.SUPERVISOR).status_code == 403
+    admin = console.roles[Role.ADMIN]
+    lines = KO_FLOW.read_text(encoding="utf-8").splitlines()
+    assert lines[21] == "    next: menu"
+    lines[21] = "    next: nowhere"  # line 22 now points at a node that does not exist
+    checked = httpx.post(f"{console.url}/v1/config/flows/check", cookies=admin.cookies,
+                         headers=admin.headers, timeout=60,
+                         json={"filename": "broken.yaml", "text": "\n".join(lines)})
+    assert checked.status_code == 200, checked.text
+    body = checked.json()
+    assert body["ok"] is False
+    first = body["errors"][0]
+    assert (first["file"], first["line"]) == ("broken.yaml", 22)
+    assert first["reason"] == "node 'greeting' goes to missing node 'nowhere'"

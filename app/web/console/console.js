@@ -172,6 +172,29 @@ async function refreshQueues() {
   setTimeout(refreshQueues, 2000);
 }
 
+function flowCheck() {
+  const form = document.getElementById("flow-check");
+  if (!form) return;
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const file = document.getElementById("flow-file").files[0];
+    const out = document.getElementById("flow-check-result");
+    out.textContent = "";
+    if (!file) return;
+    const line = (text, cls) => {
+      const li = document.createElement("li");
+      li.textContent = text;
+      li.className = cls;
+      out.append(li);
+    };
+    try {
+      const result = await send("POST", "/v1/config/flows/check", { filename: file.name, text: await file.text() });
+      if (result.ok) line(`${file.name}: ok (flow ${result.flow.id})`, "saved");
+      for (const e of result.errors) line(`${e.file}:${e.line}: ${e.reason}`, "error");
+    } catch (e) { line(e.message, "error"); }
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
-  signIn(); signOut(); inbox(); monitor();
+  signIn(); signOut(); inbox(); monitor(); flowCheck();
 });
