@@ -5,6 +5,7 @@ when a step fails (its path is in the failure message)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 import time
@@ -130,3 +131,40 @@ def test_analyst_reads_searches_and_labels(console: Console, tmp_path: Path) -> 
         driver.refresh()
         b.find("#inbox")
         assert not driver.find_elements("css selector", f'{row}[data-seq="{seq}"]')
+
+
+def test_supervisor_watches_a_live_call(console: Console, tmp_path: Path) -> None:
+    """A real chat on the test hotline (the same call core as a phone call): the monitor
+    shows its conversation live, then the caller waiting in the queue, then the call gone."""
+    import httpx
+    from websockets.sync.client import connect
+
+    from app.auth import Role
+    from app.auth.service import SESSION_COOKIE
+
+    with chromium() as driver:
+        b = Browser(driver, console.url, tmp_path)
+        driver.get(f"{console.url}/console/login")
+        cookie = console.roles[Role.SUPERVISOR].cookies[SESSION_COOKIE]
+        driver.add_cookie({"name": SESSION_COOKIE, "value": cookie, "path": "/"})
+        driver.get(f"{console.url}/console/monitor")
+        b.wait(lambda: driver.execute_script("return document.body.dataset.live") == "open",
+               "the live events socket")
+        started = httpx.post(f"{console.url}/v1/chat/sessions", timeout=60,
+                             json={"hotline_number": "4000000001", "locale": "ko"})
+        assert started.status_code == 201, started.text
+        session = started.json()
+        call = f'.live-call[data-call="{session["session_id"]}"]'
+        ws_url = console.url.replace("http://", "ws://") + session["websocket"]
+        with connect(ws_url, subprotocols=session["protocols"], open_timeout=60) as ws:
+            while json.loads(ws.recv(timeout=60))["type"] != "ask":
+                pass
+            b.sees("영업시간 또는 상담원", call)  # the bot's menu prompt, live
+            ws.send(json.dumps({"type": "text", "text": "상담원"}))
+            b.sees("상담원", f"{call} .turns li.caller")
+            b.wait(lambda: ["general", "1"] == b.text("#queues tbody tr").split()[:2],
+                   "the caller waiting in queue general")
+            ws.send(json.dumps({"type": "end"}))
+            while json.loads(ws.recv(timeout=60))["type"] != "end":
+                pass
+        b.wait(lambda: not driver.find_elements("css selector", call), "the call to end")
