@@ -115,7 +115,7 @@ def create_app(settings: Settings, *, base_url: str | None = None) -> FastAPI:
     app.include_router(landing.router, dependencies=[public(rate="public")])
     # web chat: open to visitors; each chat's socket needs the chat's own token, and chat
     # traffic has its own per-IP and per-chat limits (app.api.chat)
-    app.include_router(chat.router, dependencies=[public()])
+    app.include_router(chat.router, dependencies=[public(own_origins=True)])
     app.include_router(chat_page.router, dependencies=[public(rate="public")])
     app.add_middleware(chat.ChatCors, allowed_origins=settings.chat_allowed_origins)
     from app.demo.orders import router as demo_orders

@@ -259,13 +259,14 @@ class CallProgress:
 
 
 async def _follow_events(ws_url: str, progress: CallProgress,
-                         on_event: EventCallback | None) -> None:
+                         on_event: EventCallback | None, token: str | None = None) -> None:
     from websockets.asyncio.client import connect
     from websockets.exceptions import WebSocketException
 
     log = get_logger(component="caller")
     try:
-        async with connect(ws_url, open_timeout=5) as ws:
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        async with connect(ws_url, open_timeout=5, additional_headers=headers) as ws:
             async for message in ws:
                 event = json.loads(message)
                 progress.add(event)
@@ -298,8 +299,13 @@ async def place_call(server_url: str, wav_pcm: Pcm, *, hotline_number: str | Non
                      grace_s: float = 3.0, timeout_s: float = 30.0,
                      connect_timeout_s: float = 15.0, record: bool = True,
                      on_event: EventCallback | None = None,
-                     on_note: NoteCallback | None = None) -> CallResult:
+                     on_note: NoteCallback | None = None,
+                     events_token: str | None = None) -> CallResult:
     """Place one call (see the module docstring for when the caller hangs up).
+
+    The call's events are followed with the caller's pass from the answer (what a caller
+    may see: the conversation), or with ``events_token`` (an API token with
+    ``transcripts:read``: everything, webhooks included).
 
     ``codec`` ("opus" or "pcmu") restricts the offer to that codec. Raises ``CallError`` when
     the server refuses the offer or ICE fails.
@@ -325,9 +331,10 @@ async def place_call(server_url: str, wav_pcm: Pcm, *, hotline_number: str | Non
                                              locale, caller_number, started)
         call_id = str(answer["call_id"])
         ws_url = "ws" + base.removeprefix("http") + f"/v1/calls/{call_id}/events"
-        if answer.get("caller_token"):  # the caller's pass to follow their own call
+        if answer.get("caller_token") and not events_token:  # the caller's own pass
             ws_url += f"?caller_token={answer['caller_token']}"
-        follower = asyncio.create_task(_follow_events(ws_url, progress, on_event))
+        follower = asyncio.create_task(_follow_events(ws_url, progress, on_event,
+                                                      events_token))
         await peer.accept_answer(answer["sdp"])
         try:
             await asyncio.wait_for(peer.connected.wait(), connect_timeout_s)

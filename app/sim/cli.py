@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -150,18 +151,20 @@ async def _run_call(options: CallOptions) -> str:
         typer.echo(f"note   : {text}")
 
     async with contextlib.AsyncExitStack() as stack:
-        if options.server is None:
-            served = await stack.enter_async_context(
-                serve_in_process(load_settings(options.config)))
+        if options.server is None:  # a one-off admin token: the whole call is shown
+            token: str | None = secrets.token_urlsafe(32)
+            served = await stack.enter_async_context(serve_in_process(
+                load_settings(options.config, auth_bootstrap_token=token)))
             url = served.url
-        else:
-            url = options.server
+        else:  # a --token shows everything; without one, what the caller may see
+            url, token = options.server, options.token
         hotline = options.number or await first_hotline(url)
         what = f"{wav.name} ({pcm.duration_s:.1f} s)" if wav else "silence"
         typer.echo(f"calling {hotline} at {url} with {what}")
         result = await place_call(url, pcm, hotline_number=hotline, locale=options.locale,
                                   dtmf=schedule, codec=options.codec, grace_s=options.grace_s,
-                                  timeout_s=options.timeout_s, on_event=show, on_note=note)
+                                  timeout_s=options.timeout_s, on_event=show, on_note=note,
+                                  events_token=token)
     if options.out is not None:
         await asyncio.to_thread(write_wav, options.out, result.bot_audio.data,
                                 CALL_SAMPLE_RATE_HZ)
@@ -211,7 +214,6 @@ def _timed_keys(options: CallOptions) -> list[tuple[str, float]]:
 
 
 async def _run_sip_call(options: CallOptions) -> None:
-    import secrets
     from urllib.parse import urlparse
 
     from app.media.audio import Pcm, read_wav, write_wav
@@ -294,7 +296,9 @@ def call(
         int, typer.Option("--sip-port", help="with --sip --server: the server's SIP port")
     ] = 5060,
     token: Annotated[str | None, typer.Option(
-        help="with --sip --server: an API token with events:live, to print the call's events")
+        help="with --server: an API token (transcripts:read, with --sip events:live) to "
+             "print all of the call's events; without it a WebRTC caller sees the "
+             "conversation only")
     ] = None,
 ) -> None:
     """Place a simulated call (WebRTC, or SIP/RTP with --sip): play WAV, press keys, print

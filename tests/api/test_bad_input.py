@@ -28,6 +28,7 @@ from starlette.routing import WebSocketRoute
 
 from app.main import create_app
 from app.settings import Settings
+from tests.helpers.auth import ADMIN, ADMIN_TOKEN
 from tests.helpers.sdp import cut_after, replaced
 from tests.helpers.server import KO_NUMBER, free_port, serve_ko, wait_ready
 from tests.helpers.speech import have_espeak
@@ -135,7 +136,26 @@ TABLE: list[Bad] = [
     Bad("GET /demo/orders", "/demo/orders?x=%ff", 200),
     Bad("GET /demo/orders/{order_number}", "/demo/orders/abc", 422, "4 to 12 digits"),
     Bad("GET /demo/orders/{order_number}", "/demo/orders/0000", 404, "order not found"),
-]
+    Bad("POST /v1/auth/login", "/v1/auth/login", 422, "JSON", body=b"{not json"),
+    Bad("POST /v1/auth/login", "/v1/auth/login", 422, "password",
+        body={"name": "admin" * 100}),
+    Bad("GET /v1/auth/me", "/v1/auth/me?x=%ff", 200),
+    Bad("POST /v1/auth/password", "/v1/auth/password", 422, "valid dictionary", body=b"[]"),
+    Bad("GET /v1/users", "/v1/users?x=%ff", 200),
+    Bad("POST /v1/users", "/v1/users", 422, "role", body={"name": "x", "role": "nope",
+                                                          "password": "long enough pass"}),
+    Bad("PATCH /v1/users/{name}", "/v1/users/nobody", 422, "valid dictionary", body=b"[]"),
+    Bad("GET /v1/tokens", "/v1/tokens?x=%ff", 200),
+    Bad("POST /v1/tokens", "/v1/tokens", 422, "JSON", body=b"{not json"),
+    Bad("DELETE /v1/tokens/{token_id}", "/v1/tokens/abc", 422, "valid integer"),
+    Bad("GET /v1/audit", "/v1/audit?limit=-1", 422, "greater than"),
+    Bad("GET /chat", "/chat?x=%ff", 200),
+    Bad("GET /static/chat/{name}", "/static/chat/..%2F..%2Fmain.py", 404, "Not Found"),
+    Bad("POST /v1/chat/sessions", "/v1/chat/sessions", 422, "JSON", body=b"{not json"),
+    Bad("WS /v1/chat/sessions/{session_id}/ws", "/v1/chat/sessions/nope/ws", 4404,
+        "no such chat"),
+    Bad("POST /v1/auth/logout", "/v1/auth/logout?x=%ff", 204),  # last: a token is not a
+]  # session, so the admin token stays valid
 
 
 def _routes() -> set[str]:
@@ -159,7 +179,7 @@ def test_the_table_covers_every_route() -> None:
 def test_every_route_answers_bad_input_with_a_4xx_and_keeps_the_connection(
         server: str) -> None:
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    with httpx.Client(base_url=server, timeout=60, limits=limits) as client:
+    with httpx.Client(base_url=server, timeout=60, limits=limits, headers=ADMIN) as client:
         for case in TABLE:
             if case.route.startswith("WS "):
                 continue
@@ -187,7 +207,7 @@ async def test_websockets_with_bad_ids_close_with_a_short_reason(server: str) ->
 
     base = "ws" + server.removeprefix("http")
     for case in (c for c in TABLE if c.route.startswith("WS ")):
-        async with connect(base + case.target, open_timeout=30) as ws:
+        async with connect(base + case.target, open_timeout=30, additional_headers=ADMIN) as ws:
             if case.status == 0:
                 with pytest.raises(TimeoutError):  # accepted: nothing to say yet
                     await asyncio.wait_for(ws.recv(), 0.5)
@@ -258,7 +278,8 @@ def test_schemathesis_finds_no_server_error(server: str, tmp_path: Path) -> None
         [sys.executable, "-m", "schemathesis.cli", "run", f"{server}/openapi.json",
          "--checks", "not_a_server_error", "--max-examples", "25", "--workers", "1",
          "--phases", "examples,coverage,fuzzing", "--request-timeout", "60",
-         "--generation-database", "none", "--seed", "1", "--no-color"],
+         "--generation-database", "none", "--seed", "1", "--no-color",
+         "--header", f"Authorization: Bearer {ADMIN_TOKEN}"],  # as admin: every route's body
         cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert "generated" in run.stdout and " failed" not in run.stdout.split("SUMMARY")[-1]

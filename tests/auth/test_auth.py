@@ -17,7 +17,7 @@ from websockets.exceptions import InvalidStatus
 
 from app.auth import Role
 from app.media.audio import Pcm
-from app.sim.caller import place_call
+from app.sim.caller import KeyPress, place_call
 from app.sim.cli import serve_in_process
 from tests.helpers.auth import (
     ADMIN,
@@ -157,7 +157,7 @@ async def test_calls_are_shaped_by_role_and_every_read_is_audited(live: Live) ->
     silence = Pcm(b"\x00" * 16_000 * 2 * 8, 16_000)
     seen: list[dict[str, Any]] = []
     result = await place_call(url, silence, hotline_number=NUMBER, caller_number=CALLER,
-                              dtmf=[("1", 1.0)], timeout_s=40, on_event=seen.append)
+                              dtmf=[KeyPress("1", 1.0)], timeout_s=40, on_event=seen.append)
     # the caller followed their own call with the pass: the conversation, not the machinery
     types = {e["type"] for e in result.events}
     assert {"call_started", "prompt_played", "dtmf"} <= types

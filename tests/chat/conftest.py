@@ -14,6 +14,7 @@ import httpx
 import pytest
 import websockets
 
+from tests.helpers.auth import ADMIN
 from tests.helpers.chat_server import DEMO, Server, start_server, stop_server
 from tests.helpers.server import free_port
 
@@ -119,7 +120,7 @@ def connect(server: Server, session: dict[str, Any], protocols: list[str] | None
 
 async def record(url: str, call_id: str, timeout_s: float = TIMEOUT_S) -> dict[str, Any]:
     """The stored record once the CDR is closed."""
-    async with httpx.AsyncClient(base_url=url, timeout=timeout_s) as client:
+    async with httpx.AsyncClient(base_url=url, timeout=timeout_s, headers=ADMIN) as client:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while loop.time() < deadline:

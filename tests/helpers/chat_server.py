@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.settings import PROJECT_ROOT
+from tests.helpers.auth import ADMIN_TOKEN
 from tests.helpers.server import free_port, wait_ready
 
 DEMO = "4008001234"
@@ -54,7 +55,7 @@ def start_server(tmp: Path, *, nlu: bool, **env: str) -> Server:
         "HOTLINE_PORT": str(port), "HOTLINE_DATA_DIR": str(tmp / "data"),
         "HOTLINE_FLOWS_DIR": str(open_demo_flow(tmp / "flows")), "HOTLINE_ASR_MODELS": "{}",
         "HOTLINE_INTENT_TRAIN_ON_START": "false", "HOTLINE_LOG_JSON": "false",
-        "HF_HUB_OFFLINE": "1", **env,
+        "HF_HUB_OFFLINE": "1", "HOTLINE_AUTH_BOOTSTRAP_TOKEN": ADMIN_TOKEN, **env,
     }
     if not nlu:  # no intents: menus by buttons and phrases only (starts fast)
         (tmp / "no_intents").mkdir(exist_ok=True)
