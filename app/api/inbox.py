@@ -40,6 +40,10 @@ class LabelIn(BaseModel):
     label: str = Field(min_length=1, max_length=64, description="an intent or out_of_scope")
 
 
+class RetrainIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=200, description="why (for the audit log)")
+
+
 @dataclass
 class RetrainJob:
     state: str = "idle"  # idle | running | activated | kept | failed
@@ -155,7 +159,7 @@ async def retrain_status(request: Request) -> dict[str, Any]:
 
 @router.post("/v1/inbox/retrain", status_code=202,
              dependencies=[require(Perm.INTENTS_MANAGE)])
-async def retrain(request: Request, who: CurrentPrincipal) -> dict[str, Any]:
+async def retrain(body: RetrainIn, request: Request, who: CurrentPrincipal) -> dict[str, Any]:
     """Train a new intent model in the background with the labels; it is activated only if
     it does not regress on the held-out files (figures in the status)."""
     job = _job(request)
@@ -167,7 +171,7 @@ async def retrain(request: Request, who: CurrentPrincipal) -> dict[str, Any]:
     job.state, job.summary, job.result = "running", "training…", {}
     job.started_at = datetime.now(UTC).isoformat()
     await request.app.state.auth.audit(who, "intents.retrain", "intent_model",
-                                       ip=client_ip(request))
+                                       after={"reason": body.reason}, ip=client_ip(request))
     job.task = asyncio.create_task(_run(request.app.state, job), name="inbox-retrain")
     return job.as_json()
 

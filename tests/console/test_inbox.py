@@ -73,7 +73,7 @@ def test_label_an_utterance(console: Console) -> None:
 def test_retrain_needs_a_serving_model(console: Console) -> None:
     analyst = console.roles[Role.ANALYST]
     got = httpx.post(f"{console.url}/v1/inbox/retrain", cookies=analyst.cookies,
-                     headers=analyst.headers, timeout=60)
+                     headers=analyst.headers, timeout=60, json={"reason": "test"})
     assert got.status_code == 503 and "no serving model" in got.text
 
 

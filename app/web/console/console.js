@@ -74,7 +74,7 @@ function inbox() {
   if (retrain) {
     retrain.addEventListener("click", async () => {
       retrain.disabled = true;
-      try { await send("POST", "/v1/inbox/retrain"); } catch (e) {
+      try { await send("POST", "/v1/inbox/retrain", { reason: "labels from the inbox" }); } catch (e) {
         document.getElementById("training").textContent = e.message;
       }
       pollTraining();
