@@ -1,9 +1,11 @@
 """The configuration page: ``/console/config`` (flows with their ``check`` results, routing
 hotlines and rules, and the routing ``explain`` preview: number, caller, time -> who would
-ring) and ``/v1/config/flows/check`` (check an uploaded flow file without installing it).
+ring), ``/v1/config/flows/check`` (check an uploaded flow file without installing it) and
+``/v1/config/routing`` (replace the routing with an edited YAML document: checked by the same
+checker as ``hotline routing check``, errors with line and reason, saved in one
+transaction, audited with the rules before and after).
 
-Who: ``config:write`` (admin). Read-only for now: changes still go through the CLI
-(``hotline routing import``, flow files), checked by the same checkers as here.
+Who: ``config:write`` (admin). Flow files are still installed through the file system.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 
 from app.api.console_ui import render
-from app.auth import CurrentPrincipal, Perm, require
+from app.auth import CurrentPrincipal, Perm, client_ip, require
 from app.flows.loader import check_files, check_text, flow_files
 from app.nlu.intents import IntentFileError, load_intents
 from app.routing.engine import CompiledRouting, route
 from app.routing.explain import render_plan
+from app.routing.loader import check_text as check_text_routing
+from app.routing.loader import dump_yaml
 from app.routing.plan import RouteRequest
 from app.routing.roster import roster_state
 from app.routing.store import RoutingStore
@@ -32,6 +36,10 @@ from app.settings import Settings
 router = APIRouter(tags=["config"])
 Text = Annotated[str, Query(max_length=64)]
 MAX_FLOW_CHARS = 200_000
+
+
+class RoutingUpload(BaseModel):
+    text: str = Field(min_length=1, max_length=MAX_FLOW_CHARS)
 
 
 class FlowUpload(BaseModel):
@@ -101,7 +109,10 @@ async def config_page(request: Request, who: CurrentPrincipal, number: Text = ""
                                            locale, intent or None)
         except ValueError as exc:
             problem = str(exc)
+    config = await asyncio.to_thread(RoutingStore(state.db).load) if "error" not in routing \
+        else None
     return render(request, "config.html", who, flows=flows, routing=routing, plan=plan,
+                  routing_yaml=dump_yaml(config) if config is not None else "",
                   problem=problem, form={"number": number, "caller": caller, "at": at,
                                          "locale": locale, "intent": intent})
 
@@ -115,6 +126,38 @@ def _local_time(text: str) -> datetime:
     except ValueError:
         raise ValueError(f"time must be ISO 8601 (2026-12-01T10:00), got {text!r}") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=ZoneInfo("Asia/Shanghai"))
+
+
+def _rules(config: Any) -> dict[str, Any]:
+    """What the audit log keeps of a routing: each hotline's rules, in order."""
+    if config is None:
+        return {}
+    return {h.number: [{"name": r.name,
+                        "when": r.when.model_dump(mode="json", exclude_defaults=True),
+                        "target": r.target.model_dump(mode="json", exclude_defaults=True)}
+                       for r in h.rules] for h in config.hotlines}
+
+
+@router.post("/v1/config/routing", dependencies=[require(Perm.CONFIG_WRITE)])
+async def save_routing(body: RoutingUpload, request: Request,
+                       who: CurrentPrincipal) -> dict[str, Any]:
+    """Replace the routing with ``text`` (YAML, as ``hotline routing export`` writes it):
+    422 with every error (line, reason) and nothing saved, or the saved summary."""
+    state = request.app.state
+    settings: Settings = state.settings
+    intents = await asyncio.to_thread(_intents, settings)
+    config, errors = await asyncio.to_thread(check_text_routing, body.text,
+                                             Path("routing.yaml"), intents)
+    if errors or config is None:
+        raise HTTPException(422, [{"loc": ["body", "text"], "type": "value_error",
+                                   "msg": f"routing.yaml:{e.line}: {e.reason}"}
+                                  for e in errors[:20]])
+    store = RoutingStore(state.db)
+    before = await asyncio.to_thread(store.load)
+    summary = await asyncio.to_thread(store.save, config, f"console:{who.name}")
+    await state.auth.audit(who, "routing.save", "routing", before=_rules(before),
+                           after=_rules(config), ip=client_ip(request))
+    return {"saved": summary.line() if summary else ""}
 
 
 @router.post("/v1/config/flows/check", dependencies=[require(Perm.CONFIG_WRITE)])

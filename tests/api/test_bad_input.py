@@ -188,6 +188,10 @@ TABLE: list[Bad] = [
         body={"filename": "x.txt", "text": ""}),
     Bad("POST /v1/config/flows/check", "/v1/config/flows/check", 422, "string_pattern",
         body={"filename": "../x.yaml", "text": ""}),
+    Bad("POST /v1/config/routing", "/v1/config/routing", 422, "routing.yaml:2",
+        body={"text": "version: 1\nhotlines: 7\n"}),
+    Bad("POST /v1/config/routing", "/v1/config/routing", 422, "at least 1 character",
+        body={"text": ""}),
     Bad("POST /v1/auth/logout", "/v1/auth/logout?x=%ff", 204),  # last: a token is not a
 ]  # session, so the admin token stays valid
 

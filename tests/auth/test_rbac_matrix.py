@@ -71,6 +71,7 @@ MATRIX: dict[str, frozenset[str]] = {
     "POST /v1/inbox/retrain": frozenset({A, N}),
     "GET /console/config": frozenset({A}),
     "POST /v1/config/flows/check": frozenset({A}),
+    "POST /v1/config/routing": frozenset({A}),
     "POST /v1/webrtc/offer": EVERYONE,
     "GET /v1/webrtc/config": EVERYONE,
     "GET /phone": EVERYONE,

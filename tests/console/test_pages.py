@@ -5,10 +5,13 @@ to the sign-in page."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 from app.auth import Role
 from app.flows.coverage import coverage_warning
+from app.settings import PROJECT_ROOT
 from tests.console.conftest import Console
 from tests.helpers.auth import ADMIN
 from tests.helpers.server import KO_FLOW
@@ -94,3 +97,41 @@ def test_config_page_explains_routing_and_checks_flows(console: Console) -> None
     first = body["errors"][0]
     assert (first["file"], first["line"]) == ("broken.yaml", 22)
     assert first["reason"] == "node 'greeting' goes to missing node 'nowhere'"
+
+
+def test_admin_changes_a_rule_and_explain_follows(console: Console) -> None:
+    admin = console.roles[Role.ADMIN]
+
+    def save(text: str) -> httpx.Response:
+        return httpx.post(f"{console.url}/v1/config/routing", cookies=admin.cookies,
+                          headers=admin.headers, timeout=60, json={"text": text})
+
+    def decision() -> str:
+        shown = page(console, "/console/config", Role.ADMIN, number="4008001234",
+                     caller="+8613800138000", at="2026-12-01T10:00").text
+        return next(line for line in shown.splitlines() if line.startswith("decision "))
+
+    assert decision() == "decision rule 7 &#39;beijing&#39; matched: group beijing"
+    original = (PROJECT_ROOT / "routing" / "demo_hotline.yaml").read_text(encoding="utf-8")
+    rule = "        when: {province: 北京}\n        target: {group: beijing}\n"
+    assert rule in original
+    broken = save(original.replace(rule, rule.replace("beijing}", "nowhere}")))
+    assert broken.status_code == 422
+    line = original[:original.index(rule)].count("\n") + 2  # the target's line
+    assert f"routing.yaml:{line}: " in broken.text and "nowhere" in broken.text
+    assert decision().endswith("group beijing")  # nothing saved
+    saved = save(original.replace(rule, rule.replace("{group: beijing}",
+                                                     "{group: zh_service}")))
+    assert saved.status_code == 200, saved.text
+    assert decision() == "decision rule 7 &#39;beijing&#39; matched: group zh_service"
+    audit = httpx.get(f"{console.url}/v1/audit", headers=ADMIN, timeout=60,
+                      params={"action": "routing.save"}).json()["items"]
+    (entry,) = audit
+    assert entry["actor"] == "test-admin"
+
+    def target(rules: dict[str, Any]) -> Any:
+        return next(r for r in rules["4008001234"] if r["name"] == "beijing")["target"]
+
+    assert target(entry["before"]) == {"group": "beijing"}
+    assert target(entry["after"]) == {"group": "zh_service"}
+    assert save(original).status_code == 200  # as it was, for the other tests

@@ -195,6 +195,31 @@ function flowCheck() {
   });
 }
 
+function routingEdit() {
+  const form = document.getElementById("routing-form");
+  if (!form) return;
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const out = document.getElementById("routing-result");
+    out.textContent = "";
+    const line = (text, cls) => {
+      const li = document.createElement("li");
+      li.textContent = text;
+      li.className = cls;
+      out.append(li);
+    };
+    try {
+      const saved = await send("POST", "/v1/config/routing", { text: document.getElementById("routing-yaml").value });
+      line("saved: " + saved.saved, "saved");
+      document.getElementById("explain-go").click();  // the preview, with the new rules
+    } catch (e) {
+      let problems = [e.message];
+      try { problems = JSON.parse(e.message).map((p) => p.msg); } catch (x) { /* text */ }
+      for (const p of problems) line(p, "error");
+    }
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
-  signIn(); signOut(); inbox(); monitor(); flowCheck();
+  signIn(); signOut(); inbox(); monitor(); flowCheck(); routingEdit();
 });
