@@ -168,3 +168,35 @@ def test_supervisor_watches_a_live_call(console: Console, tmp_path: Path) -> Non
             while json.loads(ws.recv(timeout=60))["type"] != "end":
                 pass
         b.wait(lambda: not driver.find_elements("css selector", call), "the call to end")
+
+
+def test_admin_changes_a_rule_and_sees_explain_change(console: Console,
+                                                       tmp_path: Path) -> None:
+    from app.auth import Role
+    from app.auth.service import SESSION_COOKIE
+
+    explain = "number=4008001234&caller=%2B8613800138000&at=2026-12-01T10:00"
+    with chromium() as driver:
+        b = Browser(driver, console.url, tmp_path)
+        driver.get(f"{console.url}/console/login")
+        cookie = console.roles[Role.ADMIN].cookies[SESSION_COOKIE]
+        driver.add_cookie({"name": SESSION_COOKIE, "value": cookie, "path": "/"})
+        driver.get(f"{console.url}/console/config?{explain}")
+        b.sees("rule 7 'beijing' matched: group beijing", "#plan")
+        original = b.find("#routing-yaml").get_attribute("value")
+        rule = "  - name: beijing\n    when:\n      province: [北京]\n    target:\n      group: "
+        assert original.count(rule + "beijing\n") == 1, original  # as the export writes it
+        edited = original.replace(rule + "beijing\n", rule + "nowhere\n")
+        driver.execute_script("document.getElementById('routing-yaml').value = arguments[0]",
+                              edited)
+        b.find("#routing-save").click()
+        b.sees("nowhere", "#routing-result")  # refused, with the line
+        assert "routing.yaml:" in b.text("#routing-result")
+        driver.execute_script("document.getElementById('routing-yaml').value = arguments[0]",
+                              original.replace(rule + "beijing\n", rule + "zh_service\n"))
+        b.find("#routing-save").click()
+        b.sees("rule 7 'beijing' matched: group zh_service", "#plan")  # explain follows
+        driver.execute_script("document.getElementById('routing-yaml').value = arguments[0]",
+                              original)
+        b.find("#routing-save").click()
+        b.sees("rule 7 'beijing' matched: group beijing", "#plan")
