@@ -91,6 +91,19 @@ def _plain(value: Any) -> Any:
     return value
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def cell(value: Any) -> Any:
+    """A CSV cell: empty for None; text a spreadsheet would run as a formula (what a chat
+    visitor typed: "=HYPERLINK(...)") starts with an apostrophe."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
 def csv_lines(columns: list[str] | tuple[str, ...], rows: Iterator[list[Any]]) -> Iterator[str]:
     """CSV text, one line at a time (UTF-8 with a BOM so spreadsheet apps read Chinese)."""
     buffer = io.StringIO()
@@ -100,5 +113,5 @@ def csv_lines(columns: list[str] | tuple[str, ...], rows: Iterator[list[Any]]) -
     for row in rows:
         buffer.seek(0)
         buffer.truncate()
-        writer.writerow(["" if v is None else v for v in row])
+        writer.writerow([cell(v) for v in row])
         yield buffer.getvalue()

@@ -96,3 +96,13 @@ def test_bad_filters_say_why() -> None:
         ReportFilter(start=DAY.end, end=DAY.start)
     with pytest.raises(ValueError, match="unknown time zone 'Mars/Base'"):
         ReportFilter(start=DAY.start, end=DAY.end, tz="Mars/Base")
+
+
+def test_csv_cells_never_run_as_formulas() -> None:
+    from app.reports.search import csv_lines
+
+    lines = list(csv_lines(["said", "n"], iter([["=HYPERLINK(\"http://x\")", -1],
+                                                 ["我要退货啊", None]])))
+    assert lines[0] == "\ufeffsaid,n\r\n"
+    assert lines[1] == "\"'=HYPERLINK(\"\"http://x\"\")\",-1\r\n"
+    assert lines[2] == "我要退货啊,\r\n"

@@ -166,7 +166,19 @@ async function refreshQueues() {
       }
       body.append(tr);
     }
-    for (const c of state.calls) liveRow(c.call_id);
+    for (const c of state.calls) {
+      const known = calls.has(c.call_id);
+      const el = liveRow(c.call_id).el;
+      if (!known) {  // a call that started before this page: what is known of it so far
+        if (c.node) el.querySelector(".node").textContent = "▸ " + c.node;
+        if (c.intent) el.querySelector(".intent").textContent = c.intent + " " + Number(c.confidence || 0).toFixed(2);
+        if (c.sentiment) {
+          const s = el.querySelector(".sentiment");
+          s.textContent = c.sentiment;
+          s.className = "sentiment " + c.sentiment;
+        }
+      }
+    }
     document.getElementById("active-count").textContent = String(calls.size);
   } catch (e) { /* shown on the next refresh */ }
   setTimeout(refreshQueues, 2000);
