@@ -204,8 +204,8 @@ def _add_more_examples(catalog: IntentCatalog, path: Path, domain: _Domain, root
     for name, by_locale in domain.more_examples.items():
         intent = catalog.intents.get(name)
         if intent is None:
-            line = _line_of(root, ("more_examples", name))
-            raise IntentFileError(path, line, f"more_examples of unknown intent {name!r}")
+            raise IntentFileError(path, _key_line(root, "more_examples", name),
+                                  f"more_examples of unknown intent {name!r}")
         for loc, items in by_locale.items():
             for j, text in enumerate(items):
                 line = _line_of(root, ("more_examples", name, loc, j))
@@ -334,6 +334,18 @@ def _walk(node: yaml.Node) -> Iterator[yaml.Node]:
     elif isinstance(node, yaml.SequenceNode):
         for item in node.value:
             yield from _walk(item)
+
+
+def _key_line(root: yaml.Node, section: str, key: str) -> int:
+    """1-based line of ``key`` in the mapping ``section`` of the file (else the section's)."""
+    parent = root
+    if isinstance(root, yaml.MappingNode):
+        parent = next((v for k, v in root.value if str(k.value) == section), root)
+    if isinstance(parent, yaml.MappingNode):
+        for key_node, _ in parent.value:
+            if str(key_node.value) == key:
+                return int(key_node.start_mark.line) + 1
+    return int(parent.start_mark.line) + 1
 
 
 def _line_of(root: yaml.Node, loc: tuple[Any, ...]) -> int:

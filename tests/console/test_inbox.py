@@ -95,3 +95,17 @@ def test_label_store_merges_and_refuses_conflicts(tmp_path: Path) -> None:
                                          r"listed under two intents"):
         store.add(make("c", "complaint"))
     assert store.done() == {("a", 3), ("b", 3)}  # refused: nothing written
+
+
+def test_more_examples_of_an_unknown_intent_is_refused_with_its_line(tmp_path: Path) -> None:
+    from app.nlu.intents import IntentFileError
+
+    intents = tmp_path / "intents"
+    shutil.copytree(PROJECT_ROOT / "intents", intents)
+    (intents / LABELS_FILE).write_text(
+        "domain: inbox\nmore_examples:\n  order_status:\n    zh: [我的货呢到底]\n"
+        "  refund_everything:\n    zh: [全部退掉]\n", encoding="utf-8")
+    with pytest.raises(IntentFileError) as refused:
+        load_intents(intents)
+    assert (refused.value.file.name, refused.value.line) == (LABELS_FILE, 5)
+    assert refused.value.reason == "more_examples of unknown intent 'refund_everything'"
