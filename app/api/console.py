@@ -21,7 +21,7 @@ from app.api.console_ui import CONSOLE_DIR, render, svg_bars
 from app.auth import CurrentPrincipal, Perm, client_ip, public, require
 from app.reports import REPORTS, ReportFilter, run_report
 from app.reports.filters import DEFAULT_TZ, zone
-from app.reports.search import CallQuery, search_calls
+from app.reports.search import COUNT_CAP, CallQuery, search_calls
 
 router = APIRouter(prefix="/console", tags=["console"], include_in_schema=False)
 static = APIRouter(tags=["console"], include_in_schema=False,
@@ -115,7 +115,8 @@ async def calls_page(request: Request, who: CurrentPrincipal, start: Day = None,
         lambda: search_calls(request.app.state.db, query, PAGE_SIZE, (page - 1) * PAGE_SIZE))
     settings = request.app.state.settings
     return render(request, "calls.html", who, calls=masked_for(who, settings, rows),
-                  total=total, page=page, pages=max(1, -(-(total or 0) // PAGE_SIZE)),
+                  total=total, cap=COUNT_CAP, page=page,
+                  pages=max(1, -(-min(total or 0, COUNT_CAP) // PAGE_SIZE)),
                   form={"start": f.start.date().isoformat(),
                         "end": (f.end - timedelta(days=1)).date().isoformat(),
                         "number": number, "locale": locale, "outcome": outcome,

@@ -15,6 +15,7 @@ from app.storage.db import Database
 from app.storage.models import CallRow
 
 MAX_PAGE = 200
+COUNT_CAP = 10_000  # a search counts its matches up to this many ("10000+")
 EXPORT_BATCH = 1000
 CDR_COLUMNS = ("id", "hotline_number", "caller_number", "channel", "locale", "started_at",
                "answered_at", "ended_at", "duration_s", "outcome", "final_intent",
@@ -55,7 +56,9 @@ def _row(row: CallRow) -> dict[str, Any]:
 
 def search_calls(db: Database, q: CallQuery, limit: int = 50, offset: int = 0,
                  count: bool = True) -> tuple[list[dict[str, Any]], int | None]:
-    """One page of CDRs (newest first) and the total (None when ``count`` is False)."""
+    """One page of CDRs (newest first) and how many match, counted up to ``COUNT_CAP`` + 1
+    (more than the cap: ``COUNT_CAP + 1``; None when ``count`` is False), so a search over
+    millions of calls answers as fast as its first page."""
     if not 1 <= limit <= MAX_PAGE:
         raise ValueError(f"limit must be in 1..{MAX_PAGE}, got {limit}")
     if offset < 0:
@@ -65,8 +68,8 @@ def search_calls(db: Database, q: CallQuery, limit: int = 50, offset: int = 0,
         rows = s.scalars(select(CallRow).where(*conds)
                          .order_by(CallRow.started_at.desc(), CallRow.id.desc())
                          .limit(limit).offset(offset)).all()
-        total = (s.scalar(select(func.count()).select_from(CallRow).where(*conds))
-                 if count else None)
+        capped = select(CallRow.id).where(*conds).limit(COUNT_CAP + 1).subquery()
+        total = s.scalar(select(func.count()).select_from(capped)) if count else None
         return [_row(r) for r in rows], (int(total or 0) if count else None)
 
 

@@ -106,3 +106,20 @@ def test_csv_cells_never_run_as_formulas() -> None:
     assert lines[0] == "\ufeffsaid,n\r\n"
     assert lines[1] == "\"'=HYPERLINK(\"\"http://x\"\")\",-1\r\n"
     assert lines[2] == "我要退货啊,\r\n"
+
+
+def test_call_search_pages_and_capped_count(db: Database, repo: CallRepository,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.reports import search
+    from app.reports.search import CallQuery, search_calls
+
+    write_day(repo)
+    rows, total = search_calls(db, CallQuery(filter=DAY, handed_off=True), limit=2)
+    assert total == 3 and [r["id"] for r in rows] == ["c4", "c3"]  # newest first
+    rows, _ = search_calls(db, CallQuery(filter=DAY, handed_off=True), limit=2, offset=2)
+    assert [r["id"] for r in rows] == ["c2"]
+    rows, _ = search_calls(db, CallQuery(filter=DAY, caller="13800138000", intent="refund"))
+    assert [r["id"] for r in rows] == ["c2"]  # its last intent found
+    assert search_calls(db, CallQuery(filter=DAY, caller="13900000000"))[1] == 0
+    monkeypatch.setattr(search, "COUNT_CAP", 2)
+    assert search_calls(db, CallQuery(filter=DAY))[1] == 3  # "2+": more than the cap
