@@ -62,7 +62,7 @@ def inbox_items(db: Database, f: ReportFilter, threshold: float,
                    or_(payload_text("intent").is_(None), conf < threshold))
             .order_by(CallEventRow.at.desc()).limit(MAX_ITEMS * 2)
         ).all()
-        pending = [e for e in events if (e[0], e[1]) not in done][: max(limit * 2, limit)]
+        pending = [e for e in events if (e[0], e[1]) not in done][: limit * 2]
         ids = sorted({e[0] for e in pending})
         said: dict[str, list[tuple[int, str]]] = {}
         recorded: set[str] = set()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 
 from sqlalchemy.orm import Session
@@ -40,4 +41,4 @@ def run_report(db: Database, name: str, f: ReportFilter, *, sla_s: float = 20.0,
                   short_abandon_s=short_abandon_s, low_confidence=low_confidence)
     with db.session() as s:
         report = fn(s, f, ctx)
-    return Report(**{**report.__dict__, "filter": f.describe()})
+    return replace(report, filter=f.describe())
