@@ -29,6 +29,7 @@ from app.auth import AuthService
 from app.auth.deps import check_access_declared, public
 from app.auth.ratelimit import CallerPasses, RateLimits
 from app.log import get_logger
+from app.metrics import EVENT_LOOP_TASKS
 from app.services import build_services
 from app.settings import Settings
 
@@ -56,6 +57,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from app.sip.service import start_sip
 
         state.sip = await start_sip(settings, state.calls)
+    loop = asyncio.get_running_loop()
+    EVENT_LOOP_TASKS.set_function(lambda: len(asyncio.all_tasks(loop)))
     try:
         await first_admin(state.auth)
         yield

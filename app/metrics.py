@@ -5,6 +5,8 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 CALLS_ACTIVE = Gauge("hotline_calls_active", "Calls in progress in this process")
+EVENT_LOOP_TASKS = Gauge("hotline_event_loop_tasks",
+                         "asyncio tasks alive on the server's event loop (a leak shows here)")
 CALLS_TOTAL = Counter("hotline_calls_total", "Calls ended, by outcome", ["outcome"])
 TURN_LATENCY = Histogram(
     "hotline_turn_latency_seconds",
