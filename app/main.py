@@ -17,9 +17,13 @@ from typing import Any, TypeVar
 
 from fastapi import FastAPI
 
-from app.api import accounts, chat, chat_page, health, landing, phone, webrtc
+from app.api import accounts, chat, chat_page, config_pages, health, landing, phone, webrtc
 from app.api import auth as auth_api
 from app.api import calls as calls_api
+from app.api import console as console_api
+from app.api import inbox as inbox_api
+from app.api import monitor as monitor_api
+from app.api import reports as reports_api
 from app.api.errors import install_error_handlers
 from app.auth import AuthService
 from app.auth.deps import check_access_declared, public
@@ -103,6 +107,12 @@ def create_app(settings: Settings, *, base_url: str | None = None) -> FastAPI:
     app.include_router(auth_api.router)
     app.include_router(accounts.router)
     app.include_router(calls_api.router)
+    app.include_router(reports_api.router)
+    app.include_router(console_api.router)
+    app.include_router(console_api.static)
+    app.include_router(monitor_api.router)
+    app.include_router(inbox_api.router)
+    app.include_router(config_pages.router)
     app.include_router(webrtc.router)
     app.include_router(phone.router)
     app.include_router(landing.router, dependencies=[public(rate="public")])

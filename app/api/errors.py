@@ -22,6 +22,7 @@ MAX_DETAIL_CHARS = 500  # an HTTP error's detail
 MAX_FIELD_CHARS = 120  # each part of a validation error (location, message)
 MAX_CLOSE_REASON_BYTES = 123  # RFC 6455: a close frame's reason is at most 123 bytes
 MAX_ERRORS = 20
+CONSOLE_PREFIX = "/console"
 
 
 def safe_text(value: object, max_chars: int) -> str:
@@ -70,6 +71,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         return Response(status_code=exc.status_code, headers=headers)
     detail = safe_text(exc.detail, MAX_DETAIL_CHARS) if isinstance(exc.detail, str) else (
         exc.detail)  # structured details are our own code's
+    if request.url.path.startswith(CONSOLE_PREFIX) and request.method == "GET":
+        from app.api.console import refusal_page  # a browser on a console page: HTML
+
+        return refusal_page(request, exc.status_code, str(detail))
     return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=headers)
 
 

@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.auth import Perm, public, require
 from app.events import utc_now
+from app.flows.coverage import coverage_warning
 
 router = APIRouter(tags=["health"])
 
@@ -52,8 +53,15 @@ async def readyz(request: Request) -> JSONResponse:
         "degraded": degraded,
         "asr_locales": sorted(state.asr.available_locales()) if state.asr else [],
         "keypad_only": not (state.asr and state.asr.available_locales()),
+        "warnings": _warnings(),
     }
     return JSONResponse(body, status_code=200 if not problems else 503)
+
+
+def _warnings() -> dict[str, str]:
+    """What does not make the server unready but needs a person soon."""
+    holidays = coverage_warning()
+    return {"holiday_data": holidays} if holidays else {}
 
 
 def _writable(folder: Path) -> str | None:

@@ -15,7 +15,7 @@ PAGES: tuple[tuple[str, str, str], ...] = (
     ("/phone", "Softphone", "call a hotline from this browser (microphone, keypad)"),
     ("/chat", "Web chat", "the same bot by text: menus as buttons (and a snippet for your site)"),
     ("/agent", "Agent desk", "take transferred calls with transcript and intent"),
-    ("/admin", "Admin console", "hotlines, flows, users and reports"),
+    ("/console", "Console", "reports, call search, live monitor, intent inbox (sign in)"),
     ("/docs", "API docs", "every endpoint, tried from the browser (works offline)"),
     ("/readyz", "Readiness", "what is loaded and what is degraded"),
     ("/metrics", "Metrics", "Prometheus metrics"),

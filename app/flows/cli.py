@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from app.cli_errors import fail
+from app.flows.coverage import coverage_warning
 from app.flows.loader import check_files, flow_files
 from app.flows.schema import Flow
 from app.settings import Settings, load_settings
@@ -132,6 +133,9 @@ def check(
     if errors:
         typer.echo(f"{len(errors)} error(s) in {len(paths)} file(s)", err=True)
         raise typer.Exit(1)
+    holidays = coverage_warning()
+    if holidays:
+        typer.echo(f"warning: {holidays}", err=True)
     voices = ", ".join(f"{k}={v}" for k, v in settings.tts_voices.items())
     typer.echo(f"ok: {len(flows)} flow(s): {', '.join(sorted(flows))} (every prompt "
                f"speakable with voices {voices})")

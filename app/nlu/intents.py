@@ -106,6 +106,8 @@ class _Domain(BaseModel):
     slots: dict[str, str] = Field(default_factory=dict)
     intents: list[_Intent] = Field(default_factory=list)
     out_of_scope: dict[Locale, list[Example]] = Field(default_factory=dict)
+    # more examples of intents defined in another file (the console's inbox writes these)
+    more_examples: dict[str, dict[Locale, list[Example]]] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -172,8 +174,11 @@ def load_intents(directory: Path) -> IntentCatalog:
         raise IntentFileError(directory, 0, "no intent files (*.yaml) in folder")
     catalog = IntentCatalog(data_hash=data_hash(files))
     seen_examples: dict[tuple[str, str], tuple[str, Path, int]] = {}
+    extra: list[tuple[Path, _Domain, yaml.Node]] = []
     for path in files:
         domain, root = _parse_file(path)
+        if domain.more_examples:
+            extra.append((path, domain, root))
         for index, raw in enumerate(domain.intents):
             line = _line_of(root, ("intents", index, "name"))
             _add_intent(catalog, path, line, domain, raw)
@@ -186,9 +191,26 @@ def load_intents(directory: Path) -> IntentCatalog:
                 ex_line = _line_of(root, ("out_of_scope", loc, j))
                 _check_unique_example(seen_examples, OUT_OF_SCOPE, loc, text, path, ex_line)
             catalog.out_of_scope.setdefault(loc, []).extend(items)
+    for path, domain, root in extra:
+        _add_more_examples(catalog, path, domain, root, seen_examples)
     if not catalog.intents:
         raise IntentFileError(directory, 0, "no intents defined")
     return catalog
+
+
+def _add_more_examples(catalog: IntentCatalog, path: Path, domain: _Domain, root: yaml.Node,
+                       seen: dict[tuple[str, str], tuple[str, Path, int]]) -> None:
+    """``more_examples`` of a file: examples added to intents any file defines."""
+    for name, by_locale in domain.more_examples.items():
+        intent = catalog.intents.get(name)
+        if intent is None:
+            raise IntentFileError(path, _key_line(root, "more_examples", name),
+                                  f"more_examples of unknown intent {name!r}")
+        for loc, items in by_locale.items():
+            for j, text in enumerate(items):
+                line = _line_of(root, ("more_examples", name, loc, j))
+                _check_unique_example(seen, name, loc, text, path, line)
+            intent.examples.setdefault(loc, []).extend(items)
 
 
 def check_trainable(catalog: IntentCatalog) -> None:
@@ -312,6 +334,18 @@ def _walk(node: yaml.Node) -> Iterator[yaml.Node]:
     elif isinstance(node, yaml.SequenceNode):
         for item in node.value:
             yield from _walk(item)
+
+
+def _key_line(root: yaml.Node, section: str, key: str) -> int:
+    """1-based line of ``key`` in the mapping ``section`` of the file (else the section's)."""
+    parent = root
+    if isinstance(root, yaml.MappingNode):
+        parent = next((v for k, v in root.value if str(k.value) == section), root)
+    if isinstance(parent, yaml.MappingNode):
+        for key_node, _ in parent.value:
+            if str(key_node.value) == key:
+                return int(key_node.start_mark.line) + 1
+    return int(parent.start_mark.line) + 1
 
 
 def _line_of(root: yaml.Node, loc: tuple[Any, ...]) -> int:

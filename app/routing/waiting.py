@@ -48,6 +48,10 @@ class QueueBoard:
     def sizes(self) -> dict[str, int]:
         return {q: len(c) for q, c in self._queues.items() if c}
 
+    def waiting(self) -> dict[str, list[str]]:
+        """Each non-empty queue's callers (call ids), first in line first."""
+        return {q: list(c) for q, c in self._queues.items() if c}
+
 
 class QueueWait:
     """One caller's wait in one queue (hold audio between position announcements)."""

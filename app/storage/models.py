@@ -21,6 +21,7 @@ from sqlalchemy import (
     Dialect,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -76,6 +77,11 @@ class CallRow(Base):
     """One call: its CDR fields are filled at the end from the event log."""
 
     __tablename__ = "calls"
+    __table_args__ = (  # the reports' and the call search's (migration 0006)
+        Index(None, "hotline_number", "started_at"),
+        Index(None, "caller_number", "started_at"),
+        Index(None, "locale", "started_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     hotline_number: Mapped[str] = mapped_column(String(32), index=True)
@@ -103,7 +109,7 @@ class CallEventRow(Base):
     """One entry of a call's append-only event log; ``seq`` is 1, 2, 3... per call."""
 
     __tablename__ = "call_events"
-    __table_args__ = (UniqueConstraint("call_id", "seq"),)
+    __table_args__ = (UniqueConstraint("call_id", "seq"), Index(None, "type", "call_id"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"))

@@ -23,7 +23,7 @@ ROUTING_TABLES = {
     "routing_calendars", "routing_agents", "routing_groups", "routing_group_members",
     "routing_hotlines", "routing_rules", "routing_meta",
 }
-HEAD = "0004"  # the newest revision shipped
+HEAD = "0006"  # the newest revision shipped
 AUTH_TABLES = {"users", "auth_sessions", "api_tokens", "audit_log"}
 
 

@@ -1,0 +1,134 @@
+"""What the console pages share: the Jinja2 templates, zh/en labels chosen by the browser's
+language, and bar charts drawn as SVG on the server (no chart library, no CDN)."""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
+
+from app.auth import Principal
+from app.flows.coverage import coverage_warning
+
+CONSOLE_DIR = Path(__file__).resolve().parent.parent / "web" / "console"
+NO_STORE = {"Cache-Control": "no-store"}
+
+LABELS: dict[str, tuple[str, str]] = {
+    "console": ("Hotline console", "热线管理后台"),
+    "reports": ("Reports", "报表"),
+    "calls": ("Call search", "通话查询"),
+    "monitor": ("Live monitor", "实时监控"),
+    "inbox": ("Intent inbox", "意图改进"),
+    "config": ("Configuration", "配置"),
+    "sign_in": ("Sign in", "登录"),
+    "sign_out": ("Sign out", "退出"),
+    "name": ("Name", "用户名"),
+    "password": ("Password", "密码"),
+    "from": ("From", "开始"),
+    "to": ("To", "结束"),
+    "number": ("Hotline number", "热线号码"),
+    "locale": ("Language", "语言"),
+    "outcome": ("Outcome", "结果"),
+    "intent": ("Intent", "意图"),
+    "caller": ("Caller", "主叫"),
+    "apply": ("Apply", "查询"),
+    "figure": ("Figure", "指标"),
+    "value": ("Value", "数值"),
+    "formula": ("Formula", "公式"),
+    "csv": ("Download CSV", "下载 CSV"),
+    "export": ("Export every CDR (CSV)", "导出全部话单 (CSV)"),
+    "started": ("Started", "开始时间"),
+    "duration": ("Duration", "时长"),
+    "handoff": ("Handed to", "转接"),
+    "none": ("Nothing found.", "没有记录。"),
+    "transcript": ("Transcript", "通话文本"),
+    "events": ("Event timeline", "事件时间线"),
+    "recording": ("Recording", "录音"),
+    "no_recording": ("Not recorded.", "无录音。"),
+    "not_allowed": ("Your role may not see this.", "您的角色无权查看。"),
+    "active_calls": ("Active calls", "进行中的通话"),
+    "queues": ("Queues", "排队"),
+    "waiting": ("Waiting", "等待人数"),
+    "longest_wait": ("Longest wait", "最长等待"),
+    "node": ("Node", "节点"),
+    "sentiment": ("Sentiment", "情绪"),
+    "said": ("What the caller said", "来电者原话"),
+    "confidence": ("Confidence", "置信度"),
+    "label": ("Label", "标注"),
+    "out_of_scope": ("Out of scope", "超出范围"),
+    "save": ("Save", "保存"),
+    "retrain": ("Retrain and test", "重新训练并测试"),
+    "model": ("Model", "模型"),
+    "page": ("Page", "页"),
+    "next": ("Next", "下一页"),
+    "prev": ("Previous", "上一页"),
+    "total": ("Total", "合计"),
+    "warnings": ("Warnings", "警告"),
+}
+
+
+def language(request: Request) -> str:
+    """"zh" when the browser prefers Chinese to English, else "en" (Accept-Language)."""
+    for part in request.headers.get("accept-language", "").split(","):
+        tag = part.split(";")[0].strip().lower()
+        if tag.startswith("zh"):
+            return "zh"
+        if tag.startswith("en"):
+            return "en"
+    return "en"
+
+
+def translator(lang: str) -> Any:
+    def t(key: str) -> str:
+        en, zh = LABELS.get(key, (key, key))
+        return zh if lang == "zh" else en
+
+    return t
+
+
+_env = Environment(loader=FileSystemLoader(CONSOLE_DIR), autoescape=select_autoescape(
+    default=True, default_for_string=True), trim_blocks=True, lstrip_blocks=True)
+_env.filters["json"] = lambda value: json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def render(request: Request, template: str, who: Principal | None, status: int = 200,
+           **values: Any) -> HTMLResponse:
+    lang = language(request)
+    warnings = [w for w in (coverage_warning(),) if w] if who is not None else []
+    html = _env.get_template(template).render(
+        t=translator(lang), lang=lang, who=who, path=request.url.path,
+        csrf=who.csrf_token if who else "", warnings=warnings, **values)
+    return HTMLResponse(html, status_code=status, headers=NO_STORE)
+
+
+def svg_bars(bars: list[tuple[str, float]], unit: str = "", width_px: int = 640,
+             max_bars: int = 40) -> Markup:
+    """Horizontal bars, one per (label, value), largest value full width; drawn here."""
+    shown = bars[:max_bars]
+    if not shown:
+        return Markup("")
+    row_px, label_px, value_px = 22, 170, 70
+    bar_room = width_px - label_px - value_px
+    top = max((v for _, v in shown), default=0.0) or 1.0
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" '
+             f'width="{width_px}" height="{row_px * len(shown) + 4}" '
+             f'aria-label="{escape(unit)}">']
+    for i, (label, value) in enumerate(shown):
+        y = i * row_px + 2
+        w = max(1.0, bar_room * value / top) if value > 0 else 0.0
+        text = label if len(label) <= 24 else label[:23] + "…"
+        number = f"{value:g}"
+        parts.append(
+            f'<g><title>{escape(label)}: {escape(number)} {escape(unit)}</title>'
+            f'<text x="{label_px - 6}" y="{y + 15}" text-anchor="end">{escape(text)}</text>'
+            f'<rect x="{label_px}" y="{y + 3}" width="{w:.1f}" height="{row_px - 6}" '
+            f'rx="2"></rect>'
+            f'<text x="{label_px + w + 4:.1f}" y="{y + 15}">{escape(number)}</text></g>')
+    parts.append("</svg>")
+    return Markup("".join(parts))

@@ -1,0 +1,47 @@
+"""Is the PRC holiday data (``chinese_calendar``) there for the days ahead?
+
+The library ships statutory holidays and make-up working days (调休) year by year; for a
+year it has no data for, business calendars silently fall back to weekly hours
+(``app.flows.calendar``). ``coverage_warning`` says so when the next ``days`` days reach
+past the data, for ``/readyz``, ``hotline flows check`` and the console.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from importlib.metadata import PackageNotFoundError, version
+from zoneinfo import ZoneInfo
+
+import chinese_calendar
+
+LOOKAHEAD_DAYS = 60
+CHINA = ZoneInfo("Asia/Shanghai")
+
+
+def holiday_data_until() -> date:
+    """The last day ``chinese_calendar`` has data for (the 31st of December of its last
+    year)."""
+    last_year = max(d.year for d in (*chinese_calendar.holidays, *chinese_calendar.workdays))
+    return date(last_year, 12, 31)
+
+
+def _library() -> str:
+    try:
+        return f"chinesecalendar {version('chinesecalendar')}"
+    except PackageNotFoundError:
+        return "chinesecalendar"
+
+
+def coverage_warning(today: date | None = None, days: int = LOOKAHEAD_DAYS) -> str | None:
+    """None when the holiday data covers ``today`` and the ``days`` days after it (default:
+    today in China); else what is missing and what to do."""
+    start = today or datetime.now(UTC).astimezone(CHINA).date()
+    until = holiday_data_until()
+    if start + timedelta(days=days) <= until:
+        return None
+    first = until + timedelta(days=1)
+    return (f"PRC holiday data ({_library()}) ends on {until.isoformat()}: from "
+            f"{first.isoformat()} holidays and make-up working days (调休) are unknown and "
+            f"holiday routing falls back to weekly hours; the next {days} days are not "
+            "covered (upgrade chinesecalendar, or enter the holidays and make-up days as "
+            "closed dates of the business calendars)")

@@ -1,0 +1,44 @@
+"""The reports by name, and ``run_report`` (blocking: call it in a thread)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from functools import partial
+
+from sqlalchemy.orm import Session
+
+from app.reports import calls, understanding
+from app.reports.calls import Context
+from app.reports.filters import ReportFilter
+from app.reports.model import Report
+from app.reports.sql import cdr_columns
+from app.storage.db import Database
+
+ReportFn = Callable[[Session, ReportFilter, Context], Report]
+
+REPORTS: dict[str, ReportFn] = {
+    "outcomes": calls.outcomes,
+    "calls_by_hour": partial(calls.volume, by="hour"),
+    "calls_by_day": partial(calls.volume, by="day"),
+    "calls_by_hour_of_day": partial(calls.volume, by="hour_of_day"),
+    "calls_by_number": partial(calls.volume, by="number"),
+    "handoffs": calls.handoffs,
+    "waits": calls.waits,
+    "intents": understanding.intents,
+    "menu_nodes": understanding.menu_nodes,
+    "sentiment": understanding.sentiment,
+}
+
+
+def run_report(db: Database, name: str, f: ReportFilter, *, sla_s: float = 20.0,
+               short_abandon_s: float = 5.0, low_confidence: float = 0.6) -> Report:
+    """Report ``name`` over ``db``; ``ValueError`` naming the reports when unknown."""
+    fn = REPORTS.get(name)
+    if fn is None:
+        raise ValueError(f"unknown report {name!r}: use one of {', '.join(REPORTS)}")
+    ctx = Context(backend=db.backend, columns=cdr_columns(db), sla_s=sla_s,
+                  short_abandon_s=short_abandon_s, low_confidence=low_confidence)
+    with db.session() as s:
+        report = fn(s, f, ctx)
+    return replace(report, filter=f.describe())

@@ -1,0 +1,61 @@
+"""The few SQL expressions that differ between SQLite and PostgreSQL: local-time buckets,
+seconds between two timestamps, a JSON field as text; and which CDR columns exist."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from sqlalchemy import ColumnElement, Float, cast, func, inspect, literal_column
+from sqlalchemy.sql.elements import ColumnElement as Col
+
+from app.storage.db import Database
+from app.storage.models import CallEventRow
+
+# strftime formats (SQLite) and their to_char twins (PostgreSQL)
+BUCKETS = {"hour": ("%Y-%m-%d %H:00", "YYYY-MM-DD HH24:00"),
+           "day": ("%Y-%m-%d", "YYYY-MM-DD"),
+           "hour_of_day": ("%H", "HH24")}
+_columns_lock = threading.Lock()
+_columns: dict[str, frozenset[str]] = {}
+
+
+def local_bucket(backend: str, column: Any, bucket: str, offset_s: int) -> ColumnElement[str]:
+    """``column`` (UTC) shifted by ``offset_s`` and cut to ``bucket`` ("hour", "day",
+    "hour_of_day"), as text that sorts."""
+    lite, pg = BUCKETS[bucket]
+    offset = int(offset_s)
+    if backend == "sqlite":
+        return func.strftime(lite, column, f"{offset:+d} seconds")
+    shifted = func.timezone("UTC", column) + literal_column(f"interval '{offset} seconds'")
+    return func.to_char(shifted, pg)
+
+
+def seconds_between(backend: str, start: Any, end: Any) -> Col[float]:
+    """``end - start`` in seconds (a float; NULL when either is NULL)."""
+    if backend == "sqlite":
+        return cast((func.julianday(end) - func.julianday(start)) * 86400.0, Float)
+    return cast(func.extract("epoch", end - start), Float)
+
+
+def payload_text(key: str) -> ColumnElement[str]:
+    """An event payload's field as text (NULL when absent)."""
+    column: ColumnElement[str] = CallEventRow.payload[key].as_string()
+    return column
+
+
+def payload_float(key: str) -> ColumnElement[float]:
+    column: ColumnElement[float] = CallEventRow.payload[key].as_float()
+    return column
+
+
+def cdr_columns(db: Database) -> frozenset[str]:
+    """The columns of ``calls`` in this database (agent and queue columns come with a later
+    migration: reports that need them say "n/a" until they exist). Read once per database."""
+    key = str(db.url)
+    with _columns_lock:
+        if key not in _columns:
+            with db.engine.connect() as conn:
+                names = {c["name"] for c in inspect(conn).get_columns("calls")}
+            _columns[key] = frozenset(names)
+        return _columns[key]
