@@ -59,7 +59,12 @@ def test_kill_9_while_appending_then_fresh_process_finalizes(db_url: str) -> Non
             reported.append(int(line))
     finally:
         os.kill(writer.pid, signal.SIGKILL)
-        rest, _ = writer.communicate(timeout=30)
+        writer.wait(timeout=30)
+    # the lines readline() already buffered: communicate() would read the raw pipe past them
+    rest = writer.stdout.read()
+    writer.stdout.close()
+    if writer.stderr is not None:
+        writer.stderr.close()
     assert writer.returncode == -signal.SIGKILL
     reported += [int(line) for line in rest.split()]
 
