@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 
 from fastapi import FastAPI
 
+from app.api import agent_page, desk, health, landing, phone, webrtc
 from app.api import calls as calls_api
-from app.api import health, landing, phone, webrtc
 from app.log import get_logger
 from app.services import build_services
 from app.settings import Settings
@@ -34,28 +34,26 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     state = app.state
     state.log = get_logger()
-    services = await build_services(settings, http_base_url=getattr(state, "base_url", None))
+    services = await build_services(settings, http_base_url=getattr(state, "base_url", None),
+                                    **getattr(state, "services_options", {}))
     state.services = services
     state.db, state.repo, state.bus = services.db, services.repo, services.bus
     state.asr, state.tts, state.flows = services.asr, services.tts, services.flows
     state.nlu = services.nlu if "intents" not in services.degraded else None
     state.http, state.calls = services.http, services.calls
-    state.sip = None
-    if settings.sip_enabled:  # SIP trunk + RTP media (app/sip)
-        from app.sip.service import start_sip
-
-        state.sip = await start_sip(settings, state.calls)
+    state.sip = services.sip  # started by build_services when sip_enabled
+    state.handoff = services.handoff
     try:
         yield
     finally:
-        if state.sip is not None:
-            await state.sip.aclose()
         await services.aclose()
 
 
-def create_app(settings: Settings, *, base_url: str | None = None) -> FastAPI:
+def create_app(settings: Settings, *, base_url: str | None = None,
+               services_options: dict[str, Any] | None = None) -> FastAPI:
     """``base_url``: where this server really listens, when it is not settings.host:port
-    (relative webhook URLs in flows resolve against it)."""
+    (relative webhook URLs in flows resolve against it). ``services_options``: passed to
+    ``build_services`` (tests lend a loaded recognizer or classifier, or a clock)."""
     from fastapi_offline import FastAPIOffline  # /docs assets served locally, no CDN
 
     app = FastAPIOffline(
@@ -66,11 +64,14 @@ def create_app(settings: Settings, *, base_url: str | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.base_url = base_url
+    app.state.services_options = dict(services_options or {})
     app.state.run_blocking = run_blocking
     app.include_router(health.router)
     app.include_router(calls_api.router)
     app.include_router(webrtc.router)
     app.include_router(phone.router)
+    app.include_router(desk.router)
+    app.include_router(agent_page.router)
     app.include_router(landing.router)
     from app.demo.orders import router as demo_orders
 

@@ -12,7 +12,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -157,6 +157,13 @@ class Settings(BaseSettings):
                          description="this process's name in a multi-node deployment")
     queue_max_wait_s: float = Field(default=120, gt=0)
     queue_position_every_s: float = Field(default=30, gt=0)
+
+    # -- the agent desk (app/handoff, /agent)
+    desk_password: SecretStr = Field(
+        default=SecretStr("demo"), description="the agents' desk login (any agent id of the "
+        "routing); a stand-in until accounts come (app/auth). The default is refused when the "
+        "server listens beyond this machine",
+    )
 
     # -- SIP trunk and RTP media (app/sip, app/media/rtp_leg.py)
     sip_enabled: bool = False
