@@ -15,10 +15,12 @@ WORKDIR /srv/hotline
 
 COPY pyproject.toml README.md ./
 COPY app ./app
-RUN pip install --no-cache-dir .
+# torch from the CPU wheel index (PyPI's default Linux build carries CUDA: several GB more)
+RUN pip install --no-cache-dir --extra-index-url https://download.pytorch.org/whl/cpu .
 
 COPY intents ./intents
 COPY ivr_flows ./ivr_flows
+COPY routing ./routing
 COPY models/manifest.toml ./seed/manifest.toml
 COPY models/intents ./seed/intents
 
@@ -29,6 +31,8 @@ ENV HOTLINE_HOST=0.0.0.0 \
     HOTLINE_MODELS_SEED_DIR=/srv/hotline/seed \
     HOTLINE_INTENTS_DIR=/srv/hotline/intents \
     HOTLINE_FLOWS_DIR=/srv/hotline/ivr_flows \
+    HOTLINE_ROUTING_FILE=/srv/hotline/routing/demo_hotline.yaml \
+    XDG_CACHE_HOME=/srv/hotline/data/cache \
     HF_HUB_OFFLINE=1
 
 RUN mkdir -p /srv/hotline/data /srv/hotline/models \

@@ -1,4 +1,5 @@
-"""The ``hotline`` command: serve, call, transcribe, say, intents, flows, models."""
+"""The ``hotline`` command: serve, call, transcribe, say, intents, flows, models, users,
+tokens."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Annotated
 import typer
 
 from app.asr.cli import models_app, transcribe
+from app.auth.cli import tokens_app, users_app
 from app.call.cli import call
 from app.cli_errors import HotlineGroup
 from app.flows.cli import flows_app
@@ -26,6 +28,8 @@ app.add_typer(models_app, name="models", help="Speech models: list and pull.")
 app.add_typer(intents_app, name="intents", help="Intents: train, eval, test, predict.")
 app.add_typer(flows_app, name="flows", help="IVR flows: check, chat, test, graph.")
 app.add_typer(routing_app, name="routing", help="Routing: import, export, check, explain, replay.")
+app.add_typer(users_app, name="users", help="Back-office users: add, list, passwd, disable.")
+app.add_typer(tokens_app, name="tokens", help="API tokens: create, list, revoke.")
 app.command("transcribe", help="Transcribe a WAV file with Vosk.")(transcribe)
 app.command("say", help="Synthesize speech to a WAV file.")(say)
 app.command("call", help="Place a simulated WebRTC (or --sip: SIP/RTP) call from a WAV.")(call)
@@ -75,7 +79,7 @@ def serve(
     banner(settings, application.routes, sys.stdout)
     uvicorn.run(
         application, host=settings.host, port=settings.port, log_config=None,
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=10, loop=settings.event_loop,
     )
 
 

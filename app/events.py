@@ -46,6 +46,13 @@ class Word(BaseModel):
     confidence: float
 
 
+class Alternative(BaseModel):
+    """One entry of a recognizer n-best list; ``confidence`` is its share (0..1)."""
+
+    text: str
+    confidence: float
+
+
 class Transcript(BaseModel):
     type: Literal["transcript"] = "transcript"
     text: str
@@ -56,6 +63,7 @@ class Transcript(BaseModel):
     end_s: float = 0.0
     words: list[Word] = Field(default_factory=list)
     grammar: bool = False
+    alternatives: list[Alternative] = Field(default_factory=list)  # n-best, best first
 
 
 class Dtmf(BaseModel):
@@ -84,6 +92,8 @@ class IntentResult(BaseModel):
     confidence: float
     ranking: list[IntentCandidate] = Field(default_factory=list)
     reason: IntentReason = "ok"
+    # which recognizer alternative (0 = best) the intent came from; None: a single text
+    alternative_index: int | None = None
 
 
 EntityKind = Literal["digits", "phone", "date", "datetime", "time", "money"]
@@ -111,3 +121,16 @@ class SpeechActivity(BaseModel):
 
     type: Literal["speech_start", "speech_end"]
     media_ts_ms: int = 0
+
+
+class AsrWorkerRestarted(BaseModel):
+    """A recognizer stream's worker process died and a new one took the stream over.
+
+    The audio that was with the dead worker is lost (``gap_ms``); an utterance it was hearing
+    was ended (a ``speech_end`` comes first). Decoding goes on from ``media_ts_ms``.
+    """
+
+    type: Literal["asr_worker_restarted"] = "asr_worker_restarted"
+    media_ts_ms: int = 0
+    gap_ms: int = 0
+    worker: int = 0  # the worker slot that was replaced

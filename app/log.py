@@ -2,6 +2,9 @@
 
 On a terminal the lines are human-readable and coloured; otherwise (a pipe, a file, a
 container log) or when asked (``log_json``) they are JSON lines.
+
+Every line passes ``app.pii.mask_log_event``: personal numbers and the values sensitive flow
+nodes collected never reach the logs in clear.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import sys
 from typing import Any
 
 import structlog
+
+from app.pii import mask_log_event
 
 
 class _Stderr:
@@ -38,6 +43,7 @@ def configure_logging(level: str = "INFO", json_logs: bool | None = True) -> Non
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
         structlog.processors.format_exc_info,
+        mask_log_event,  # card/ID/bank/phone numbers and live calls' secrets: masked
     ]
     as_json = want_json(json_logs)
     renderer: Any = (

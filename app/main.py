@@ -9,6 +9,7 @@ without ASR, no intents without a model) and says so in /readyz.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,8 +17,12 @@ from typing import Any, TypeVar
 
 from fastapi import FastAPI
 
-from app.api import agent_page, desk, health, landing, phone, webrtc
+from app.api import accounts, agent_page, desk, health, landing, phone, webrtc
+from app.api import auth as auth_api
 from app.api import calls as calls_api
+from app.auth import AuthService
+from app.auth.deps import check_access_declared, public
+from app.auth.ratelimit import CallerPasses, RateLimits
 from app.log import get_logger
 from app.services import build_services
 from app.settings import Settings
@@ -41,12 +46,31 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state.asr, state.tts, state.flows = services.asr, services.tts, services.flows
     state.nlu = services.nlu if "intents" not in services.degraded else None
     state.http, state.calls = services.http, services.calls
+    state.auth = AuthService(settings, services.db, limits=state.limits)
     state.sip = services.sip  # started by build_services when sip_enabled
     state.handoff = services.handoff
     try:
+        await first_admin(state.auth)
         yield
     finally:
         await services.aclose()
+
+
+async def first_admin(auth: AuthService) -> None:
+    """With no user at all, create the administrator; a generated password is printed once
+    to the terminal (stderr), never to the logs."""
+    created = await auth.ensure_first_admin()
+    if created is None or created[1] is None:
+        return
+    user, password = created
+    rule = "=" * 72
+    sys.stderr.write(
+        f"\n{rule}\n Hotline: no user existed, so the administrator was created.\n"
+        f"   user:     {user.name}\n   password: {password}\n"
+        " This password is shown only now. Sign in and change it, or set it with\n"
+        f" `hotline users passwd {user.name}`.\n{rule}\n\n"
+    )
+    sys.stderr.flush()
 
 
 def create_app(settings: Settings, *, base_url: str | None = None,
@@ -63,19 +87,26 @@ def create_app(settings: Settings, *, base_url: str | None = None,
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.limits = RateLimits.for_settings(settings)  # a bad rate string fails here
+    app.state.caller_passes = CallerPasses(ttl_s=settings.call_max_duration_s + 300)
     app.state.base_url = base_url
     app.state.services_options = dict(services_options or {})
     app.state.run_blocking = run_blocking
     app.include_router(health.router)
+    app.include_router(auth_api.router)
+    app.include_router(accounts.router)
     app.include_router(calls_api.router)
     app.include_router(webrtc.router)
     app.include_router(phone.router)
     app.include_router(desk.router)
     app.include_router(agent_page.router)
-    app.include_router(landing.router)
+    app.include_router(landing.router, dependencies=[public(rate="public")])
     from app.demo.orders import router as demo_orders
 
-    app.include_router(demo_orders, prefix="/demo/orders", tags=["demo"])
+    # the demo order service is the demo flows' webhook target: open, like a partner's API
+    app.include_router(demo_orders, prefix="/demo/orders", tags=["demo"],
+                       dependencies=[public()])
+    check_access_declared(app)
     return app
 
 

@@ -2,9 +2,11 @@
 
 Each event is a frozen pydantic model with a ``type`` literal; ``CallEvent`` is their
 discriminated union. An event is validated once when it is built and serialized once
-(``event_dict``) for both the live bus and the database. The CDR, the transcript, the flow
-path and the handoff packet are views computed from the log (``transcript_turns``,
-``handoff_packet`` here; the CDR in ``app.storage.repository``), never kept twice.
+(``event_payload``, then masked by the call's ``app.pii.Redactor`` in
+``app.call.eventlog.CallEventLog.emit``) for both the live bus and the database. The CDR,
+the transcript, the flow path and the handoff packet are views computed from the log
+(``transcript_turns``, ``handoff_packet`` here; the CDR in ``app.storage.repository``),
+never kept twice.
 
 Adding an event: a class here with ``type: Literal["name"] = "name"``, listed in ``CallEvent``.
 """
@@ -15,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from app.events import Entity
+from app.events import Alternative, Entity
 
 Channel = Literal["webrtc", "sip", "cli", "chat"]
 Speaker = Literal["caller", "bot", "agent"]
@@ -80,6 +82,7 @@ class TranscriptHeard(_Event):
     rejected: str | None = None  # "low_confidence": heard, but not taken as an answer
     start_s: float | None = None  # seconds from the start of the speaker's stream
     end_s: float | None = None
+    alternatives: list[Alternative] = Field(default_factory=list)  # recognizer n-best
 
 
 class Listening(_Event):
@@ -429,16 +432,29 @@ class RecordingFailed(_Event):
     reason: str
 
 
+class RecordingPaused(_Event):
+    """Audio stopped being kept (silence in its place): a sensitive node is collecting."""
+
+    type: Literal["recording_paused"] = "recording_paused"
+    reason: str
+    node: str | None = None
+
+
+class RecordingResumed(_Event):
+    type: Literal["recording_resumed"] = "recording_resumed"
+
+
 CallEvent = Annotated[
     CallStarted | CallEnded | CallError | Hangup | LocaleChanged | DtmfPressed
     | TranscriptHeard | Listening | NoInput | BargeIn | AsrGrammarRejected
     | AsrWorkerRestarted | SpeechUnavailable | IntentDetected | SentimentScored
     | EntitiesFound | PromptPlayed | SpeechFailed | TurnLatency | FlowStep | NodeEntered
     | WebhookCalled | CrmResult | TransferRequested | HandoffRequested | QueuePosition
-    | QueueTimeout | RecordingStarted | RecordingSaved | RecordingFailed | RoutingDecided
-    | QueueJoinedEvent | QueueLeftEvent | OverflowEvent | QueueExitEvent | OfferEvent
-    | RingEnded | AnnouncedPosition | AgentConnected | AgentDisconnected | HoldChanged
-    | MuteChanged | AgentTransfer | HandBack | WrapUp | CallbackQueued | CallbackDone,
+    | QueueTimeout | RecordingStarted | RecordingSaved | RecordingFailed | RecordingPaused
+    | RecordingResumed | RoutingDecided | QueueJoinedEvent | QueueLeftEvent | OverflowEvent
+    | QueueExitEvent | OfferEvent | RingEnded | AnnouncedPosition | AgentConnected
+    | AgentDisconnected | HoldChanged | MuteChanged | AgentTransfer | HandBack | WrapUp
+    | CallbackQueued | CallbackDone,
     Field(discriminator="type"),
 ]
 EVENTS: TypeAdapter[CallEvent] = TypeAdapter(CallEvent)

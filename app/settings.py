@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,7 +21,10 @@ from pydantic_settings import (
 )
 from pydantic_settings import SettingsError as PydanticSettingsError
 
+from app.pii import PiiKind
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+AT_REST_DEFAULT: tuple[PiiKind, ...] = ("card", "cn_id", "bank_account")
 
 
 class SipTrunk(BaseModel):
@@ -80,6 +83,9 @@ class Settings(BaseSettings):
         default=None, description="JSON log lines; default: coloured lines on a terminal, "
         "JSON when stderr is a pipe or a file",
     )
+    event_loop: Literal["auto", "asyncio", "uvloop"] = Field(
+        default="auto", description="`hotline serve` event loop (auto: uvloop when installed)"
+    )
 
     # -- speech recognition (Vosk)
     asr_models: dict[str, str] = Field(
@@ -89,7 +95,17 @@ class Settings(BaseSettings):
         },
         description="locale -> Vosk model name (a folder under models/vosk or a package)",
     )
-    asr_workers: int = Field(default=2, ge=1, description="decoder thread pool size")
+    asr_decoder: Literal["processes", "threads"] = Field(
+        default="processes", description="processes: Vosk decodes in asr_processes worker "
+        "processes (forked from one process that loads the models once); threads: in this "
+        "process on asr_workers threads (the former decoder, kept for comparison)",
+    )
+    asr_processes: int = Field(default=2, ge=1, le=64, description="ASR worker processes")
+    asr_worker_timeout_s: float = Field(
+        default=15.0, gt=0, description="an ASR worker with audio pending that answers nothing "
+        "for this long is killed and replaced",
+    )
+    asr_workers: int = Field(default=2, ge=1, description="decoder thread pool size (threads)")
     asr_queue_max_chunks: int = Field(default=250, ge=10, description="per-stream backlog")
     asr_silence_timeout_s: float = Field(default=0.7, gt=0)
     asr_grammar_silence_timeout_s: float = Field(
@@ -97,6 +113,10 @@ class Settings(BaseSettings):
     )
     asr_vad_aggressiveness: int = Field(default=2, ge=0, le=3)
     asr_grammar_min_confidence: float = Field(default=0.6, ge=0, le=1)
+    asr_max_alternatives: int = Field(
+        default=3, ge=0, le=20, description="free-form finals carry this many recognizer "
+        "alternatives (Vosk n-best, Transcript.alternatives); 0: best string only"
+    )
 
     # -- speech synthesis (pyttsx3 + espeak-ng)
     tts_voices: dict[str, str] = Field(
@@ -114,11 +134,24 @@ class Settings(BaseSettings):
     intent_encoder_path: Path | None = Field(
         default=None, description="local Hugging Face encoder dir; default all-MiniLM-L6-v2"
     )
-    intent_threshold: float = Field(default=0.5, ge=0, le=1)
+    intent_threshold: float = Field(default=0.4, ge=0, le=1)
     intent_margin: float = Field(default=0.1, ge=0, le=1)
+    nlu_encoder_backend: Literal["onnx", "torch"] = Field(
+        default="onnx", description="serving encoder: ONNX Runtime export of the torch "
+        "encoder (exported once into model_cache_dir), or torch itself; training uses torch"
+    )
+    model_cache_dir: Path = Field(
+        default_factory=lambda: Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        / "hotline", description="files derived from installed models (the ONNX export of the "
+        "intent encoder): shared by every data_dir on this machine",
+    )
+    intent_fast_threshold: float = Field(
+        default=0.9, ge=0, le=1.01, description="skip the sentence encoder when the n-gram "
+        "head alone is this sure of an intent (> 1: always run the encoder)"
+    )
     intent_train_on_start: bool = True
     intent_min_accuracy: float = Field(
-        default=0.85, ge=0, le=1, description="`hotline intents test`: held-out in-scope floor"
+        default=0.88, ge=0, le=1, description="`hotline intents test`: held-out in-scope floor"
     )
     intent_min_oos_recall: float = Field(
         default=0.8, ge=0, le=1, description="`hotline intents test`: held-out oos recall floor"
@@ -190,6 +223,51 @@ class Settings(BaseSettings):
     )
     rtp_jitter_min_ms: int = Field(default=40, ge=20)
     rtp_jitter_max_ms: int = Field(default=300, ge=40)
+
+    # -- access control (app/auth) and personal data (app/pii.py); see README "Accounts"
+    auth_admin_name: str = Field(default="admin", min_length=1, max_length=64,
+                                 description="the first-run administrator's name")
+    auth_admin_password: SecretStr | None = Field(
+        default=None, description="the first-run administrator's password; unset: one is "
+        "generated and printed once to the terminal (never to the logs)",
+    )
+    auth_bootstrap_token: SecretStr | None = Field(
+        default=None, description="a fixed admin bearer token (automation, "
+        "tests); every use is audited as actor 'bootstrap'. Leave unset in production",
+    )
+    auth_cookie_secure: Literal["auto", "always", "never"] = Field(
+        default="auto", description="Secure flag of the session cookie: auto = when the "
+        "request came over HTTPS (behind a TLS proxy: run uvicorn with proxy headers)",
+    )
+    auth_cookie_samesite: Literal["lax", "strict"] = "lax"
+    auth_session_idle_s: float = Field(default=8 * 3600, gt=0)
+    auth_session_max_s: float = Field(default=24 * 3600, gt=0)
+    auth_allowed_origins: list[str] = Field(
+        default_factory=list, description="origins (scheme://host[:port]) allowed besides "
+        "the server's own, for WebSockets, signalling and cookie-authenticated writes",
+    )
+    auth_password_min_length: int = Field(default=10, ge=8, le=128)
+    auth_max_failed_logins: int = Field(default=5, ge=1, description="then the account locks")
+    auth_lockout_s: float = Field(default=900, gt=0)
+    auth_login_rate: str = Field(default="10/minute", description="login attempts per IP")
+    public_rate: str = Field(default="120/minute", description="per IP: the softphone page, "
+                             "its files, /v1/hotlines, /v1/webrtc/config")
+    webrtc_offer_rate: str = Field(default="30/minute", description="call set-ups per IP")
+    pii_redact_at_rest: list[PiiKind] = Field(
+        default_factory=lambda: list(AT_REST_DEFAULT),
+        description="kinds masked before anything is stored or published (nobody sees them)",
+    )
+    pii_clear_roles: list[str] = Field(
+        default_factory=lambda: ["admin"], description="roles that see the other kinds "
+        "(phone numbers) in clear in API and desk output; everyone else sees them masked",
+    )
+
+    @field_validator("auth_bootstrap_token")
+    @classmethod
+    def _long_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("the bootstrap token must be at least 32 characters long")
+        return value
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -26,6 +26,7 @@ import httpx
 
 from app.call.caller import place_call
 from app.media.audio import Pcm
+from tests.helpers.auth import ADMIN
 from tests.helpers.server import KO_NUMBER, free_port, serve_ko, wait_ready
 
 NUMBER = KO_NUMBER
@@ -63,7 +64,7 @@ def _counter(metrics: str, name: str) -> float:
 
 
 async def _level(url: str, n: int, audio: Pcm, pid: int) -> dict[str, float]:
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=ADMIN) as client:  # /metrics needs a token
         before = (await client.get(f"{url}/metrics")).text
         rss_before = _rss_mb(pid)
         results = await asyncio.gather(

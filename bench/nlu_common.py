@@ -108,3 +108,25 @@ class Timer:
 
 def dir_size_mb(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
+
+
+OLD_REV = "6d7623d"  # "Trained demo intent model": the classifier before issue 12
+
+
+def old_model_dir(work: Path, rev: str = OLD_REV) -> Path:
+    """The intent model committed at ``rev`` (``models/intents``), extracted under ``work``."""
+    import subprocess
+
+    from app.settings import PROJECT_ROOT
+
+    def git(*args: str) -> bytes:
+        return subprocess.run(["git", "-C", str(PROJECT_ROOT), *args], check=True,
+                              capture_output=True).stdout
+
+    version = git("show", f"{rev}:models/intents/current").decode().strip()
+    folder = work / f"old-{rev}" / version
+    folder.mkdir(parents=True, exist_ok=True)
+    names = git("ls-tree", "--name-only", f"{rev}:models/intents/{version}").decode().split()
+    for name in names:
+        (folder / name).write_bytes(git("show", f"{rev}:models/intents/{version}/{name}"))
+    return folder

@@ -1,10 +1,15 @@
 """Public intent benchmarks through Hotline's own train/eval code: BANKING77 and CLINC150.
 
-    .venv/bin/python -m bench.nlu_public [--only banking77|clinc150] [--hidden N] [--epochs N]
+    .venv/bin/python -m bench.nlu_public [--only banking77|clinc150] [--seeds 3]
+        [--recipe new|old|both] [--hidden N] [--epochs N]
 
 Reads ``../shared/datasets/`` (skips, saying why, when absent). Each set is written as an
 intents folder + an eval file, trained with ``train_folder`` and scored with ``evaluate``,
-beside the TF-IDF char n-gram + logistic regression baseline on the same data.
+beside the TF-IDF char n-gram + logistic regression baseline on the same data. ``--seeds``
+trains that many times (seeds 0..N-1) and prints each run, the mean and the spread;
+``--recipe old`` is the classifier before issue 12 (text scheme 1), ``both`` runs the two in
+the same process. Figures: top-1 accuracy (argmax, no refusal: what papers report), in-scope
+accuracy with refusals counted as errors, oos recall, and a threshold sweep.
 """
 
 from __future__ import annotations
@@ -13,11 +18,12 @@ import argparse
 import csv
 import json
 import re
+import statistics
 import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from app.nlu.evaluate import EvalSet, LocaleEval, evaluate, summary
+from app.nlu.evaluate import EvalSet, LocaleEval, evaluate, summary, threshold_sweep
 from app.nlu.intents import OUT_OF_SCOPE, load_intents
 from app.nlu.pipeline import DEFAULT_CONFIG, open_classifier, train_folder
 from app.nlu.train import TrainConfig
@@ -69,49 +75,88 @@ def top1_accuracy(ev: LocaleEval) -> float:
     return sum(g == t for g, t in pairs) / len(pairs) if pairs else 0.0
 
 
+SWEEP = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+
+
+def recipes(choice: str, base: TrainConfig) -> list[tuple[str, TrainConfig]]:
+    old = replace(base, text_scheme=1, fast_head=False, augment_rate=0.0)
+    found = {"new": [("new", base)], "old": [("old", old)],
+             "both": [("old", old), ("new", base)]}
+    return found[choice]
+
+
 def run(name: str, loaded: tuple[Path, EvalSet, str] | str, settings: Settings,
-        config: TrainConfig) -> None:
+        config: TrainConfig, seeds: int, label: str) -> None:
     if isinstance(loaded, str):
         print(f"{name}: SKIPPED: {loaded}")
         return
     folder, evalset, note = loaded
-    model_root = folder.parent / f"{name}-model"
-    with Timer() as t_train:
-        train_folder(folder, model_root, settings, config)
-    classifier = open_classifier(model_root, settings)
-    with Timer() as t_eval:
-        results = evaluate(classifier, evalset)
-        ours = summary(results)["by_locale"]["en"]
-    top1 = top1_accuracy(results["en"])
+    print(f"\n{name} [{label} recipe] ({note})", flush=True)
+    rows: list[tuple[float, float, float]] = []
+    for seed in range(seeds):
+        model_root = folder.parent / f"{name}-{label}-model-{seed}"
+        with Timer() as t_train:
+            train_folder(folder, model_root, settings, replace(config, seed=seed))
+        classifier = open_classifier(model_root, settings)
+        with Timer() as t_eval:
+            results = evaluate(classifier, evalset)
+            ours = summary(results)["by_locale"]["en"]
+        top1 = top1_accuracy(results["en"])
+        rows.append((top1, float(ours["in_scope_accuracy"]), float(ours["oos_recall"])))
+        print(f"  seed {seed}: top-1 (no refusal) {top1:.4f}, in-scope with refusals "
+              f"{ours['in_scope_accuracy']:.4f}, oos recall {ours['oos_recall']:.4f}, "
+              f"macro F1 {ours['macro_f1']:.4f}; train {t_train.seconds:.0f} s, "
+              f"eval {t_eval.seconds:.0f} s", flush=True)
+        if seed == 0 and OUT_OF_SCOPE in evalset["en"]:
+            print("  threshold sweep (seed 0): threshold, in-scope acc, oos recall")
+            for thr, acc, rec in threshold_sweep(classifier, evalset, SWEEP)["en"]:
+                print(f"    {thr:.2f}  {acc:.4f}  {rec:.4f}")
+    for i, what in enumerate(("top-1 (no refusal)", "in-scope with refusals", "oos recall")):
+        vals = [r[i] for r in rows]
+        spread = f" (min {min(vals):.4f}, max {max(vals):.4f}, sd " \
+                 f"{statistics.stdev(vals):.4f})" if len(vals) > 1 else ""
+        print(f"  {what}: mean {statistics.mean(vals):.4f} over {len(vals)} seed(s){spread}")
+
+
+def baseline(name: str, loaded: tuple[Path, EvalSet, str] | str, settings: Settings) -> None:
+    if isinstance(loaded, str):
+        return
+    folder, evalset, _ = loaded
     base = baseline_eval(load_intents(folder), evalset, settings.intent_threshold)["en"]
-    print(f"\n{name} ({note}); train {t_train.seconds:.0f} s, eval {t_eval.seconds:.0f} s")
-    print(f"  top-1 in-scope accuracy (argmax, no refusal threshold): {top1:.4f}")
-    print(f"  {'':28} {'in-scope acc':>12} {'oos recall':>10} {'macro F1':>9} {'n':>6}")
-    for label, m in (("hotline (encoder+ngrams)", ours), ("baseline tfidf+logreg", base)):
-        print(f"  {label:28} {m['in_scope_accuracy']:>12.4f} {m['oos_recall']:>10.4f}"
-              f" {m['macro_f1']:>9.4f} {m['n']:>6}")
+    print(f"  {name} baseline tfidf+logreg: in-scope {base['in_scope_accuracy']:.4f}, "
+          f"oos recall {base['oos_recall']:.4f}, macro F1 {base['macro_f1']:.4f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", choices=["banking77", "clinc150"])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--recipe", choices=["new", "old", "both"], default="both")
     parser.add_argument("--hidden", type=int, default=DEFAULT_CONFIG.hidden)
     parser.add_argument("--epochs", type=int, default=DEFAULT_CONFIG.epochs)
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--threshold", type=float, default=None)
+    parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--no-fast-head", action="store_true",
+                        help="skip training the n-gram fast-path head (halves training time; "
+                        "figures then are the full encoder+n-gram head's alone)")
     args = parser.parse_args()
     config = replace(DEFAULT_CONFIG, hidden=args.hidden, epochs=args.epochs,
-                     calibration_folds=args.folds)
+                     calibration_folds=args.folds, fast_head=not args.no_fast_head)
     overrides = {} if args.threshold is None else {"intent_threshold": args.threshold}
     settings = Settings(**overrides)  # type: ignore[arg-type]
     print(f"config: {config}; threshold {settings.intent_threshold},"
-          f" margin {settings.intent_margin}")
+          f" margin {settings.intent_margin}, fast path {settings.intent_fast_threshold}")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        if args.only in (None, "banking77"):
-            run("banking77", banking77(work), settings, config)
-        if args.only in (None, "clinc150"):
-            run("clinc150", clinc150(work), settings, config)
+        for name, loader in (("banking77", banking77), ("clinc150", clinc150)):
+            if args.only not in (None, name):
+                continue
+            loaded = loader(work)
+            for label, cfg in recipes(args.recipe, config):
+                run(name, loaded, settings, cfg, args.seeds, label)
+            if not args.no_baseline:
+                baseline(name, loaded, settings)
 
 
 if __name__ == "__main__":

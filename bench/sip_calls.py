@@ -27,6 +27,7 @@ import httpx
 
 from app.media.audio import Pcm
 from app.sip.simcaller import place_sip_call
+from tests.helpers.auth import ADMIN
 from tests.sip.conftest import (
     KO_NUMBER,
     SCENARIOS,
@@ -59,7 +60,7 @@ def _caller_audio() -> Pcm:
 
 
 async def _level(server: SipServer, n: int, audio: Pcm) -> dict[str, float]:
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with httpx.AsyncClient(timeout=30, headers=ADMIN) as client:  # /metrics: a token
         before = (await client.get(f"{server.url}/metrics")).text
         seen = set(server.call_ids())
         results = await asyncio.gather(*(

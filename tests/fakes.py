@@ -216,8 +216,10 @@ class ScriptedRecognizer:
         assert open_streams, "no recognizer stream is open (keypad-only listen?)"
         return open_streams[-1]
 
-    def say(self, text: str, duration_s: float = 0.8, confidence: float = 0.95) -> None:
-        self.current().utterances.append((text, duration_s, confidence))
+    def say(self, text: str, duration_s: float = 0.8, confidence: float = 0.95,
+            alternatives: list[tuple[str, float]] | None = None) -> None:
+        """``alternatives``: the n-best list (best first; ``text`` should be the first)."""
+        self.current().utterances.append((text, duration_s, confidence, alternatives or []))
 
     def fail(self, reason: str = "recognizer process died") -> None:
         self.current().failure = reason
@@ -231,12 +233,12 @@ class ScriptedStream:
         self._activity, self._transcript = SpeechActivity, Transcript
         self.locale = locale
         self.grammar = grammar
-        self.utterances: list[tuple[str, float, float]] = []
+        self.utterances: list[tuple[str, float, float, list[tuple[str, float]]]] = []
         self.failure: str | None = None
         self.closed = False
         self.pushed_ms = 0
         self._out: asyncio.Queue[object] = asyncio.Queue()
-        self._speaking: tuple[str, float, float, int] | None = None  # text, dur, conf, start
+        self._speaking: tuple[str, float, float, list[tuple[str, float]], int] | None = None
 
     def wake(self) -> None:
         self._out.put_nowait(None)
@@ -244,12 +246,14 @@ class ScriptedStream:
     def push(self, chunk: AudioChunk) -> None:
         self.pushed_ms += round(chunk.duration_ms)
         if self._speaking is None and self.utterances:
-            text, duration_s, confidence = self.utterances.pop(0)
-            self._speaking = (text, duration_s, confidence, self.pushed_ms)
+            text, duration_s, confidence, nbest = self.utterances.pop(0)
+            self._speaking = (text, duration_s, confidence, nbest, self.pushed_ms)
             self._out.put_nowait(self._activity(type="speech_start", media_ts_ms=self.pushed_ms))
         elif self._speaking is not None:
-            text, duration_s, confidence, start_ms = self._speaking
+            text, duration_s, confidence, nbest, start_ms = self._speaking
             if self.pushed_ms - start_ms >= duration_s * 1000:
+                from app.events import Alternative
+
                 self._speaking = None
                 self._out.put_nowait(self._activity(type="speech_end",
                                                     media_ts_ms=self.pushed_ms))
@@ -257,6 +261,7 @@ class ScriptedStream:
                     text=text, is_final=True, locale=self.locale, confidence=confidence,
                     start_s=start_ms / 1000, end_s=self.pushed_ms / 1000,
                     grammar=self.grammar is not None,
+                    alternatives=[Alternative(text=t, confidence=c) for t, c in nbest],
                 ))
 
     def set_grammar(self, phrases: list[str] | None) -> None:

@@ -1,4 +1,11 @@
-"""Call records and live call events: /v1/calls, /v1/hotlines, intents reload."""
+"""Call records and live call events: /v1/calls, /v1/hotlines, intents reload.
+
+Who sees what: CDRs need ``calls:read``; a call's transcript, events and flow state need
+``transcripts:read`` (without it they are left out), its recording ``recordings:read``; each
+transcript or recording access is written to the audit log. Personal data is masked for
+roles outside settings ``pii_clear_roles`` (``app.pii``); a caller following their own call
+with the pass from the WebRTC answer sees its conversation only.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +17,26 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse
 
+from app.auth import CurrentPrincipal, Perm, Principal, client_ip, public, require
+from app.pii import PII_KINDS, mask_json
+from app.storage.schemas import CallDetail, CallPage
+
 router = APIRouter(prefix="/v1", tags=["calls"])
+# what a caller following their own call sees: the conversation, not the machinery
+CALLER_EVENT_TYPES = frozenset({
+    "call_started", "call_ended", "prompt_played", "transcript", "dtmf", "intent",
+    "node_entered", "listen", "no_input", "barge_in", "transfer", "queue_position",
+    "queue_timeout", "hangup", "locale_changed", "speech_unavailable", "turn_latency",
+    "recording_started", "recording_paused", "recording_resumed",
+})
 
 
-@router.get("/hotlines")
+def masked_for(who: Principal, settings: Any, value: Any) -> Any:
+    """``value`` (JSON-like) with personal data masked unless ``who`` may see it in clear."""
+    return value if who.sees_clear_pii(settings) else mask_json(value, PII_KINDS)
+
+
+@router.get("/hotlines", dependencies=[public(rate="public")])
 async def hotlines(request: Request) -> list[dict[str, Any]]:
     """The numbers this server answers, with their flow and languages."""
     return [
@@ -23,9 +46,10 @@ async def hotlines(request: Request) -> list[dict[str, Any]]:
     ]
 
 
-@router.get("/calls")
+@router.get("/calls", response_model=CallPage, dependencies=[require(Perm.CALLS_READ)])
 async def list_calls(
     request: Request,
+    who: CurrentPrincipal,
     started_from: datetime | None = None,
     started_to: datetime | None = None,
     number: Annotated[str | None, Query(description="hotline number")] = None,
@@ -35,24 +59,38 @@ async def list_calls(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Any:
     repo = request.app.state.repo
-    return await asyncio.to_thread(
+    page = await asyncio.to_thread(
         lambda: repo.list_calls(
             started_from=started_from, started_to=started_to, hotline_number=number,
             outcome=outcome, intent=intent, limit=limit, offset=offset,
         )
     )
+    return masked_for(who, request.app.state.settings, page.model_dump(mode="json"))
 
 
-@router.get("/calls/{call_id}")
-async def get_call(request: Request, call_id: str) -> Any:
-    detail = await asyncio.to_thread(request.app.state.repo.get_call, call_id)
+@router.get("/calls/{call_id}", response_model=CallDetail,
+            dependencies=[require(Perm.CALLS_READ)])
+async def get_call(request: Request, call_id: str, who: CurrentPrincipal) -> Any:
+    """The CDR; with ``transcripts:read`` also the transcript, events and flow state (each
+    such read is audited)."""
+    detail: CallDetail | None = await asyncio.to_thread(request.app.state.repo.get_call,
+                                                         call_id)
     if detail is None:
         raise HTTPException(404, f"no call {call_id}")
-    return detail
+    body = detail.model_dump(mode="json")
+    if who.can(Perm.TRANSCRIPTS_READ):
+        await request.app.state.auth.audit(who, "transcript.read", f"call:{call_id}",
+                                           ip=client_ip(request))
+    else:
+        body.update(turns=[], events=[])
+        body["cdr"]["flow_state"] = None
+    return masked_for(who, request.app.state.settings, body)
 
 
-@router.get("/calls/{call_id}/recording", response_class=FileResponse)
-async def get_recording(request: Request, call_id: str) -> FileResponse:
+@router.get("/calls/{call_id}/recording", response_class=FileResponse,
+            dependencies=[require(Perm.RECORDINGS_READ)])
+async def get_recording(request: Request, call_id: str, who: CurrentPrincipal) -> FileResponse:
+    """The call's stereo WAV (each download is audited)."""
     detail = await asyncio.to_thread(request.app.state.repo.get_call, call_id)
     if detail is None:
         raise HTTPException(404, f"no call {call_id}")
@@ -61,11 +99,30 @@ async def get_recording(request: Request, call_id: str) -> FileResponse:
     path = request.app.state.settings.recordings_dir / Path(detail.recordings[-1].path).name
     if not await asyncio.to_thread(path.is_file):
         raise HTTPException(410, f"recording of call {call_id} is no longer on disk")
+    await request.app.state.auth.audit(who, "recording.read", f"call:{call_id}",
+                                       ip=client_ip(request))
     return FileResponse(path, media_type="audio/wav", filename=f"{call_id}.wav")
 
 
-async def _stream(websocket: WebSocket, call_id: str | None) -> None:
+def _viewer(websocket: WebSocket, who: Principal) -> Any:
+    """How each event is shown to ``who``: filtered (a caller) and masked."""
+    settings = websocket.app.state.settings
+
+    def show(event: dict[str, Any]) -> dict[str, Any] | None:
+        if who.via == "caller" and event.get("type") not in CALLER_EVENT_TYPES:
+            return None
+        shown: dict[str, Any] = masked_for(who, settings, event)
+        return shown
+
+    return show
+
+
+async def _stream(websocket: WebSocket, call_id: str | None, who: Principal) -> None:
     state = websocket.app.state
+    show = _viewer(websocket, who)
+    if call_id is not None and who.via != "caller":
+        await state.auth.audit(who, "transcript.read", f"call:{call_id}",
+                               ip=client_ip(websocket))
     await websocket.accept()
     async with state.bus.subscribe(call_id) as queue:
         last_seq = 0
@@ -73,7 +130,7 @@ async def _stream(websocket: WebSocket, call_id: str | None) -> None:
             session = state.calls.session(call_id)
             if session is not None:
                 for event in list(session.events.history):
-                    await websocket.send_json(event)
+                    await _send(websocket, show(event))
                     last_seq = event["seq"]
             else:
                 detail = await asyncio.to_thread(state.repo.get_call, call_id)
@@ -81,45 +138,63 @@ async def _stream(websocket: WebSocket, call_id: str | None) -> None:
                     await websocket.close(code=4404, reason=f"no call {call_id}")
                     return
                 for event in detail.events:
-                    await websocket.send_json(
+                    await _send(websocket, show(
                         {**event.payload, "type": event.type, "call_id": call_id,
                          "seq": event.seq, "at": event.at.isoformat()}
-                    )
+                    ))
                 await websocket.close()
                 return
         while True:
             event = await queue.get()
             if call_id is not None and event.get("seq", 0) <= last_seq:
                 continue
-            await websocket.send_json(event)
+            await _send(websocket, show(event))
             if call_id is not None and event["type"] == "call_ended":
                 await websocket.close()
                 return
 
 
-@router.websocket("/calls/events")
-async def all_call_events(websocket: WebSocket) -> None:
-    """Live events of every call (monitoring, the agent console)."""
+async def _send(websocket: WebSocket, event: dict[str, Any] | None) -> None:
+    if event is not None:
+        await websocket.send_json(event)
+
+
+@router.websocket("/calls/events", dependencies=[require(Perm.EVENTS_LIVE)])
+async def all_call_events(websocket: WebSocket, who: CurrentPrincipal) -> None:
+    """Live events of every call (monitoring, integrations)."""
+    await state_audit(websocket, who, "events.live", "calls:*")
     try:
-        await _stream(websocket, None)
+        await _stream(websocket, None, who)
     except WebSocketDisconnect:
         return
 
 
-@router.websocket("/calls/{call_id}/events")
-async def call_events(websocket: WebSocket, call_id: str) -> None:
-    """One call's events: what happened so far, then live until it ends."""
+@router.websocket("/calls/{call_id}/events",
+                  dependencies=[require(Perm.TRANSCRIPTS_READ, caller_pass=True)])
+async def call_events(websocket: WebSocket, call_id: str, who: CurrentPrincipal) -> None:
+    """One call's events: what happened so far, then live until it ends. A caller follows
+    their own call with ``?caller_token=`` (the pass in the WebRTC answer)."""
     try:
-        await _stream(websocket, call_id)
+        await _stream(websocket, call_id, who)
     except WebSocketDisconnect:
         return
 
 
-@router.post("/intents/reload")
-async def reload_intents(request: Request) -> dict[str, Any]:
-    """Swap in the newest trained intent model; calls in progress are not disturbed."""
+async def state_audit(websocket: WebSocket, who: Principal, action: str, target: str) -> None:
+    await websocket.app.state.auth.audit(who, action, target, ip=client_ip(websocket))
+
+
+@router.post("/intents/reload", dependencies=[require(Perm.INTENTS_MANAGE)])
+async def reload_intents(request: Request, who: CurrentPrincipal) -> dict[str, Any]:
+    """Swap in the newest trained intent model; calls in progress are not disturbed.
+    Audited as a configuration change (model version before and after)."""
     nlu = request.app.state.nlu
     if nlu is None:
         raise HTTPException(503, "intent service is not loaded")
+    before = getattr(nlu, "version", None)
     await asyncio.to_thread(nlu.reload)
-    return {"status": "reloaded", "version": getattr(nlu, "version", None)}
+    after = getattr(nlu, "version", None)
+    await request.app.state.auth.audit(who, "intents.reload", "intent_model",
+                                       before={"version": before}, after={"version": after},
+                                       ip=client_ip(request))
+    return {"status": "reloaded", "version": after}

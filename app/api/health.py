@@ -10,18 +10,19 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from app.auth import Perm, public, require
 from app.events import utc_now
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", dependencies=[public()])
 async def healthz() -> dict[str, str]:
     """The process is alive and serving HTTP."""
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", dependencies=[public()])
 async def readyz(request: Request) -> JSONResponse:
     """Ready when the database answers and takes writes, and recordings can be written;
     says what is missing.
@@ -64,6 +65,8 @@ def _writable(folder: Path) -> str | None:
     return None
 
 
-@router.get("/metrics")
+@router.get("/metrics", dependencies=[require(Perm.METRICS_READ)])
 async def metrics() -> Response:
+    """Prometheus metrics: a scraper uses an API token with scope ``metrics:read``
+    (``bearer_token_file`` / ``authorization`` in its scrape config)."""
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -7,7 +7,9 @@ from pathlib import Path
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse
 
-router = APIRouter(tags=["phone"])
+from app.auth import public
+
+router = APIRouter(tags=["phone"], dependencies=[public(rate="public")])
 
 PHONE_DIR = Path(__file__).resolve().parent.parent / "web" / "phone"
 STATIC_FILES = {

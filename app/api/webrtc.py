@@ -12,6 +12,7 @@ from typing import Literal
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
 
+from app.auth import public
 from app.call.manager import UnknownHotlineError
 from app.log import get_logger
 from app.media.webrtc import OfferError, WebRtcCallMedia
@@ -33,9 +34,13 @@ class OfferAnswer(BaseModel):
     sdp: str
     type: Literal["answer"] = "answer"
     call_id: str
+    caller_token: str = Field(
+        description="the caller's pass to follow this call's events: "
+        "/v1/calls/{call_id}/events?caller_token=...")
 
 
-@router.post("/offer", response_model=OfferAnswer)
+@router.post("/offer", response_model=OfferAnswer,
+             dependencies=[public(rate="webrtc_offer")])
 async def offer(body: OfferRequest, request: Request) -> OfferAnswer:
     """Answer a caller's offer and start the call on the dialled hotline number."""
     state = request.app.state
@@ -63,10 +68,11 @@ async def offer(body: OfferRequest, request: Request) -> OfferAnswer:
         await media.close()
         raise
     media.log = media.log.bind(call_id=call_id)
-    return OfferAnswer(sdp=answer_sdp, call_id=call_id)
+    return OfferAnswer(sdp=answer_sdp, call_id=call_id,
+                       caller_token=state.caller_passes.issue(call_id))
 
 
-@router.get("/config")
+@router.get("/config", dependencies=[public(rate="public")])
 async def config(request: Request) -> dict[str, list[dict[str, str]]]:
     """ICE servers for browser callers: the STUN servers from settings (TURN stays server-side,
     its credentials are not handed out)."""

@@ -246,8 +246,11 @@ async def _transcribe(settings: Settings, registry: ModelRegistry, locale: str, 
     from app.asr.engine import AsrEngine
 
     chunks = list(frames(pcm.data, pcm.sample_rate_hz))
+    # one file, one stream: decode in this process (worker processes would load the model
+    # a second time for nothing)
     run_settings = settings.model_copy(update={
         "asr_models": {locale: name}, "asr_queue_max_chunks": max(len(chunks) + 10, 10),
+        "asr_decoder": "threads",
     })
     engine = AsrEngine(run_settings, registry)
     try:

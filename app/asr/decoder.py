@@ -10,6 +10,7 @@ with many streams. Times are seconds from the start of the stream.
 from __future__ import annotations
 
 import json
+import math
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -19,7 +20,14 @@ import vosk
 
 from app.asr.grammar import Grammar, score_result
 from app.asr.vad import FrameVad
-from app.events import SAMPLE_WIDTH_BYTES, AudioChunk, SpeechActivity, Transcript, Word
+from app.events import (
+    SAMPLE_WIDTH_BYTES,
+    Alternative,
+    AudioChunk,
+    SpeechActivity,
+    Transcript,
+    Word,
+)
 
 START_WINDOW_FRAMES = 5  # speech starts when START_VOICED of the last 5 chunks are voiced
 START_VOICED = 4
@@ -38,6 +46,7 @@ class DecoderConfig:
     pool: RecognizerPool | None = None
     # grammar mode: once the partial is a whole listed phrase, a shorter pause ends the turn
     grammar_silence_timeout_s: float | None = None  # None: one private free recognizer per stream
+    max_alternatives: int = 0  # free-form n-best size (0: best string only)
 
 
 @dataclass(slots=True)
@@ -74,10 +83,12 @@ class RecognizerPool:
     leaks from one caller to the next). Thread-safe; LIFO so the warmest is reused first.
     """
 
-    def __init__(self, model: vosk.Model, sample_rate_hz: int, max_idle: int = 64) -> None:
+    def __init__(self, model: vosk.Model, sample_rate_hz: int, max_idle: int = 64,
+                 max_alternatives: int = 0) -> None:
         self._model = model
         self._rate = sample_rate_hz
         self._max_idle = max_idle
+        self._max_alternatives = max_alternatives
         self._idle: list[_Timeline] = []
         self._lock = threading.Lock()
 
@@ -89,6 +100,8 @@ class RecognizerPool:
                 return tl
         rec = vosk.KaldiRecognizer(self._model, self._rate)
         rec.SetWords(True)
+        if self._max_alternatives:
+            rec.SetMaxAlternatives(self._max_alternatives)
         return _Timeline(rec)
 
     def checkin(self, tl: _Timeline) -> None:
@@ -103,7 +116,11 @@ class RecognizerPool:
 
 
 class UtteranceDecoder:
-    def __init__(self, cfg: DecoderConfig, grammar: Grammar | None) -> None:
+    """``offset_samples``: where this decoder's audio starts on the stream's clock (a stream
+    resumed on a new worker goes on with its own times)."""
+
+    def __init__(self, cfg: DecoderConfig, grammar: Grammar | None,
+                 offset_samples: int = 0) -> None:
         self.cfg = cfg
         self.grammar = grammar
         self._rate = cfg.sample_rate_hz
@@ -114,12 +131,12 @@ class UtteranceDecoder:
         self._pending = bytearray()
         self._window: deque[tuple[bool, int]] = deque(maxlen=START_WINDOW_FRAMES)
         self._preroll: deque[tuple[AudioChunk, float]] = deque()
-        self._pos_samples = 0
+        self._pos_samples = offset_samples
         self._silence_s = 0.0
         self._last_partial = ""
-        self._utt_start_s = 0.0
+        self._utt_start_s = offset_samples / cfg.sample_rate_hz
         self._utt_finals = 0
-        self._last_end_s = 0.0
+        self._last_end_s = offset_samples / cfg.sample_rate_hz
         self.decoded_audio = False  # whether the last batch fed audio to Vosk
 
     @property
@@ -131,6 +148,10 @@ class UtteranceDecoder:
         self._free = self._gram = self._active = None
         self._pending.clear()
         self._preroll.clear()
+
+    def skip(self, samples: int) -> None:
+        """``samples`` of the stream were lost before the next chunk (its clock moves on)."""
+        self._pos_samples += samples
 
     def prepare(self) -> None:
         """Have a recognizer ready before the first utterance (creating one takes ~0.1 s)."""
@@ -204,6 +225,8 @@ class UtteranceDecoder:
                 else:
                     rec = vosk.KaldiRecognizer(self.cfg.model, self._rate)
                     rec.SetWords(True)
+                    if self.cfg.max_alternatives:
+                        rec.SetMaxAlternatives(self.cfg.max_alternatives)
                     self._free = _Timeline(rec)
             return self._free
         if self._gram is None or self._gram[0] != self.grammar:
@@ -267,6 +290,10 @@ class UtteranceDecoder:
         self._silence_s = 0.0
 
     def _final(self, tl: _Timeline, result: dict[str, Any], events: list[AsrEvent]) -> None:
+        alternatives = nbest(result)
+        if "alternatives" in result:  # n-best mode: the best alternative is the result
+            best = (result["alternatives"] or [{}])[0]
+            result = {"text": best.get("text", ""), "result": best.get("result", [])}
         raw_words: list[dict[str, Any]] = list(result.get("result", []))
         self._last_partial = ""
         if not raw_words:
@@ -278,12 +305,14 @@ class UtteranceDecoder:
         else:
             text = str(result.get("text", ""))
             conf = sum(w.confidence for w in words) / len(words)
+            if alternatives:  # words carry no confidence in n-best mode
+                conf = alternatives[0].confidence
         self._utt_finals += 1
         self._last_end_s = words[-1].end_s
         events.append(Transcript(
             text=text, is_final=True, locale=self.cfg.locale, confidence=round(conf, 4),
             start_s=words[0].start_s, end_s=words[-1].end_s, words=words,
-            grammar=self.grammar is not None,
+            grammar=self.grammar is not None, alternatives=alternatives,
         ))
 
     def _words(self, tl: _Timeline, raw: list[dict[str, Any]]) -> list[Word]:
@@ -296,3 +325,18 @@ class UtteranceDecoder:
                             confidence=round(float(w.get("conf", 0.0)), 4)))
             floor = end
         return out
+
+
+def nbest(result: dict[str, Any]) -> list[Alternative]:
+    """Vosk n-best (``{"alternatives": [{"text", "confidence"}, ...]}``, best first) as
+    ``Alternative``s whose confidence is a share: softmax of Vosk's lattice scores
+    (log-likelihoods) over the list. Empty texts are left out; no n-best: ``[]``."""
+    raw = [a for a in result.get("alternatives", []) if str(a.get("text", "")).strip()]
+    if not raw:
+        return []
+    scores = [float(a.get("confidence", 0.0)) for a in raw]
+    top = max(scores)
+    weights = [math.exp(s - top) for s in scores]
+    total = sum(weights)
+    return [Alternative(text=str(a["text"]), confidence=round(w / total, 4))
+            for a, w in zip(raw, weights, strict=True)]

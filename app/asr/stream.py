@@ -38,7 +38,8 @@ class StreamStats:
     chunks_processed: int = 0  # chunks through VAD (decoded or skipped as silence)
     decoder_calls: int = 0
     chunks_decoded: int = 0
-    # seconds from the oldest chunk of a decoded batch arriving to its results being ready
+    # seconds from the oldest chunk of a decoded batch being pushed to its results reaching the
+    # event loop
     result_delays_s: deque[float] = field(default_factory=lambda: deque(maxlen=5000))
 
 
@@ -188,22 +189,27 @@ class RecognizerStream:
             self._decoder.prepare()
         events = self._decoder.process([(i.chunk, i.gap_samples) for i in items], end)
         self.stats.chunks_processed += len(items)
+        decoded_from = None
         if self._decoder.decoded_audio and items:
             self.stats.decoder_calls += 1
             self.stats.chunks_decoded += len(items)
-            self.stats.result_delays_s.append(time.monotonic() - items[0].arrived_s)
+            decoded_from = items[0].arrived_s
         if end:
             self._end_done = True
-        if events or end:
-            self._post(events, _END if end else None)
+        if events or end or decoded_from is not None:
+            self._post(events, _END if end else None, decoded_from)
 
-    def _post(self, events: list[AsrEvent], tail: object) -> None:
+    def _post(self, events: list[AsrEvent], tail: object,
+              decoded_from: float | None = None) -> None:
         try:
-            self._loop.call_soon_threadsafe(self._deliver, events, tail)
+            self._loop.call_soon_threadsafe(self._deliver, events, tail, decoded_from)
         except RuntimeError:  # loop closed: nobody is listening any more
             pass
 
-    def _deliver(self, events: list[AsrEvent], tail: object) -> None:
+    def _deliver(self, events: list[AsrEvent], tail: object,
+                 decoded_from: float | None = None) -> None:
+        if decoded_from is not None:  # the result is on the loop now: that is the delay
+            self.stats.result_delays_s.append(time.monotonic() - decoded_from)
         for event in events:
             self._out.put_nowait(event)
         if tail is not None:

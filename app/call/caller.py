@@ -227,6 +227,8 @@ async def place_call(server_url: str, wav_pcm: Pcm, *, hotline_number: str | Non
         events: list[dict[str, Any]] = []
         server_done = asyncio.Event()
         ws_url = "ws" + base.removeprefix("http") + f"/v1/calls/{call_id}/events"
+        if answer.get("caller_token"):  # the caller's pass to follow their own call
+            ws_url += f"?caller_token={answer['caller_token']}"
         follower = asyncio.create_task(_follow_events(ws_url, events, on_event, server_done))
         await peer.accept_answer(answer["sdp"])
         try:

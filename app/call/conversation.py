@@ -30,6 +30,7 @@ from app.flows.runtime import (
     Webhook,
 )
 from app.flows.webhook import run_webhook
+from app.pii import SENSITIVE
 from app.record import (
     CallError,
     EntitiesFound,
@@ -60,6 +61,10 @@ class ConversationIO(Protocol):
     async def say(self, action: Say) -> bool:
         """Deliver one prompt; True when the caller interrupted it (barge-in)."""
 
+    async def protect(self, sensitive: bool, node: str) -> None:
+        """Whether the call is at a ``sensitive`` collect node (card numbers, PINs): keep
+        what the caller says or presses out of the record (voice: and the recording)."""
+
     async def next_input(self, action: Listen, interrupted: bool) -> CallerInput:
         """The caller's answer to ``action`` (speech, keys, text, or no input)."""
 
@@ -84,6 +89,7 @@ class Conversation:
         self.outcome = "completed"
         self.queued = False  # waiting for a human right now
         self.agent_answered = False  # a human took the call at some point
+        self.sensitive = False  # at a sensitive collect node: the caller's words are masked
 
     async def run(self) -> None:
         """The whole flow; returns when it hangs up (``outcome`` says how)."""
@@ -104,6 +110,8 @@ class Conversation:
 
     def _record_step(self, step: Step) -> None:
         self.state = step.state
+        for secret in step.secrets:  # before anything that could carry it is recorded
+            self.events.redactor.add_secret(secret)
         for raw in step.events:
             fields = {k: v for k, v in raw.items() if k not in ("type", "at")}
             try:
@@ -124,6 +132,8 @@ class Conversation:
     async def _run_actions(self, step: Step) -> CallerInput | ResumeAt | None:
         """Carry out a step's actions; returns the input for the next step, None at the end."""
         barged = False
+        self.sensitive = step.sensitive
+        await self.io.protect(step.sensitive, step.state.node)
         upcoming = step.listen
         if upcoming is not None:  # listen during the prompts too, for barge-in
             self.set_locale(upcoming.locale)
@@ -156,6 +166,8 @@ class Conversation:
     async def understand(self, heard: TranscriptHeard) -> CallerInput:
         """What the caller said (or typed), recorded and understood: the engine's input."""
         text = heard.text
+        if self.sensitive:  # understood, but never recorded
+            heard = heard.model_copy(update={"text": SENSITIVE})
         if heard.rejected:  # heard, but not taken as an answer
             self.events.emit(heard)
             return CallerInput(kind="speech", text="", at=self.deps.clock())
@@ -164,7 +176,7 @@ class Conversation:
         if nlu is None:
             return CallerInput(kind="speech", text=text, at=self.deps.clock())
         try:
-            understood = await nlu.understand_async(text, self.locale)
+            understood = await nlu.understand_async(heard.alternatives or text, self.locale)
         except Exception as exc:  # the flow goes on with the words alone (menus, agent key)
             self.events.emit(CallError(reason=type(exc).__name__, detail=str(exc)[:300],
                                        where="nlu"))
@@ -172,10 +184,13 @@ class Conversation:
         intent, sentiment = understood.intent, understood.sentiment
         self.events.emit(IntentDetected(intent=intent.intent,
                                         confidence=round(intent.confidence, 3),
-                                        reason=intent.reason))
+                                        reason=intent.reason,
+                                        alternative=intent.alternative_index))
         self.events.emit(SentimentScored(score=round(sentiment.score, 3), label=sentiment.label))
-        if understood.entities:
+        if understood.entities and not self.sensitive:
             self.events.emit(EntitiesFound(entities=understood.entities))
+        if intent.text and intent.text != text:  # a lower alternative won: go on with it
+            text = intent.text
         return CallerInput(
             kind="speech", text=text, intent=intent, entities=understood.entities,
             sentiment=sentiment, at=self.deps.clock(),

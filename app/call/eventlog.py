@@ -1,16 +1,18 @@
 """A call's append-only event log: the single record of the call.
 
-``emit(event)`` never waits for the database: the typed event is serialized once, published to
-the live bus at once, and queued for one background writer per call, which creates the call's
-row, then commits queued events in order (in groups: whatever accumulated while the previous
-commit ran) and finally computes the CDR (``close``). An event is *acknowledged* once its
-commit returns; a crash (kill -9) loses no acknowledged event.
+``emit(event)`` never waits for the database: the typed event is serialized once and masked
+once (``app.pii.Redactor``: card, ID and bank numbers, and the values of sensitive flow
+nodes, never leave the process in clear), published to the live bus at once, and queued for
+one background writer per call, which creates the call's row, then commits queued events in
+order (in groups: whatever accumulated while the previous commit ran) and finally computes
+the CDR (``close``). An event is *acknowledged* once its commit returns; a crash (kill -9)
+loses no acknowledged event.
 
 When the database fails the call goes on: the writer retries with back-off, keeping the
 events in memory. If the database is still failing ``retry_for_s`` after the call ended (or
 the process is stopping), the unwritten record is spooled to ``spool_dir/<call_id>.json``,
-which the next start replays (``replay_spool``); if even that fails, the record is written to
-the log as one error line with the call id, so it can be recovered by hand.
+which the next start replays (``replay_spool``); if even that fails, the record is written
+to the log as one error line with the call id, so it can be recovered by hand.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from app.call.ports import CallStore, EventPublisher
 from app.events import utc_now
 from app.log import get_logger
 from app.metrics import EVENT_WRITE_FAILURES
+from app.pii import Redactor
 from app.record import CallEvent, event_payload
 
 MAX_GROUP = 200  # events written per commit, at most
@@ -63,8 +66,10 @@ class _Pending:
 
 class CallEventLog:
     def __init__(self, header: CallHeader, store: CallStore, bus: EventPublisher, *,
-                 spool_dir: Path | None = None, retry_for_s: float = 30.0) -> None:
+                 spool_dir: Path | None = None, retry_for_s: float = 30.0,
+                 redactor: Redactor | None = None) -> None:
         self.header = header
+        self.redactor = redactor or Redactor(owner=header.call_id)
         self.call_id = header.call_id
         self.history: list[dict[str, Any]] = []  # every event emitted, as published
         self.typed: list[tuple[int, CallEvent]] = []  # the same, as (seq, event)
@@ -101,7 +106,7 @@ class CallEventLog:
         """Record ``event``: published now, stored in order in the background."""
         at = utc_now()
         self._seq += 1
-        payload = event_payload(event)
+        payload: dict[str, Any] = self.redactor.json(event_payload(event))
         envelope = {**payload, "call_id": self.call_id, "seq": self._seq, "at": at.isoformat()}
         self.history.append(envelope)
         self.typed.append((self._seq, event))
@@ -117,6 +122,8 @@ class CallEventLog:
         """Write everything emitted so far and the CDR; returns when stored or spooled."""
         if self._writer is None or self._closing is not None:
             return
+        if closing.flow_state is not None:
+            closing = replace(closing, flow_state=self.redactor.json(closing.flow_state))
         self._closing = closing
         self._wake.set()
         try:
@@ -129,6 +136,7 @@ class CallEventLog:
             raise
         finally:
             self._closed = True
+            self.redactor.close()
 
     # -- writer -------------------------------------------------------------------------------
     async def _run(self) -> None:

@@ -22,6 +22,7 @@ from app.call.player import Player, TurnClock
 from app.call.ports import AsrStream, SpeechRecognizer
 from app.call.recorder import Recorder
 from app.events import AudioChunk, Dtmf, SpeechActivity, Transcript
+from app.pii import MASKED_KEY, SENSITIVE
 from app.record import (
     AsrGrammarRejected,
     AsrWorkerRestarted,
@@ -62,6 +63,8 @@ class Listener:
         self._stream: AsrStream | None = None
         self._stream_locale = ""
         self._reader: asyncio.Task[None] | None = None
+        # a sensitive node is listening: keys and partial speech are recorded masked
+        self.sensitive = False
 
     # -- media
     async def run(self) -> None:
@@ -78,7 +81,7 @@ class Listener:
                 if self.tap is not None:
                     self.tap(item)
             else:
-                self.events.emit(DtmfPressed(digit=item.digit))
+                self.events.emit(DtmfPressed(digit=MASKED_KEY if self.sensitive else item.digit))
                 self.inputs.put_nowait(item)
 
     @property
@@ -138,7 +141,8 @@ class Listener:
                 if not item.is_final:
                     if item.text and item.text != last_partial:
                         last_partial = item.text
-                        self.events.emit(TranscriptHeard(text=item.text, is_final=False))
+                        shown = SENSITIVE if self.sensitive else item.text
+                        self.events.emit(TranscriptHeard(text=shown, is_final=False))
                         self.player.barge_in("partial")
                     continue
                 last_partial = ""

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from app.events import AudioChunk, Entity, IntentResult, Sentiment
+from app.events import Alternative, AudioChunk, Entity, IntentResult, Sentiment
 from app.flows.runtime import CallerInput, ResumeAt, Transfer
 from app.media.audio import Pcm
 
@@ -56,7 +56,9 @@ class Understood(Protocol):
 
 
 class Understander(Protocol):
-    async def understand_async(self, text: str, locale: str) -> Understood: ...
+    async def understand_async(self, heard: str | Sequence[Alternative], locale: str
+                               ) -> Understood:
+        """Intent, entities and sentiment of a turn: its text, or the recognizer's n-best."""
 
 
 class CallStore(Protocol):

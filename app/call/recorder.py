@@ -5,7 +5,9 @@ is its byte count; the bot's audio comes in bursts, so each chunk is placed at t
 was queued for sending, with silence in between. ``take()`` (event loop) hands over the audio
 both sides have covered so far as interleaved stereo; ``append()`` (a worker thread) writes it
 and patches the WAV header, so the file on disk is a valid WAV after every flush: a crash
-keeps everything up to the last flush.
+keeps everything up to the last flush. While ``paused`` (a sensitive flow node collecting
+a card number or a PIN) both channels record silence: the timeline stays true, the digits
+and their read-back never reach the file.
 """
 
 from __future__ import annotations
@@ -32,13 +34,16 @@ class Recorder:
         self._taken_bytes = 0  # per channel, handed to append()
         self._file: BinaryIO | None = None
         self._wav: wave.Wave_write | None = None
+        self.paused = False  # silence is kept instead of audio (a sensitive node)
 
     # -- event loop side
     def caller(self, chunk: AudioChunk) -> None:
         if self._taken_bytes + len(self._caller) < self._max_bytes:
-            self._caller += chunk.pcm
+            self._caller += bytes(len(chunk.pcm)) if self.paused else chunk.pcm
 
     def bot(self, chunk: AudioChunk) -> None:
+        if self.paused:  # the timeline keeps silence where the bot spoke
+            return
         at = self._offset_bytes() - self._taken_bytes
         if self._taken_bytes + at >= self._max_bytes:
             return

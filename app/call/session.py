@@ -29,6 +29,7 @@ from app.flows.defaults import default_text
 from app.flows.runtime import CallerInput, FlowState, Listen, ResumeAt, Say, Transfer
 from app.log import get_logger
 from app.metrics import CALLS_ACTIVE, CALLS_TOTAL
+from app.pii import Redactor
 from app.record import (
     CallEnded,
     CallError,
@@ -36,6 +37,8 @@ from app.record import (
     Listening,
     NoInput,
     RecordingFailed,
+    RecordingPaused,
+    RecordingResumed,
     RecordingSaved,
     RecordingStarted,
     TranscriptHeard,
@@ -59,8 +62,9 @@ class CallSession:
         self.started_at = utc_now()
         header = CallHeader(info.call_id, info.hotline_number, info.caller_number,
                             info.channel, info.locale, self.started_at, info.flow_id)
+        self.redactor = Redactor(kinds=tuple(settings.pii_redact_at_rest), owner=info.call_id)
         self.events = CallEventLog(header, deps.store, deps.bus, spool_dir=settings.spool_dir,
-                                   retry_for_s=settings.record_retry_s)
+                                   retry_for_s=settings.record_retry_s, redactor=self.redactor)
         self.recording_file = f"{info.call_id}.wav"
         self.recorder = (
             Recorder(settings.recordings_dir / self.recording_file, media.sample_rate_hz,
@@ -236,6 +240,22 @@ class CallSession:
     async def say(self, action: Say) -> bool:
         return await self.player.say(action, action.locale or self.locale)
 
+    async def protect(self, sensitive: bool, node: str) -> None:
+        """At a sensitive node: keys and partial speech are recorded masked, the recording
+        pauses (silence kept in its place) and the caller is told; after it, it resumes."""
+        self.listener.sensitive = sensitive
+        recorder = self.recorder
+        if recorder is None or recorder.paused == sensitive:
+            return
+        recorder.paused = sensitive
+        if sensitive:
+            self.events.emit(RecordingPaused(reason="sensitive_input", node=node))
+            notice = Say(text=self._system_text("recording_paused"), locale=self.locale,
+                         barge_in=False)
+            await self.player.say(notice, self.locale)  # in the transcript too
+        else:
+            self.events.emit(RecordingResumed())
+
     async def ending(self) -> None:
         await asyncio.sleep(HANGUP_GRACE_S)  # let the goodbye's queued audio play out
 
@@ -263,6 +283,7 @@ class CallSession:
         heard = TranscriptHeard(
             text=transcript.text, is_final=True, confidence=round(transcript.confidence, 3),
             grammar=transcript.grammar, start_s=transcript.start_s, end_s=transcript.end_s,
+            alternatives=transcript.alternatives,
         )
         min_confidence = self.deps.settings.asr_grammar_min_confidence
         if transcript.grammar and transcript.confidence < min_confidence:

@@ -99,6 +99,11 @@ DEFAULT_TEXTS: dict[str, dict[str, str]] = {
         "en": "Sorry, speech recognition is not available right now. Please use your keypad.",
         "ko": "죄송합니다, 지금은 음성 인식을 사용할 수 없습니다. 버튼을 눌러 주세요.",
     },
+    "recording_paused": {
+        "zh": "为保护您的信息，录音已暂停。",
+        "en": "To protect your details, recording is paused.",
+        "ko": "고객님의 정보를 보호하기 위해 녹음을 일시 중지합니다.",
+    },
 }
 
 

@@ -51,6 +51,7 @@ from app.flows.schema import (
     VoicemailNode,
     WebhookNode,
 )
+from app.pii import SENSITIVE
 
 if TYPE_CHECKING:
     from app.flows.engine import IntentAnswers
@@ -72,17 +73,29 @@ class NodeRunner:
         self.events: list[dict[str, Any]] = []
         self._said: list[Say] = []
         self._readings = slot_readings(flow)
+        self.secrets: list[str] = []
 
     # -- output ---------------------------------------------------------------------------
 
     def result(self) -> Step:
-        return Step(state=self.state, actions=self.actions, events=self.events)
+        st = self.state
+        sensitive = self._sensitive() and st.phase in ("listen", "confirm")
+        return Step(state=st, actions=self.actions, events=self.events, sensitive=sensitive,
+                    secrets=self.secrets)
+
+    def _sensitive(self) -> bool:
+        node = self.flow.nodes.get(self.state.node)
+        return isinstance(node, CollectNode) and node.sensitive
 
     def event(self, decision: str, inp: CallerInput | None = None, **extra: Any) -> None:
         conf = self.state.last_confidence if inp is not None and inp.kind == "speech" else None
+        summary = inp.summary() if inp else ""
+        if self._sensitive() and inp is not None and inp.kind in ("speech", "dtmf"):
+            summary = f"{inp.kind}:{SENSITIVE}"
+            extra = {k: SENSITIVE if k == "value" else v for k, v in extra.items()}
         self.events.append({
             "type": "flow_step", "flow": self.flow.id, "node": self.state.node,
-            "input": inp.summary() if inp else "", "decision": decision, "confidence": conf,
+            "input": summary, "decision": decision, "confidence": conf,
             "at": self.state.now.isoformat(), **extra,
         })
 
@@ -140,6 +153,7 @@ class NodeRunner:
             grammar=grammar, timeout_s=timeout_s or node.timeout_s or self.flow.globals.timeout_s,
             max_digits=max_digits, terminator=terminator, locale=self.state.locale,
             alt_locales=[x for x in alt if x != self.state.locale],
+            sensitive=isinstance(node, CollectNode) and node.sensitive,
         )
         self.actions.append(listen)
         self.state.last_prompts = list(self._said)
@@ -340,7 +354,7 @@ class NodeRunner:
         st = self.state
         keep = keep_intent and st.last_intent is not None
         if not keep:
-            st.last_text = inp.text
+            st.last_text = SENSITIVE if self._sensitive() else inp.text
         if inp.intent is not None and not keep:
             st.last_intent = inp.intent.intent or st.last_intent
             st.last_confidence = inp.intent.confidence
@@ -497,6 +511,8 @@ class NodeRunner:
         if value is None:
             self.retry(node, inp, "no_match", invalid=True)
             return
+        if node.sensitive:
+            self.secrets.append(value)
         if node.confirm and node.type != "yes_no":
             st = self.state
             st.pending = Pending(value=value, spoken=spaced(value))

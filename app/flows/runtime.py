@@ -99,6 +99,7 @@ class Listen(BaseModel):
     terminator: str | None = Field(default=None, description="key that ends keypad input")
     locale: str
     alt_locales: list[str] = Field(default_factory=list, description="also try these")
+    sensitive: bool = Field(default=False, description="a sensitive collect node's listen")
 
 
 class Webhook(BaseModel):
@@ -190,6 +191,14 @@ class Step(BaseModel):
     state: FlowState
     actions: list[Action] = Field(default_factory=list)
     events: list[dict[str, Any]] = Field(default_factory=list)
+    sensitive: bool = Field(
+        default=False, description="the call is at a sensitive collect node: pause the "
+        "recording and keep what the caller says or presses out of the record",
+    )
+    secrets: list[str] = Field(
+        default_factory=list, description="values a sensitive node collected in this step: "
+        "masked wherever they would be recorded",
+    )
 
     @property
     def says(self) -> list[Say]:

@@ -162,6 +162,10 @@ class CollectNode(_Node):
         default=None, description="how the slot is read aloud; default by type (digits and "
         "phone: digits, date: date)",
     )
+    sensitive: bool = Field(
+        default=False, description="card numbers, PINs, ID numbers: the value never reaches "
+        "the event log, the logs, the recording (paused, the caller told) or the TTS cache",
+    )
 
     @field_validator("pattern")
     @classmethod

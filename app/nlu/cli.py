@@ -114,25 +114,39 @@ def eval_cmd(
     test_file: Annotated[list[Path], typer.Option("--test-file", help="eval YAML (repeatable)")],
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     report_dir: Annotated[Path | None, typer.Option("--report-dir", help="PNG reports")] = None,
+    noise: Annotated[list[float] | None, typer.Option(
+        "--noise", help="also score a noisy copy at this rate (repeatable; default 0.1; "
+        "0 for clean only)")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="noise seed")] = 0,
     config: ConfigOpt = None, data: DataOpt = None, model: ModelOpt = None,
 ) -> None:
-    """Evaluate on a test file: in-scope accuracy, oos recall, macro F1 per locale."""
+    """Evaluate on a test file: in-scope accuracy, oos recall, macro F1 per locale, clean
+    and beside it on noisy copies (``hotline intents noise``, same procedure)."""
     from app.nlu.evaluate import EvalFileError, evaluate, load_eval_files, summary, write_report
+    from app.nlu.noise import noisy_evalset
 
     try:
         evalset = load_eval_files(test_file)
     except (EvalFileError, OSError) as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
+    rates = [r for r in (noise if noise is not None else [0.1]) if r > 0]
+    if any(r > 1 for r in rates):
+        err.print("[red]--noise must be within [0, 1][/red]")
+        raise typer.Exit(2)
     service, classifier = _ready(config, data, model)
     results = evaluate(classifier, evalset)
     figures = summary(results)
+    figures["noisy"] = {
+        f"{r:g}": summary(evaluate(classifier, noisy_evalset(evalset, r, seed)))
+        for r in rates
+    }
     if as_json:
         if report_dir is not None:
             figures["reports"] = [str(p) for p in write_report(results, report_dir)]
         sys.stdout.write(json.dumps(figures) + "\n")
         return
-    _print_summary(figures, classifier.version)
+    _print_summary(figures, classifier.version, seed)
     _print_confusions(results)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     folder = report_dir or service.settings.data_dir / "reports" / f"intents-{stamp}"
@@ -140,15 +154,18 @@ def eval_cmd(
         out.print(f"report: {path}")
 
 
-def _print_summary(figures: dict[str, Any], version: str) -> None:
+def _print_summary(figures: dict[str, Any], version: str, seed: int = 0) -> None:
     table = Table(title=f"intent evaluation (model {version})")
-    for col in ("locale", "in-scope accuracy", "oos recall", "macro F1", "n"):
+    for col in ("locale", "text", "in-scope accuracy", "oos recall", "macro F1", "n"):
         table.add_column(col, justify="right")
-    rows = dict(figures["by_locale"])
-    rows["overall"] = figures["overall"]
-    for loc, m in rows.items():
-        table.add_row(loc, f"{m['in_scope_accuracy']:.3f}", f"{m['oos_recall']:.3f}",
-                      f"{m['macro_f1']:.3f}", str(m["n"]))
+    variants = [("clean", figures)] + [
+        (f"noise {rate} (seed {seed})", f) for rate, f in figures.get("noisy", {}).items()
+    ]
+    for loc in [*figures["by_locale"], "overall"]:
+        for name, f in variants:
+            m = f["overall"] if loc == "overall" else f["by_locale"][loc]
+            table.add_row(loc, name, f"{m['in_scope_accuracy']:.3f}", f"{m['oos_recall']:.3f}",
+                          f"{m['macro_f1']:.3f}", str(m["n"]))
     out.print(table)
 
 
@@ -187,6 +204,50 @@ def test(config: ConfigOpt = None, data: DataOpt = None, model: ModelOpt = None)
     if failures:
         raise typer.Exit(1)
     out.print("[green]held-out evaluation passes the configured thresholds[/green]")
+
+
+@intents_app.command("noise")
+def noise_cmd(
+    locale: Annotated[str, typer.Option("--locale", "-l", help="zh or en")],
+    rate: Annotated[float, typer.Option("--rate", help="share of characters/words touched")],
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    test_file: Annotated[Path | None, typer.Option(
+        "--test-file", help="eval YAML (default: <intents>/tests/heldout_<locale>.yaml)")] = None,
+    output: Annotated[Path | None, typer.Option("--out", "-o", help="default: stdout")] = None,
+    config: ConfigOpt = None, data: DataOpt = None,
+) -> None:
+    """Write a noisy copy of a test file's locale: homophones, drops, fillers (zh);
+    phonetic confusions, deletions, fillers (en). Seeded; see app/nlu/noise.py."""
+    import yaml
+
+    from app.nlu.evaluate import EvalFileError, load_eval_file
+    from app.nlu.noise import noisy_evalset
+    from app.nlu.text import base_locale
+    from app.settings import load_settings
+
+    loc = base_locale(locale)
+    if not 0.0 <= rate <= 1.0:
+        err.print(f"[red]--rate must be within [0, 1], got {rate}[/red]")
+        raise typer.Exit(2)
+    source = test_file or (data or load_settings(config).intents_dir) / "tests" / (
+        f"heldout_{loc}.yaml")
+    try:
+        evalset = load_eval_file(source)
+    except (EvalFileError, OSError) as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    if loc not in evalset:
+        err.print(f"[red]{source}: no {loc!r} section[/red]")
+        raise typer.Exit(2)
+    noised = noisy_evalset({loc: evalset[loc]}, rate, seed)
+    header = (f"# noisy copy of {source.name}: locale {loc}, rate {rate}, seed {seed} "
+              f"(hotline intents noise; procedure in app/nlu/noise.py)\n")
+    text = header + yaml.safe_dump(noised, allow_unicode=True, sort_keys=False)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        err.print(f"wrote {output}")
 
 
 @intents_app.command()

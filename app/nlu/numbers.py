@@ -157,3 +157,69 @@ def en_digit_runs(text: str) -> list[DigitRun]:
             runs.append(DigitRun(digits, start, end, prev in {"+", "plus"}))
         i = max(j, i + 1)
     return runs
+
+
+# -- number masking for intent features (text scheme 2) ----------------------------------------
+_ZH_NUMERAL = "零〇一二两三四五六七八九十百千万亿"
+_ZH_QUANTITY = re.compile(rf"[零〇一二两三四五六七八九十][{_ZH_NUMERAL}]+")
+_ARABIC = re.compile(r"\d+(?:[.,]\d+)*")
+_EN_WORD = re.compile(r"[a-z]+|\d+(?:[.,]\d+)*")
+_EN_LONE_NOT_NUMBER = {"a", "one", "oh", "o", "and"}
+
+
+def mask_numbers(norm: str, cjk: bool) -> str:
+    """Every number of a normalised text as ``#``, spoken or written, either language.
+
+    Chinese: arabic digits, digit strings said one by one (3+), and numerals with a unit
+    character (``三百五``, ``十二``); a lone ``一`` (``一下``, ``一直``) is a word, not a
+    number. English: digit tokens and number-word sequences (``two hundred and five``);
+    a lone ``a`` / ``one`` / ``oh`` is a word.
+    """
+    if cjk:
+        runs = [(r.start, r.end) for r in zh_digit_runs(norm)]
+        runs += [(m.start(), m.end()) for m in _ZH_QUANTITY.finditer(norm)
+                 if any(c in CN_UNIT or c in CN_BIG for c in m.group())]
+        runs += [(m.start(), m.end()) for m in _ARABIC.finditer(norm)]
+        spans = _merge(runs)
+    else:
+        spans = _merge([(r.start, r.end) for r in en_digit_runs(norm)] + _en_number_spans(norm))
+    for start, end in reversed(spans):
+        norm = norm[:start] + " # " + norm[end:]
+    return re.sub(r"\s+", " ", norm).strip()
+
+
+def _en_number_spans(norm: str) -> list[tuple[int, int]]:
+    spans: list[tuple[int, int]] = []
+    words = list(_EN_WORD.finditer(norm))
+    i = 0
+    while i < len(words):
+        j = i
+        while j < len(words) and _en_numberish(words[j].group()):
+            j += 1
+        group = [w.group() for w in words[i:j]]
+        while group and group[-1] in _EN_LONE_NOT_NUMBER:  # "twenty and" / "five a"
+            group.pop()
+            j -= 1
+        while group and group[0] in {"and", "a"} and len(group) > 1:
+            group.pop(0)
+            i += 1
+        real = [g for g in group if g not in _EN_LONE_NOT_NUMBER]
+        if real or len(group) >= 2:
+            spans.append((words[i].start(), words[j - 1].end()))
+        i = max(j, i + 1)
+    return spans
+
+
+def _en_numberish(word: str) -> bool:
+    return (word[0].isdigit() or word in EN_SMALL or word in EN_SCALE or word == "and"
+            or word in EN_DIGIT)
+
+
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out

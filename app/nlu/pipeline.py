@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from app.nlu.classifier import Decision, IntentClassifier, load_classifier
-from app.nlu.features import EmbeddingCache, SentenceEncoder, default_encoder_path
+from app.nlu.features import EmbeddingCache, Encoder, SentenceEncoder, default_encoder_path
 from app.nlu.intents import IntentCatalog, check_trainable, load_intents
 from app.nlu.store import current_model_dir, model_status, write_model
 from app.nlu.train import Progress, TrainConfig, train_catalog
@@ -35,12 +35,33 @@ def get_encoder(settings: Settings) -> SentenceEncoder:
         return encoder
 
 
+_serving: dict[tuple[Path, str], Encoder] = {}
+
+
+def get_serving_encoder(settings: Settings) -> Encoder:
+    """The encoder ``predict`` uses: ONNX Runtime (exported once from torch) or torch."""
+    torch_encoder = get_encoder(settings)
+    if settings.nlu_encoder_backend == "torch":
+        return torch_encoder
+    key = (torch_encoder.path, settings.nlu_encoder_backend)
+    with _encoders_lock:
+        found = _serving.get(key)
+        if found is None:
+            from app.nlu.onnx_encoder import OnnxSentenceEncoder
+
+            found = OnnxSentenceEncoder(torch_encoder, settings.model_cache_dir / "onnx",
+                                        threads=settings.nlu_torch_threads)
+            _serving[key] = found
+        return found
+
+
 def embedding_cache(settings: Settings, encoder: SentenceEncoder) -> EmbeddingCache:
     return EmbeddingCache(settings.data_dir / "cache" / "nlu", encoder)
 
 
 def decision(settings: Settings) -> Decision:
-    return Decision(settings.intent_threshold, settings.intent_margin, MAX_TEXT_CHARS)
+    return Decision(settings.intent_threshold, settings.intent_margin, MAX_TEXT_CHARS,
+                    settings.intent_fast_threshold)
 
 
 def recipe(settings: Settings, config: TrainConfig = DEFAULT_CONFIG) -> str:
@@ -81,4 +102,4 @@ def open_classifier(model_root: Path, settings: Settings) -> IntentClassifier:
     )
     if folder is None:
         raise FileNotFoundError(f"no trained intent model under {model_root}")
-    return load_classifier(folder, get_encoder(settings), decision(settings))
+    return load_classifier(folder, get_serving_encoder(settings), decision(settings))

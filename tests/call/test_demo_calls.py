@@ -173,3 +173,24 @@ async def test_speech_recognition_dying_mid_call_leaves_the_keypad(demo: Any) ->
     assert await rig.manager.wait(call_id, 30) == "caller_hangup"
     types = rig.types(call_id)
     assert "error" not in types and types[-1] == "call_ended"
+
+
+async def test_the_recognizers_second_reading_wins_when_only_it_names_an_intent(
+        demo: Any) -> None:
+    rig, asr = demo
+    media = PipeMedia()
+    call_id = await rig.start(media, number=DEMO, locale="zh")
+    language = await rig.event(call_id, "node_entered", where=lambda e: e["node"] == "language")
+    await _after(rig, call_id, "listen", language)
+    media.press("1")
+    menu = await _after(rig, call_id, "node_entered", language, node="main_menu")
+    await _after(rig, call_id, "listen", menu)
+    asr.say("今天天气怎么样", confidence=0.55,
+            alternatives=[("今天天气怎么样", 0.55), ("我想查一下我的订单", 0.45)])
+    intent = await _after(rig, call_id, "intent", menu)
+    assert (intent["intent"], intent["alternative"]) == ("order_status", 1)
+    heard = await _after(rig, call_id, "transcript", menu, is_final=True)
+    assert [a["text"] for a in heard["alternatives"]] == ["今天天气怎么样", "我想查一下我的订单"]
+    await _after(rig, call_id, "node_entered", intent, node="order_number")
+    media.hang_up()
+    assert await rig.manager.wait(call_id, 30) == "caller_hangup"

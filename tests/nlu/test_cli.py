@@ -30,9 +30,12 @@ def test_eval_json_has_the_documented_shape(env: dict[str, str]) -> None:
     )
     assert result.exit_code == 0, result.output
     figures = json.loads(result.stdout)
-    assert set(figures) == {"by_locale", "overall"}
+    assert set(figures) == {"by_locale", "overall", "noisy"}
     assert set(figures["by_locale"]) == {"zh", "en"}
-    for m in [*figures["by_locale"].values(), figures["overall"]]:
+    assert set(figures["noisy"]) == {"0.1"}  # the default: clean and 10% noise side by side
+    noisy = figures["noisy"]["0.1"]
+    for m in [*figures["by_locale"].values(), figures["overall"],
+              *noisy["by_locale"].values(), noisy["overall"]]:
         assert set(m) == {"in_scope_accuracy", "oos_recall", "macro_f1", "n"}
         assert 0.0 <= m["in_scope_accuracy"] <= 1.0
     assert figures["overall"]["n"] == sum(m["n"] for m in figures["by_locale"].values())
@@ -62,7 +65,8 @@ def test_test_command_fails_under_the_thresholds(env: dict[str, str]) -> None:
 
 
 def test_predict_prints_intent_and_answer(env: dict[str, str]) -> None:
-    result = CliRunner().invoke(intents_app, ["predict", "你们几点开门", "--locale", "zh"], env=env)
+    result = CliRunner().invoke(intents_app, ["predict", "请问你们周末几点开门", "--locale", "zh"],
+                                env=env)
     assert result.exit_code == 0, result.output
     shown = json.loads(result.stdout)
     assert shown["intent"]["intent"] == "business_hours"
@@ -74,6 +78,42 @@ def test_broken_data_folder_is_a_clear_error(env: dict[str, str], tmp_path: Path
     result = CliRunner().invoke(intents_app, ["train", "--data", str(tmp_path)], env=env)
     assert result.exit_code == 2
     assert "bad.yaml:2" in result.output
+
+
+def test_noise_writes_a_seeded_copy_of_a_test_file(env: dict[str, str], tmp_path: Path) -> None:
+    from app.nlu.evaluate import load_eval_file
+
+    args = ["noise", "--locale", "zh", "--rate", "0.2", "--seed", "3"]
+    first = CliRunner().invoke(intents_app, [*args, "--out", str(tmp_path / "a.yaml")], env=env)
+    assert first.exit_code == 0, first.output
+    again = CliRunner().invoke(intents_app, args, env=env)
+    assert again.exit_code == 0
+    assert again.stdout == (tmp_path / "a.yaml").read_text(encoding="utf-8")
+    assert "rate 0.2, seed 3" in again.stdout.splitlines()[0]
+    clean = load_eval_file(HELDOUT / "heldout_zh.yaml")["zh"]
+    noised = load_eval_file(tmp_path / "a.yaml")["zh"]
+    assert {k: len(v) for k, v in noised.items()} == {k: len(v) for k, v in clean.items()}
+    assert noised != clean
+    bad = CliRunner().invoke(intents_app, ["noise", "--locale", "zh", "--rate", "2"], env=env)
+    assert bad.exit_code == 2 and "--rate must be within [0, 1], got 2.0" in bad.output
+
+
+def test_eval_reports_clean_and_noisy_side_by_side(env: dict[str, str], tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        intents_app, ["eval", "--test-file", str(HELDOUT / "heldout_en.yaml"), "--noise", "0.05",
+                      "--noise", "0.2", "--report-dir", str(tmp_path)], env=env,
+    )
+    assert result.exit_code == 0, result.output
+    assert "clean" in result.stdout and "noise" in result.stdout
+    as_json = CliRunner().invoke(
+        intents_app, ["eval", "--test-file", str(HELDOUT / "heldout_en.yaml"), "--noise", "0.05",
+                      "--noise", "0.2", "--json"], env=env,
+    )
+    figures = json.loads(as_json.stdout)
+    assert set(figures["noisy"]) == {"0.05", "0.2"}
+    noisy = figures["noisy"]["0.2"]["by_locale"]["en"]
+    assert noisy["n"] == figures["by_locale"]["en"]["n"]
+    assert noisy["in_scope_accuracy"] < figures["by_locale"]["en"]["in_scope_accuracy"]
 
 
 def test_predict_json_always_has_an_answer_key(env: dict[str, str]) -> None:

@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from app.settings import PROJECT_ROOT
+from tests.helpers.auth import ADMIN, ADMIN_TOKEN
 from tests.helpers.server import free_port, wait_ready
 from tests.helpers.tools import require_tool
 
@@ -51,14 +52,15 @@ class SipServer:
     tmp: Path
 
     def call_ids(self) -> list[str]:
-        items = httpx.get(f"{self.url}/v1/calls", params={"limit": 200}, timeout=30).json()
+        items = httpx.get(f"{self.url}/v1/calls", params={"limit": 200}, timeout=30,
+                          headers=ADMIN).json()
         return [c["id"] for c in items["items"]]
 
     def detail(self, call_id: str) -> dict[str, Any]:
-        return dict(httpx.get(f"{self.url}/v1/calls/{call_id}", timeout=30).json())
+        return dict(httpx.get(f"{self.url}/v1/calls/{call_id}", timeout=30, headers=ADMIN).json())
 
     def metrics(self) -> str:
-        return httpx.get(f"{self.url}/metrics", timeout=30).text
+        return httpx.get(f"{self.url}/metrics", timeout=30, headers=ADMIN).text
 
     def metric(self, name: str, labels: str = "") -> float:
         wanted = f"{name}{{{labels}}}" if labels else name
@@ -101,7 +103,8 @@ def start_server(tmp: Path, **env_overrides: str) -> SipServer:
         "HOTLINE_SIP_ENABLED": "true", "HOTLINE_SIP_PORT": str(sip_port),
         "HOTLINE_RTP_PORT_MIN": str(rtp_base), "HOTLINE_RTP_PORT_MAX": str(rtp_base + 998),
         "HOTLINE_LOG_JSON": "true", "HOTLINE_RTP_TIMEOUT_S": "150",  # sipp goes quiet
-        "PYTHONPATH": str(PROJECT_ROOT), **env_overrides,
+        "PYTHONPATH": str(PROJECT_ROOT), "HOTLINE_AUTH_BOOTSTRAP_TOKEN": ADMIN_TOKEN,
+        **env_overrides,
     }
     log = (tmp / "server.log").open("ab")
     proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve"], env=env, stdout=log,

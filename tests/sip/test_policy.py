@@ -17,6 +17,7 @@ from app.main import create_app
 from app.settings import SipTrunk
 from app.sip.auth import authorization
 from app.sip.message import SipResponse, parse
+from tests.helpers.auth import ADMIN
 from tests.helpers.live import Live, live_settings
 from tests.sip.conftest import KO_FLOW, KO_NUMBER
 
@@ -125,7 +126,7 @@ async def test_answers_to_bad_and_unwelcome_requests(live: Live) -> None:
         assert (await client.final()).status == 200  # and the node still answers
     finally:
         client.close()
-    async with httpx.AsyncClient(base_url=live.url) as http:
+    async with httpx.AsyncClient(base_url=live.url, headers=ADMIN) as http:
         metrics = (await http.get("/metrics")).text
     assert _metric(metrics, 'hotline_sip_malformed_total{kind="sip"}') >= 2
     assert _metric(metrics, 'hotline_sip_rejected_total{reason="unknown_number"}') == 1
@@ -179,7 +180,7 @@ async def test_an_invite_flood_is_dropped_and_counted(live: Live) -> None:
         answered = len(answered_calls)
     finally:
         flood.close()
-    async with httpx.AsyncClient(base_url=live.url) as http:
+    async with httpx.AsyncClient(base_url=live.url, headers=ADMIN) as http:
         metrics = (await http.get("/metrics")).text
     limited = _metric(metrics, 'hotline_sip_rejected_total{reason="rate_limited"}')
     assert 10 <= answered < 30 and limited == 60 - answered

@@ -16,6 +16,7 @@ from app.main import create_app
 from app.media.audio import Pcm
 from app.media.rtp_leg import RtpCallMedia
 from app.sip.simcaller import SipCallResult, place_sip_call
+from tests.helpers.auth import ADMIN
 from tests.helpers.live import Live, live_settings
 from tests.helpers.speech import espeak_pcm, have_espeak
 from tests.helpers.tools import needs
@@ -35,7 +36,7 @@ async def live(tmp_path: Path) -> AsyncIterator[Live]:
 
 async def _detail(live: Live) -> dict[str, Any]:
     """The last call's record, once the call has finished (the BYE can come first)."""
-    async with httpx.AsyncClient(base_url=live.url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=live.url, timeout=30, headers=ADMIN) as client:
         call_id = (await client.get("/v1/calls")).json()["items"][0]["id"]
         if call_id in live.app.state.calls.active():
             await live.app.state.calls.wait(call_id, 30)

@@ -24,6 +24,7 @@ ROUTING_TABLES = {
     "routing_hotlines", "routing_rules", "routing_meta",
 }
 HEAD = "0005"  # the newest revision shipped
+AUTH_TABLES = {"users", "auth_sessions", "api_tokens", "audit_log"}
 
 
 def test_migrate_empty_database_then_rerun_is_a_noop(db_url: str) -> None:
@@ -33,7 +34,7 @@ def test_migrate_empty_database_then_rerun_is_a_noop(db_url: str) -> None:
         db.migrate()
         assert db.ping() is None
         assert db.current_revision() == db.head_revision == HEAD
-        assert set(inspect(db.engine).get_table_names()) == TABLES | ROUTING_TABLES
+        assert set(inspect(db.engine).get_table_names()) == TABLES | ROUTING_TABLES | AUTH_TABLES
         indexed = {
             tuple(ix["column_names"]) for ix in inspect(db.engine).get_indexes("calls")
         }

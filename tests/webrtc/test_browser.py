@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from app.media.audio import write_wav
+from tests.helpers.auth import ADMIN
 from tests.helpers.speech import espeak_pcm, have_espeak
 from tests.helpers.tools import needs
 
@@ -101,7 +102,7 @@ def _browser_call(url: str, fake_audio: Path,
 
 
 async def _record(url: str, call_id: str) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=url, timeout=30, headers=ADMIN) as client:
         for _ in range(100):
             response = await client.get(f"/v1/calls/{call_id}")
             if response.status_code == 200 and response.json()["cdr"]["ended_at"]:

@@ -19,6 +19,7 @@ from app.call.caller import CallerPeer, CallError, place_call
 from app.media.audio import Pcm
 from app.media.webrtc import WebRtcCallMedia
 from tests.fakes import cut_network
+from tests.helpers.auth import ADMIN
 from tests.helpers.speech import espeak_pcm, have_espeak
 from tests.helpers.tones import loud_ms, tone
 from tests.helpers.tools import needs
@@ -77,7 +78,7 @@ async def test_bad_offers_get_a_clear_error_and_leave_nothing_open(live: Live) -
         ({"sdp": good, "type": "offer", "locale": "fr"}, 400, "not 'fr'"),
     ]
     before = WebRtcCallMedia.open_connections
-    async with httpx.AsyncClient(base_url=live.url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=live.url, timeout=30, headers=ADMIN) as client:
         for body, status, words in cases:
             body = {"hotline_number": NUMBER, **body}
             response = await client.post("/v1/webrtc/offer", json=body)
@@ -92,7 +93,7 @@ async def test_bad_offers_get_a_clear_error_and_leave_nothing_open(live: Live) -
 
 
 async def test_the_softphone_page_and_its_ice_config_are_served(live: Live) -> None:
-    async with httpx.AsyncClient(base_url=live.url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=live.url, timeout=30, headers=ADMIN) as client:
         page = await client.get("/phone")
         script = await client.get("/static/phone/phone.js")
         missing = await client.get("/static/phone/secrets.txt")
@@ -116,7 +117,7 @@ async def test_a_spoken_menu_choice_over_webrtc_is_recognized_and_recorded(live:
     heard = [e["text"] for e in result.events if e["type"] == "transcript" and e["is_final"]]
     assert "배송" in heard
     assert loud_ms(result.bot_audio.data) > 1500  # the caller heard the prompts
-    async with httpx.AsyncClient(base_url=live.url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=live.url, timeout=30, headers=ADMIN) as client:
         detail = await _call_detail(client, result.call_id)
         assert detail["cdr"]["outcome"] == "completed"
         assert "one" in detail["flow_path"]
@@ -136,13 +137,13 @@ async def test_keys_over_the_data_channel_drive_the_flow(live: Live) -> None:
     assert result.dtmf_sent == ["1"]
     assert [e["digit"] for e in result.events if e["type"] == "dtmf"] == ["1"]
     assert result.ended_by == "server"
-    async with httpx.AsyncClient(base_url=live.url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=live.url, timeout=30, headers=ADMIN) as client:
         detail = await _call_detail(client, result.call_id)
     assert detail["cdr"]["outcome"] == "completed"
 
 
 async def test_a_vanished_caller_and_a_dead_ice_end_the_call_with_a_record(live: Live) -> None:
-    async with httpx.AsyncClient(base_url=live.url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=live.url, timeout=30, headers=ADMIN) as client:
         # 1. the caller vanishes mid-call (no BYE): the media timeout ends and records it
         vanished = CallerPeer(Pcm(tone(300, 2.0), 16_000))
         try:

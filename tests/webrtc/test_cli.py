@@ -75,7 +75,8 @@ def test_hotline_call_runs_a_whole_call_in_process(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     settings = live_settings(tmp_path)
     config = tmp_path / "hotline.yaml"
-    config.write_text(yaml.safe_dump(settings.model_dump(mode="json"), allow_unicode=True))
+    values = settings.model_dump(mode="json", exclude={"auth_bootstrap_token"})  # "****"
+    config.write_text(yaml.safe_dump(values, allow_unicode=True))
     monkeypatch.setenv("HOTLINE_CONFIG", str(config))  # load_settings sets it; undone after
     wav = tmp_path / "caller.wav"
     write_wav(wav, bytes(16_000 * 2 * 2), 16_000)

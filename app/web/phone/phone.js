@@ -152,7 +152,7 @@
       const body = await res.json().catch(() => ({}));
       if (!res.ok) throw new Error(body.detail ? String(body.detail) : "HTTP " + res.status);
       phone.callId = body.call_id;
-      openEvents(body.call_id);
+      openEvents(body.call_id, body.caller_token);
       await pc.setRemoteDescription({ type: "answer", sdp: body.sdp });
     } catch (err) {
       cleanup();
@@ -178,9 +178,12 @@
       String(s % 60).padStart(2, "0");
   }
 
-  function openEvents(callId) {
+  function openEvents(callId, callerToken) {
+    // the caller's pass (from the answer) lets this page follow its own call, nothing else
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    const ws = new WebSocket(`${proto}//${location.host}/v1/calls/${callId}/events`);
+    const pass = encodeURIComponent(callerToken || "");
+    const ws = new WebSocket(
+      `${proto}//${location.host}/v1/calls/${callId}/events?caller_token=${pass}`);
     phone.ws = ws;
     ws.onmessage = (msg) => {
       let ev;

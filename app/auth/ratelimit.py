@@ -1,0 +1,70 @@
+"""Per-client rate limits (``limits``, moving window, in this process's memory) and callers'
+passes to their own call's live events.
+
+Both live in one process: several nodes each count their own clients (a caller's events
+socket reaches the node holding the call anyway).
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from dataclasses import dataclass, field
+
+from limits import RateLimitItem, parse
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+
+from app.settings import Settings
+
+
+class RateLimits:
+    """Named limits (``{"login": "10/minute"}``), each counted per key (a client IP)."""
+
+    def __init__(self, rates: dict[str, str]) -> None:
+        self._items: dict[str, RateLimitItem] = {}
+        for name, rate in rates.items():
+            try:
+                self._items[name] = parse(rate)
+            except ValueError as exc:
+                raise ValueError(f"rate limit {name}: bad rate {rate!r} (e.g. '30/minute'): "
+                                 f"{exc}") from None
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> RateLimits:
+        """The limits the settings name: ``login``, ``public``, ``webrtc_offer``."""
+        return cls({"login": settings.auth_login_rate, "public": settings.public_rate,
+                    "webrtc_offer": settings.webrtc_offer_rate})
+
+    def hit(self, name: str, key: str) -> float | None:
+        """Count one request; None when allowed, else the seconds until it would be."""
+        item = self._items[name]
+        if self._limiter.hit(item, name, key):
+            return None
+        stats = self._limiter.get_window_stats(item, name, key)
+        return max(1.0, stats.reset_time - time.time())
+
+
+@dataclass
+class CallerPasses:
+    """A caller's pass to follow their own call's events (the softphone's conversation),
+    issued with the WebRTC answer and valid for ``ttl_s``."""
+
+    ttl_s: float
+    _passes: dict[str, tuple[str, float]] = field(default_factory=dict)
+
+    def issue(self, call_id: str) -> str:
+        now = time.monotonic()
+        for old in [k for k, (_, until) in self._passes.items() if until <= now]:
+            del self._passes[old]
+        value = secrets.token_urlsafe(24)
+        self._passes[call_id] = (value, now + self.ttl_s)
+        return value
+
+    def valid(self, call_id: str, value: str) -> bool:
+        found = self._passes.get(call_id)
+        if found is None or found[1] <= time.monotonic():
+            return False
+        return hmac.compare_digest(found[0].encode(), value.encode("utf-8", "replace"))
