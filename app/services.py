@@ -29,7 +29,7 @@ from app.call.recorder import wav_duration_s
 from app.events import utc_now
 from app.flows.engine import FlowEngine
 from app.flows.loader import load_flows
-from app.handoff.desk import DeskHub, DeskLogins
+from app.handoff.desk import DeskHub
 from app.handoff.live import DeskError, LiveRouting
 from app.handoff.phones import Phones
 from app.handoff.service import HandoffService
@@ -252,4 +252,4 @@ async def start_handoff(services: Services, clock: Callable[[], datetime]) -> Ha
                        accept_web=accept_web)
     live.start()
     return HandoffService(live, HandoffRepository(services.db), services.bus, services.http,
-                          phones, DeskLogins(settings.desk_password.get_secret_value()))
+                          phones)

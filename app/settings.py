@@ -191,13 +191,6 @@ class Settings(BaseSettings):
     queue_max_wait_s: float = Field(default=120, gt=0)
     queue_position_every_s: float = Field(default=30, gt=0)
 
-    # -- the agent desk (app/handoff, /agent)
-    desk_password: SecretStr = Field(
-        default=SecretStr("demo"), description="the agents' desk login (any agent id of the "
-        "routing); a stand-in until accounts come (app/auth). The default is refused when the "
-        "server listens beyond this machine",
-    )
-
     # -- SIP trunk and RTP media (app/sip, app/media/rtp_leg.py)
     sip_enabled: bool = False
     sip_host: str = "127.0.0.1"

@@ -7,7 +7,9 @@ from pathlib import Path
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse
 
-router = APIRouter(tags=["desk"])
+from app.auth import public
+
+router = APIRouter(tags=["desk"], dependencies=[public(rate="public")])
 
 AGENT_DIR = Path(__file__).resolve().parent.parent / "web" / "agent"
 STATIC_FILES = {

@@ -1,9 +1,10 @@
 """The agent desk's API (``/v1/desk``) and its live WebSocket.
 
-Who the agent is comes from one dependency, ``current_agent``: today a minimal session login
-(``POST /v1/desk/login`` with an agent id of the routing and the desk password; a cookie, and
-a CSRF token every state-changing request carries in ``X-CSRF-Token``; requests from another
-``Origin`` are refused). The back-office accounts (``app/auth``) replace it there.
+Who the agent is: the signed-in user (``app/auth``: ``POST /v1/auth/login``, a session
+cookie, the CSRF token in ``X-CSRF-Token`` on every state-changing request, same-origin
+only) holding the ``desk`` permission (role agent, supervisor or admin), whose user name is
+an agent id of the routing (``routing/*.yaml`` ``agents:``). ``current_agent`` says so, or
+answers 403 naming the problem.
 
 Offers: the desk's WebSocket (``/v1/desk/ws``) rings with the handoff packet; the desk
 connects its audio (``POST .../offers/{id}/media`` with a WebRTC SDP offer, while ringing, or
@@ -16,15 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, WebSocket
+from fastapi import APIRouter, Depends, HTTPException, Request, WebSocket
 from fastapi.websockets import WebSocketDisconnect
 from pydantic import BaseModel, Field, ValidationError
 from starlette.requests import HTTPConnection
 
-from app.handoff.desk import DeskSession
+from app.auth import Perm
+from app.auth.deps import CurrentPrincipal, require
 from app.handoff.live import DeskError
 from app.handoff.service import HandoffService
 from app.handoff.wrapup import Draft, dispositions_of, draft
@@ -32,15 +34,15 @@ from app.record import WrapUp, event_payload, parse_event
 from app.routing.config import Target
 from app.routing.presence import AwayReason
 
-router = APIRouter(prefix="/v1/desk", tags=["desk"])
-COOKIE = "hotline_desk"
-CSRF_HEADER = "x-csrf-token"
-SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+router = APIRouter(prefix="/v1/desk", tags=["desk"], dependencies=[require(Perm.DESK)])
 FORWARDED = frozenset({
     "transcript", "sentiment", "intent", "prompt_played", "dtmf", "hold", "mute",
     "agent_connected", "agent_disconnected", "agent_transfer", "handback", "queue_joined",
     "queue_left", "call_ended", "callback_done", "wrap_up", "handoff_requested",
 })
+
+
+RECORD_CLOSE_WAIT_S = 30.0  # a wrap-up waits this long for its call's record to close
 
 
 def _handoff(conn: HTTPConnection) -> HandoffService:
@@ -50,76 +52,32 @@ def _handoff(conn: HTTPConnection) -> HandoffService:
     return handoff
 
 
-def _same_origin(conn: HTTPConnection) -> bool:
-    origin = conn.headers.get("origin")
-    if origin is None:
-        return True
-    scheme = {"ws": "http", "wss": "https"}.get(conn.url.scheme, conn.url.scheme)
-    return origin.rstrip("/").lower() == f"{scheme}://{conn.headers.get('host', '')}".lower()
+@dataclass(frozen=True)
+class DeskAgent:
+    """The signed-in user as an agent of the routing."""
+
+    agent_id: str
+    csrf_token: str | None
 
 
-async def current_agent(request: Request) -> DeskSession:
-    """The signed-in agent (401 otherwise); state-changing requests need the session's CSRF
-    token and the page's own origin (403). ``app/auth`` replaces this dependency."""
-    session = _handoff(request).logins.get(request.cookies.get(COOKIE))
-    if session is None:
-        raise HTTPException(401, "sign in at /agent (POST /v1/desk/login)")
-    if request.method not in SAFE:
-        if not _same_origin(request):
-            raise HTTPException(403, f"origin {request.headers.get('origin')!r} is not allowed")
-        if request.headers.get(CSRF_HEADER) != session.csrf_token:
-            raise HTTPException(403, "missing or wrong CSRF token (X-CSRF-Token header)")
-    return session
+def agent_of(conn: HTTPConnection, who: CurrentPrincipal) -> DeskAgent:
+    """The signed-in user's agent (403 when their name is no agent of the routing)."""
+    handoff = _handoff(conn)
+    if who.name not in handoff.live.agent_ids():
+        raise HTTPException(403, f"user {who.name!r} is not an agent of the routing (an "
+                            "agent's user name is their agent id in the routing file)")
+    return DeskAgent(who.name, who.csrf_token)
 
 
-Agent = Annotated[DeskSession, Depends(current_agent)]
+async def current_agent(request: Request, who: CurrentPrincipal) -> DeskAgent:
+    return agent_of(request, who)
+
+
+Agent = Annotated[DeskAgent, Depends(current_agent)]
 
 
 def _desk_error(exc: DeskError) -> HTTPException:
     return HTTPException(exc.status, exc.detail)
-
-
-# -- login ------------------------------------------------------------------------------------
-class Login(BaseModel):
-    agent_id: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=200)
-
-
-def _loopback(host: str) -> bool:
-    if host in ("localhost", ""):
-        return True
-    with contextlib.suppress(ValueError):
-        return ipaddress.ip_address(host).is_loopback
-    return False
-
-
-@router.post("/login")
-async def login(body: Login, request: Request, response: Response) -> dict[str, Any]:
-    handoff = _handoff(request)
-    if not _same_origin(request):
-        raise HTTPException(403, f"origin {request.headers.get('origin')!r} is not allowed")
-    settings = request.app.state.settings
-    if settings.desk_password.get_secret_value() == "demo" and not _loopback(settings.host):
-        raise HTTPException(403, "the desk password is still the demo one and this server "
-                            "listens beyond this machine: set HOTLINE_DESK_PASSWORD")
-    if body.agent_id not in handoff.live.agent_ids():
-        raise HTTPException(401, "unknown agent or wrong password")
-    session = handoff.logins.login(body.agent_id, body.password)
-    if session is None:
-        raise HTTPException(401, "unknown agent or wrong password")
-    response.set_cookie(COOKIE, session.token, httponly=True, samesite="strict",
-                        secure=request.url.scheme == "https")
-    return {**_profile(handoff, body.agent_id), "csrf_token": session.csrf_token}
-
-
-@router.post("/logout")
-async def logout(agent: Agent, request: Request, response: Response) -> dict[str, str]:
-    handoff = _handoff(request)
-    with contextlib.suppress(DeskError):
-        handoff.live.set_status(agent.agent_id, "offline", None)
-    handoff.logins.logout(agent.token)
-    response.delete_cookie(COOKIE)
-    return {"status": "signed out"}
 
 
 def _profile(handoff: HandoffService, agent_id: str) -> dict[str, Any]:
@@ -328,9 +286,13 @@ async def wrap_up(call_id: str, body: WrapUpIn, agent: Agent, request: Request
                    draft=body.draft, corrected=bool(body.draft) and proposed != (
                        body.disposition, body.intent))
     session = request.app.state.calls.session(call_id)
-    if session is not None:
+    if session is not None and session.events.accepting:
         session.events.emit(event)
-    else:
+    else:  # the record is closed (or closing: let it finish first), the CDR updated late
+        task = request.app.state.calls.task(call_id)
+        if task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(task), RECORD_CLOSE_WAIT_S)
         handoff.late.emitter(call_id)(event)
     with contextlib.suppress(DeskError):
         if handoff.live.presence(agent.agent_id).system == "wrap_up":
@@ -345,14 +307,15 @@ async def today(agent: Agent, request: Request) -> list[Any]:
 
 # -- live ---------------------------------------------------------------------------------------
 @router.websocket("/ws")
-async def desk_ws(websocket: WebSocket) -> None:
-    handoff = getattr(websocket.app.state, "handoff", None)
-    session = handoff.logins.get(websocket.cookies.get(COOKIE)) if handoff else None
-    if handoff is None or session is None or not _same_origin(websocket):
-        await websocket.close(code=4401, reason="sign in at /agent first")
+async def desk_ws(websocket: WebSocket, who: CurrentPrincipal) -> None:
+    """The desk's live feed: offers, presence, the watched calls' events."""
+    try:
+        agent_id = agent_of(websocket, who).agent_id
+    except HTTPException as exc:
+        await websocket.close(code=1008, reason=str(exc.detail)[:120])
         return
+    handoff = _handoff(websocket)
     await websocket.accept()
-    agent_id = session.agent_id
     handoff.live.desk_back(agent_id)
     async with handoff.desk.connect(agent_id) as messages, \
             websocket.app.state.bus.subscribe(None) as events:

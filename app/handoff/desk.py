@@ -1,24 +1,17 @@
-"""The agents' desks: who is connected, what each is shown, and the stand-in login.
+"""The agents' desks: who is connected and what each is shown.
 
 ``DeskHub`` fans messages out to each agent's open desk WebSocket(s) (JSON objects with a
 ``type``: ``offer``, ``offer_ended``, ``agent_state``, ``connected``, ``call_event``...). A desk
 that falls behind loses its oldest messages, never blocks a call. ``watching(agent)`` is the
 calls an agent is offered or on: the desk WebSocket forwards those calls' live events
 (transcript of both sides, sentiment, hold, hand-back results).
-
-``DeskLogins`` is a minimal session login for agents (an agent id from the routing and the
-desk password from settings; a cookie session with a CSRF token). The back-office auth work
-(``app/auth``: users, roles, sessions) replaces it behind ``app.api.desk.current_agent``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
-import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 MAX_QUEUE = 500
@@ -63,32 +56,3 @@ class DeskHub:
 
     def watching(self, agent_id: str) -> frozenset[str]:
         return frozenset(self._watch.get(agent_id, ()))
-
-
-@dataclass
-class DeskSession:
-    agent_id: str
-    csrf_token: str
-    token: str = field(repr=False, default="")
-
-
-class DeskLogins:
-    """Agent sessions in memory (a restart signs everyone out)."""
-
-    def __init__(self, password: str) -> None:
-        self._password = password
-        self._sessions: dict[str, DeskSession] = {}
-
-    def login(self, agent_id: str, password: str) -> DeskSession | None:
-        if not hmac.compare_digest(password.encode(), self._password.encode()):
-            return None
-        token = secrets.token_urlsafe(32)
-        session = DeskSession(agent_id, secrets.token_urlsafe(24), token)
-        self._sessions[token] = session
-        return session
-
-    def get(self, token: str | None) -> DeskSession | None:
-        return self._sessions.get(token) if token else None
-
-    def logout(self, token: str) -> DeskSession | None:
-        return self._sessions.pop(token, None)

@@ -3,7 +3,7 @@
 It is the voice session's ``AgentHandoff`` (``serves``, ``wait_for_agent``, ``call_ending``:
 one ``CallHandoff`` per call that asked for a human) and what the desk API reaches: the
 ``LiveRouting`` (presence, offers, the talks' actions), the ``DeskHub``, the agents'
-logins, callbacks and the record reads of the desk (packet history, today's calls).
+callbacks and the record reads of the desk (packet history, today's calls).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from app.call.ports import EventPublisher
 from app.flows.runtime import CallerInput, ResumeAt, Transfer
 from app.handoff.callbacks import CallbackLink, LateLog
-from app.handoff.desk import DeskHub, DeskLogins
+from app.handoff.desk import DeskHub
 from app.handoff.live import CallLink, LiveRouting
 from app.handoff.phones import Phones
 from app.handoff.wait import CallHandoff
@@ -28,14 +28,13 @@ if TYPE_CHECKING:
 
 class HandoffService:
     def __init__(self, live: LiveRouting, repo: HandoffRepository, bus: EventPublisher,
-                 http: Any, phones: Phones, logins: DeskLogins) -> None:
+                 http: Any, phones: Phones) -> None:
         self.live = live
         self.desk: DeskHub = live.desk
         self.repo = repo
         self.bus = bus
         self.http = http
         self.phones = phones
-        self.logins = logins
         self.late = LateLog(repo, bus)
         self.calls: dict[str, CallHandoff] = {}
         self.log = get_logger(component="handoff")

@@ -23,6 +23,7 @@ from app.main import create_app
 from app.nlu.service import NluService
 from app.settings import PROJECT_ROOT, Settings
 from tests.fakes import ScriptedRecognizer
+from tests.helpers.auth import ADMIN_TOKEN
 from tests.helpers.desk import Caller, DeskAgent, moving_clock
 from tests.helpers.speech import have_espeak
 from tests.helpers.tools import require_tool
@@ -71,7 +72,7 @@ def desk_settings(tmp_path: Path, routing: Path | None = None, **overrides: Any)
         data_dir=tmp_path / "data", flows_dir=flows, asr_models={}, log_json=False,
         intent_train_on_start=False, routing_file=routing or PROJECT_ROOT / "routing" /
         "demo_hotline.yaml", tts_voices={"en": "en-us", "zh": "cmn-latn-pinyin"},
-        queue_position_every_s=5.0,
+        queue_position_every_s=5.0, auth_bootstrap_token=ADMIN_TOKEN,
     )
     values.update(overrides)
     return Settings(**values)

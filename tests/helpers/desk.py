@@ -1,8 +1,9 @@
 """Driving the human side from tests: a WebRTC caller and an agent at the desk API.
 
 ``Caller`` is an aiortc peer calling a hotline (``POST /v1/webrtc/offer``) that follows its
-call's live events and presses keys when the flow listens. ``DeskAgent`` signs in at
-``/v1/desk``, follows its desk WebSocket, and answers offers with an aiortc peer of its own.
+call's live events (as the administrator) and presses keys when the flow listens.
+``DeskAgent`` is an agent account signed in at ``/v1/auth/login``; it follows its desk
+WebSocket and answers offers with an aiortc peer of its own.
 Both send silence until told to play something (``play``) and keep what they hear.
 """
 
@@ -18,9 +19,11 @@ from typing import Any
 
 import httpx
 
+from app.auth import Role
 from app.call.caller import CallerPeer
 from app.events import CALL_SAMPLE_RATE_HZ
 from app.media.audio import Pcm, resample
+from tests.helpers.auth import ADMIN, create_user, sign_in
 
 SILENCE = Pcm(b"\x00" * 3200, CALL_SAMPLE_RATE_HZ)
 
@@ -105,7 +108,7 @@ class Caller:
         answer = response.json()
         self.call_id = answer["call_id"]
         ws = "ws" + self.url.removeprefix("http") + f"/v1/calls/{self.call_id}/events"
-        self.events.follow(ws)
+        self.events.follow(ws, ADMIN)  # every event (the caller's pass sees a few)
         await self.peer.accept_answer(answer["sdp"])
         await asyncio.wait_for(self.peer.connected.wait(), 20)
         await asyncio.wait_for(self.peer.channel_open.wait(), 20)
@@ -138,11 +141,12 @@ class DeskAgent:
         self.feed = _Feed()
         self.peers: list[CallerPeer] = []
 
-    async def login(self, password: str = "demo", status: str | None = "available") -> None:
-        response = await self.client.post("/v1/desk/login", json={
-            "agent_id": self.agent_id, "password": password})
-        assert response.status_code == 200, response.text
-        self.csrf = response.json()["csrf_token"]
+    async def login(self, status: str | None = "available") -> None:
+        """An agent account named as the agent (created with the bootstrap admin token),
+        signed in through ``/v1/auth/login``; the desk WebSocket followed."""
+        await create_user(self.client, self.url, self.agent_id, Role.AGENT)
+        cookies, self.csrf = await sign_in(self.client, self.url, self.agent_id)
+        self.client.cookies.update(cookies)
         cookie = "; ".join(f"{k}={v}" for k, v in self.client.cookies.items())
         self.feed.follow("ws" + self.url.removeprefix("http") + "/v1/desk/ws",
                          {"Cookie": cookie})
