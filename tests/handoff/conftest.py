@@ -8,6 +8,7 @@ database are the real ones. The clock runs in real time from a Wednesday 10:00 i
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import pytest_asyncio
 
@@ -23,7 +25,7 @@ from app.main import create_app
 from app.nlu.service import NluService
 from app.settings import PROJECT_ROOT, Settings
 from tests.fakes import ScriptedRecognizer
-from tests.helpers.auth import ADMIN_TOKEN
+from tests.helpers.auth import ADMIN, ADMIN_TOKEN
 from tests.helpers.desk import Caller, DeskAgent, moving_clock
 from tests.helpers.speech import have_espeak
 from tests.helpers.tools import require_tool
@@ -31,7 +33,6 @@ from tests.helpers.tools import require_tool
 DEMO = "4008001234"
 SHANGHAI_CALLER = "+862165432100"  # no region rule: the default group (zh_service)
 WEDNESDAY_10 = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
-DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture(scope="session")
@@ -62,6 +63,21 @@ class Desk:
     @property
     def services(self) -> Any:
         return self.app.state.services
+
+    async def cdr(self, call_id: str, ready: Callable[[dict[str, Any]], bool],
+                  timeout_s: float = 30) -> dict[str, Any]:
+        """The call's CDR (as the administrator) once ``ready(cdr)`` holds."""
+        async with httpx.AsyncClient(base_url=self.url, timeout=30, headers=ADMIN) as client:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout_s
+            while True:
+                response = await client.get(f"/v1/calls/{call_id}")
+                cdr: dict[str, Any] = response.json().get("cdr") or {}
+                if response.status_code == 200 and ready(cdr):
+                    return cdr
+                if loop.time() > deadline:
+                    raise AssertionError(f"CDR of {call_id} not ready: {response.text[:500]}")
+                await asyncio.sleep(0.1)
 
 
 def desk_settings(tmp_path: Path, routing: Path | None = None, **overrides: Any) -> Settings:

@@ -121,9 +121,9 @@ class Caller:
             timeout_s, after)
 
     async def press_at(self, node: str, digit: str, timeout_s: float = 60) -> int:
-        """Wait until the flow listens at ``node``, then press ``digit``."""
+        """Once the flow prompts at ``node``, press ``digit`` (barging in)."""
         i, _ = await self.event("node_entered", timeout_s, node=node)
-        j, _ = await self.event("listen", timeout_s, after=i)
+        j, _ = await self.event("prompt_played", timeout_s, after=i)
         self.peer.send_dtmf(digit)
         return j
 
