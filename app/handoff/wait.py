@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from app.handoff.service import HandoffService
 
 CHECK_EVERY_S = 1.0
+LET_GO_S = 0.02  # how long a decision waits for the hold audio to stop
 _CALLBACK_KEPT = object()
 
 
@@ -83,6 +84,7 @@ class CallHandoff:
         self._previous: list[PreviousCall] | None = None
         self._pending_transfer: tuple[str, Target] | None = None
         self._talk_agent = ""
+        self._stragglers: set[asyncio.Task[Any]] = set()
 
     @property
     def call_id(self) -> str:
@@ -216,7 +218,7 @@ class CallHandoff:
             result = await ring
         finally:
             hold.cancel()
-            await asyncio.gather(hold, return_exceptions=True)
+            await self._let_go(hold)
             self.call.media.flush()
         if isinstance(result, Connected):
             return result
@@ -271,13 +273,20 @@ class CallHandoff:
         finally:
             for task in (get, hold):
                 task.cancel()
-            await asyncio.gather(get, hold, return_exceptions=True)
+            await self._let_go(get, hold)
             self.call.media.flush()
         if get.done() and not get.cancelled():
             return get.result()
         if hold.done() and not hold.cancelled() and hold.exception() is None:
             return hold.result()
         raise RuntimeError("the wait ended without a decision")
+
+    async def _let_go(self, *tasks: asyncio.Task[Any]) -> None:
+        """Wait briefly for cancelled hold tasks: one inside a position announcement may
+        take a while to unwind (its synthesis is in a worker); the caller must not wait for
+        it. A straggler has played its last chunk already; ``close`` reaps it."""
+        _, pending = await asyncio.wait(tasks, timeout=LET_GO_S)
+        self._stragglers |= pending
 
     async def _hold_loop(self, offer_callback: bool) -> object:
         call = self.call
@@ -353,6 +362,9 @@ class CallHandoff:
     async def close(self) -> None:
         """The call is ending: a parked agent gets the bot's result and is released; a
         callback the caller asked for is queued as a task (keeping their place)."""
+        if self._stragglers:
+            await asyncio.gather(*self._stragglers, return_exceptions=True)
+            self._stragglers.clear()
         parked, self.parked = self.parked, None
         if parked is not None:
             self.call.events.emit(HandBack(agent_id=parked.agent_id, node=parked.node,

@@ -174,6 +174,16 @@ class DeskAgent:
         await asyncio.wait_for(peer.connected.wait(), 20)
         return peer
 
+    async def connect_media(self, offer_id: str) -> CallerPeer:
+        """Connect the desk's audio while the offer rings (``/offers/{id}/media``)."""
+        peer = CallerPeer(SILENCE)
+        self.peers.append(peer)
+        body = await self.post(f"/v1/desk/offers/{offer_id}/media",
+                               {"sdp": await peer.create_offer()})
+        await peer.accept_answer(body["sdp"])
+        await asyncio.wait_for(peer.connected.wait(), 20)
+        return peer
+
     async def action(self, call_id: str, action: str, body: dict[str, Any] | None = None,
                      expect: int = 200) -> Any:
         return await self.post(f"/v1/desk/calls/{call_id}/actions/{action}", body, expect)
