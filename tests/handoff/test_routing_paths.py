@@ -4,8 +4,11 @@ queue-timeout path, and a caller hanging up while an agent's desk rings is aband
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
+
+from aiortc.mediastreams import MediaStreamError
 
 from tests.handoff.conftest import DEMO, SHANGHAI_CALLER
 from tests.handoff.routing import short_flow, two_agent_routing
@@ -94,3 +97,59 @@ async def test_caller_hanging_up_while_the_desk_rings_is_abandoned(
     assert cdr["wait_s"] is not None and cdr["wait_s"] > 0 and cdr["answered_by"] is None
     assert [(r["agent_id"], r["outcome"]) for r in cdr["ring_attempts"]] == [
         ("li.na", "cancelled")]
+
+
+async def test_agent_whose_audio_dies_mid_call_has_the_caller_requeued_at_the_front(
+        make_desk: Any, tmp_path: Path) -> None:
+    desk = await make_desk(two_agent_routing(tmp_path), flows_dir=short_flow(tmp_path),
+                           webrtc_media_timeout_s=2)
+    first, second = desk.agent("li.na"), desk.agent("zhang.wei")
+    await first.login()
+    await second.login()
+    caller = desk.caller()
+    call_id = await caller.dial(DEMO, caller_number=SHANGHAI_CALLER)
+    await ask_for_agent(caller)
+    _, offer = await first.offer()
+    peer = await first.answer(offer["offer_id"])
+    i, _ = await caller.event("agent_connected", agent_id="li.na")
+
+    vanished = asyncio.Event()  # the agent's network goes: no more RTP from their side
+
+    async def silent_forever() -> Any:
+        await vanished.wait()
+        raise MediaStreamError
+
+    peer.source.recv = silent_forever  # type: ignore[method-assign]
+    try:
+        j, gone = await caller.event("agent_disconnected", after=i)
+        assert gone["agent_id"] == "li.na" and gone["reason"] == "agent_dropped"
+        k, requeued = await caller.event("queue_joined", after=j)
+        assert requeued["position"] == 1
+        agent, again = await either_offer((first, second), call_id, after_time=gone_time(
+            caller, j))
+        await agent.answer(again["offer_id"])
+        await caller.event("agent_connected", after=k, agent_id=agent.agent_id)
+        await agent.action(call_id, "hangup")
+    finally:
+        vanished.set()
+    cdr = await desk.cdr(call_id, lambda c: bool(c.get("ended_at")))
+    assert cdr["outcome"] == "agent_handled" and cdr["answered_by"] == "li.na"
+    assert [r["outcome"] for r in cdr["ring_attempts"]] == ["answered", "answered"]
+
+
+def gone_time(caller: Caller, index: int) -> float:
+    return caller.events.items[index][0]
+
+
+async def either_offer(agents: tuple[Any, ...], call_id: str, after_time: float,
+                       timeout_s: float = 30) -> tuple[Any, dict[str, Any]]:
+    """The first agent whose desk rings with ``call_id`` after ``after_time``."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while asyncio.get_running_loop().time() < deadline:
+        for agent in agents:
+            for at, message in agent.feed.items:
+                if at > after_time and message["type"] == "offer" and \
+                        message["call_id"] == call_id:
+                    return agent, message
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{call_id} was not offered again within {timeout_s}s")
