@@ -1,6 +1,7 @@
 """Handoff to a human: ``python -m bench.handoff [--rounds-1 10] [--rounds-8 3]``.
 
-The real app in process (the demo number served by a short "press 0" flow, keypad only),
+The real app (``hotline serve`` in its own process; the demo number served by a short
+"press 0" flow, keypad only),
 8 agent accounts signed in at the desk API (WebSocket feed), and aiortc callers:
 
 - handoff latency: the caller presses 0 -> the offer with the packet arrives on the agent's
@@ -9,7 +10,10 @@ The real app in process (the demo number served by a short "press 0" flow, keypa
   the desk; p50/p95 with 1 call at a time and with 8 calls at once;
 - answer -> first audio both ways: the desk connects its audio while the offer rings
   (``/offers/{id}/media``), then answers; from the answer request to the first 20 ms of the
-  other side's tone heard by the agent (caller's 440 Hz) and by the caller (agent's 1000 Hz).
+  other side's tone heard by the agent (caller's 440 Hz) and by the caller (agent's 1000 Hz);
+  and the server's own part (``agent_connected.setup_ms``: the answer accepted -> the bridge
+  running). The clients' event loop lag is printed too: with 8 calls this process runs 16
+  aiortc peers and the client-side figures carry its lag.
 
 Baselines measured in the same run: a ``/healthz`` round trip (HTTP on this loop) and a bare
 aiortc pair (a call leg playing a tone to a connected peer: WebRTC's own first-audio time).
@@ -19,6 +23,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,8 +35,6 @@ import httpx
 import numpy as np
 
 from app.call.caller import CallerPeer
-from app.call.cli import serve_in_process
-from app.main import create_app
 from app.media.audio import Pcm
 from app.media.webrtc import WebRtcCallMedia
 from app.settings import Settings
@@ -37,6 +42,7 @@ from bench.webrtc_calls import percentile
 from tests.handoff.routing import short_flow
 from tests.helpers.auth import ADMIN_TOKEN
 from tests.helpers.desk import SILENCE, Caller, DeskAgent, play
+from tests.helpers.server import free_port, wait_ready
 from tests.helpers.tones import tone
 
 NUMBER = "4008001234"
@@ -129,6 +135,8 @@ async def one_call(url: str, agents: dict[str, DeskAgent], out: dict[str, list[f
             heard_after(peer, at_agent, CALLER_HZ, answered))
         out["answer_to_caller_hears"].append(caller_hears)
         out["answer_to_agent_hears"].append(agent_hears)
+        _, connected = await caller.event("agent_connected")
+        out["server_answer_to_bridge"].append(connected["setup_ms"] / 1000)
         await agent.action(call_id, "hangup")
         await caller.event("call_ended")
         await agent.feed.wait(lambda m: m["type"] == "agent_state"
@@ -137,6 +145,14 @@ async def one_call(url: str, agents: dict[str, DeskAgent], out: dict[str, list[f
         await peer.close()
     finally:
         await caller.close()
+
+
+async def loop_lag(lags: list[float], period_s: float = 0.01) -> None:
+    """How late this (the clients') event loop wakes: what the client-side figures carry."""
+    while True:
+        t0 = time.perf_counter()
+        await asyncio.sleep(period_s)
+        lags.append(max(0.0, time.perf_counter() - t0 - period_s))
 
 
 async def bare_first_audio_s(settings: Settings) -> float:
@@ -177,19 +193,28 @@ def show(name: str, values: list[float]) -> None:
           f"p95 {percentile(ms, 95):7.1f} ms   max {max(ms):7.1f} ms")
 
 
+def start_server(folder: Path, port: int) -> subprocess.Popen[bytes]:
+    """``hotline serve`` in its own process (the clients' 16 peers load this one)."""
+    env = {**os.environ, "HOTLINE_PORT": str(port), "HOTLINE_DATA_DIR": str(folder / "data"),
+           "HOTLINE_FLOWS_DIR": str(short_flow(folder)),
+           "HOTLINE_ROUTING_FILE": str(routing_file(folder)), "HOTLINE_ASR_MODELS": "{}",
+           "HOTLINE_INTENT_TRAIN_ON_START": "false", "HF_HUB_OFFLINE": "1",
+           "HOTLINE_AUTH_BOOTSTRAP_TOKEN": ADMIN_TOKEN, "HOTLINE_LOG_LEVEL": "WARNING",
+           "HOTLINE_WEBRTC_OFFER_RATE": "100000/minute", "HOTLINE_QUEUE_POSITION_EVERY_S": "60"}
+    log = (folder / "server.log").open("ab")
+    return subprocess.Popen([sys.executable, "-m", "app.cli", "serve"], env=env,
+                            stdout=log, stderr=log)
+
+
 async def main(rounds_1: int, rounds_8: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        settings = Settings(data_dir=folder / "data", flows_dir=short_flow(folder),
-                            routing_file=routing_file(folder), asr_models={}, log_json=False,
-                            log_level="WARNING", intent_train_on_start=False,
-                            auth_bootstrap_token=ADMIN_TOKEN, queue_position_every_s=60,
-                            webrtc_offer_rate="100000/minute")
-        app = create_app(settings)
-        server = serve_in_process(app)
-        url = await server.__aenter__()
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        server = start_server(folder, port)
         agents = {a: DeskAgent(url, a) for a in AGENTS}
         try:
+            await wait_ready(url, server)
             for agent in agents.values():
                 await agent.login()
             async with httpx.AsyncClient(base_url=url) as client:
@@ -198,24 +223,34 @@ async def main(rounds_1: int, rounds_8: int) -> None:
                     t0 = time.perf_counter()
                     await client.get("/healthz")
                     health.append(time.perf_counter() - t0)
-            bare = [await bare_first_audio_s(settings) for _ in range(5)]
+            bare = [await bare_first_audio_s(Settings()) for _ in range(5)]
             for calls, rounds in ((1, rounds_1), (8, rounds_8)):
                 out: dict[str, list[float]] = {k: [] for k in (
-                    "press_to_offer", "requested_to_offer", "answer_to_caller_hears",
-                    "answer_to_agent_hears")}
+                    "press_to_offer", "requested_to_offer", "server_answer_to_bridge",
+                    "answer_to_caller_hears", "answer_to_agent_hears", "client_loop_lag")}
                 for _ in range(rounds):
-                    await asyncio.gather(*(one_call(url, agents, out) for _ in range(calls)))
+                    probe = asyncio.create_task(loop_lag(out["client_loop_lag"]))
+                    try:
+                        await asyncio.gather(*(one_call(url, agents, out)
+                                               for _ in range(calls)))
+                    finally:
+                        probe.cancel()
+                        await asyncio.gather(probe, return_exceptions=True)
                 print(f"\n{calls} call(s) at once, {rounds} round(s):")
                 for name, values in out.items():
-                    show(name, values)
+                    if values:
+                        show(name, values)
             print("\nbaselines (same run):")
             show("GET /healthz round trip", health)
             show("bare aiortc first audio", bare)
-            print("\n(2-core box shared with other work: figures are pessimistic)")
+            print("\n(the server runs in its own process; the callers, agents and their 2 x N "
+                  "aiortc peers share this one. 2-core box shared with other work: figures "
+                  "are pessimistic)")
         finally:
             for agent in agents.values():
                 await agent.close()
-            await server.__aexit__(None, None, None)
+            server.terminate()
+            server.wait(timeout=30)
 
 
 if __name__ == "__main__":
