@@ -26,11 +26,13 @@ run: setup
 
 test: setup
 	$(BIN)/ruff check app tests bench
+	$(BIN)/lint-imports --no-logo .importlinter
 	$(BIN)/mypy
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/pytest -q -ra
 
 lint: setup
 	$(BIN)/ruff check app tests bench
+	$(BIN)/lint-imports --no-logo .importlinter
 	$(BIN)/mypy
 
 setup: $(STAMPS)/apt $(STAMPS)/venv
@@ -56,4 +58,4 @@ $(STAMPS)/venv: pyproject.toml $(STAMPS)/apt
 	@touch $@
 
 clean:
-	rm -rf $(STAMPS) $(VENV) .mypy_cache .ruff_cache
+	rm -rf $(STAMPS) $(VENV) .mypy_cache .ruff_cache .import_linter_cache .grimp_cache

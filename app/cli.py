@@ -10,11 +10,11 @@ import typer
 
 from app.asr.cli import models_app, transcribe
 from app.auth.cli import tokens_app, users_app
-from app.call.cli import call
 from app.cli_errors import HotlineGroup
 from app.flows.cli import flows_app
 from app.nlu.cli import intents_app
 from app.routing.cli import routing_app
+from app.sim.cli import call
 from app.tts.cli import say
 
 app = typer.Typer(
@@ -32,7 +32,7 @@ app.add_typer(users_app, name="users", help="Back-office users: add, list, passw
 app.add_typer(tokens_app, name="tokens", help="API tokens: create, list, revoke.")
 app.command("transcribe", help="Transcribe a WAV file with Vosk.")(transcribe)
 app.command("say", help="Synthesize speech to a WAV file.")(say)
-app.command("call", help="Place a simulated WebRTC (or --sip: SIP/RTP) call from a WAV.")(call)
+app.command("call", help="Place a simulated call (WebRTC, or SIP/RTP with --sip).")(call)
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="YAML settings file (HOTLINE_CONFIG)")

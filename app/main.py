@@ -17,9 +17,10 @@ from typing import Any, TypeVar
 
 from fastapi import FastAPI
 
-from app.api import accounts, agent_page, desk, health, landing, phone, webrtc
+from app.api import accounts, agent_page, chat, chat_page, desk, health, landing, phone, webrtc
 from app.api import auth as auth_api
 from app.api import calls as calls_api
+from app.api.errors import install_error_handlers
 from app.auth import AuthService
 from app.auth.deps import check_access_declared, public
 from app.auth.ratelimit import CallerPasses, RateLimits
@@ -85,7 +86,9 @@ def create_app(settings: Settings, *, base_url: str | None = None,
         version="0.1.0",
         description="AI voice front-end for customer-service hotlines.",
         lifespan=lifespan,
+        max_body_size=settings.http_max_body_bytes,  # 413 before a larger body is read
     )
+    install_error_handlers(app)
     app.state.settings = settings
     app.state.limits = RateLimits.for_settings(settings)  # a bad rate string fails here
     app.state.caller_passes = CallerPasses(ttl_s=settings.call_max_duration_s + 300)
@@ -101,6 +104,11 @@ def create_app(settings: Settings, *, base_url: str | None = None,
     app.include_router(desk.router)
     app.include_router(agent_page.router)
     app.include_router(landing.router, dependencies=[public(rate="public")])
+    # web chat: open to visitors; each chat's socket needs the chat's own token, and chat
+    # traffic has its own per-IP and per-chat limits (app.api.chat)
+    app.include_router(chat.router, dependencies=[public(own_origins=True)])
+    app.include_router(chat_page.router, dependencies=[public(rate="public")])
+    app.add_middleware(chat.ChatCors, allowed_origins=settings.chat_allowed_origins)
     from app.demo.orders import router as demo_orders
 
     # the demo order service is the demo flows' webhook target: open, like a partner's API

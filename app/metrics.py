@@ -21,6 +21,14 @@ LATE_FRAMES = Counter(
 EVENT_WRITE_FAILURES = Counter(
     "hotline_event_write_failures_total", "Call events that could not be stored"
 )
+CHAT_MESSAGES = Counter(
+    "hotline_chat_messages_total", "Chat frames from clients, by result", ["result"]
+)
+CHAT_REPLY_LATENCY = Histogram(
+    "hotline_chat_reply_seconds",
+    "A chat message taken by the bot to its first reply",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.5, 3.0, 5.0),
+)
 
 # -- SIP/RTP (app/sip, app/media/rtp_leg.py)
 SIP_REQUESTS = Counter("hotline_sip_requests_total", "SIP requests received", ["method"])

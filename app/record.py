@@ -146,6 +146,8 @@ class PromptPlayed(_Event):
     text: str = ""
     wav: str | None = None
     locale: str
+    barge_in: bool | None = None  # may the caller interrupt it (keys typed during it wait)
+    display: str | None = None  # what a screen showed (web chat), when not the spoken text
 
 
 class SpeechFailed(_Event):
@@ -483,7 +485,8 @@ def transcript_turns(events: list[tuple[int, CallEvent]]) -> list[TranscriptTurn
     turns: list[TranscriptTurn] = []
     for seq, event in events:
         if isinstance(event, PromptPlayed) and event.text:
-            turns.append(TranscriptTurn(speaker="bot", text=event.text, seq=seq))
+            turns.append(TranscriptTurn(speaker="bot", text=event.display or event.text,
+                                        seq=seq))
         elif isinstance(event, TranscriptHeard) and event.is_final and event.text:
             turns.append(TranscriptTurn(
                 speaker=event.speaker, text=event.text, seq=seq, confidence=event.confidence,

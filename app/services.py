@@ -34,7 +34,8 @@ from app.handoff.live import DeskError, LiveRouting
 from app.handoff.phones import Phones
 from app.handoff.service import HandoffService
 from app.log import get_logger
-from app.media.webrtc import OfferError, WebRtcCallMedia
+from app.media.sdp_check import OfferError
+from app.media.webrtc import WebRtcCallMedia
 from app.nlu.service import NluService
 from app.routing.config import RoutingConfig
 from app.routing.engine import CompiledRouting

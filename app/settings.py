@@ -176,6 +176,15 @@ class Settings(BaseSettings):
     webrtc_media_timeout_s: float = Field(
         default=10.0, gt=0, description="no caller audio for this long = the peer vanished"
     )
+    max_calls: int = Field(
+        default=16, ge=1, description="concurrent calls this node takes; beyond it a new call "
+        "is refused (WebRTC: 503 with Retry-After). Default: what `python -m bench.call_turns` "
+        "measured a 2-core node to serve within its turn-latency targets"
+    )
+    http_max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="larger request bodies are refused (413) "
+        "before they are read"
+    )
     call_max_duration_s: float = Field(default=3600, gt=0)
     record_retry_s: float = Field(
         default=30.0, gt=0, description="after a call ends, keep retrying a failing database "
@@ -190,6 +199,26 @@ class Settings(BaseSettings):
                          description="this process's name in a multi-node deployment")
     queue_max_wait_s: float = Field(default=120, gt=0)
     queue_position_every_s: float = Field(default=30, gt=0)
+
+    # -- web chat (/chat, /v1/chat)
+    chat_allowed_origins: list[str] = Field(
+        default_factory=list, description="other sites that may embed the chat widget or call "
+        "the chat API from a browser (scheme://host[:port], or '*'); this server's own origin "
+        "is always allowed",
+    )
+    chat_message_max_chars: int = Field(default=1000, ge=1, le=20_000)
+    chat_messages_per_minute: int = Field(default=30, ge=1, description="per chat session")
+    chat_ip_messages_per_minute: int = Field(default=120, ge=1, description="per client IP")
+    chat_ip_sessions_per_minute: int = Field(
+        default=10, ge=1, description="new chat sessions per client IP")
+    chat_no_input_s: float = Field(
+        default=300, gt=0, description="a chat question unanswered this long is the flow's "
+        "no-input (a reprompt, then its no-input handling)",
+    )
+    chat_detach_s: float = Field(
+        default=120, gt=0, description="a chat with no browser connected this long ends "
+        "(outcome connection_lost); a reconnect within it resumes the chat",
+    )
 
     # -- SIP trunk and RTP media (app/sip, app/media/rtp_leg.py)
     sip_enabled: bool = False

@@ -94,16 +94,16 @@ def bench_logs(repeat: int) -> None:
 
 
 async def bench_requests(n: int) -> None:
-    from app.call.cli import serve_in_process
-    from app.main import create_app
+    from app.sim.cli import serve_in_process
     from tests.helpers.auth import ADMIN, sign_in_as_each_role, token_for_each_role
     from tests.helpers.live import live_settings
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = live_settings(Path(tmp), asr_models={}, public_rate="100000/minute",
                                  intent_model_dir=Path(tmp) / "none")
-        async with serve_in_process(create_app(settings)) as url, \
+        async with serve_in_process(settings) as served, \
                 httpx.AsyncClient(timeout=30) as client:
+            url = served.url
             from app.auth import Role
 
             sessions = await sign_in_as_each_role(client, url)

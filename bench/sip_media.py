@@ -69,9 +69,9 @@ async def rtp_calls(n: int, seconds: float) -> tuple[float, int]:
 
 
 async def aiortc_calls(n: int, seconds: float) -> tuple[float, int]:
-    from app.call.caller import CallerPeer
     from app.media.webrtc import WebRtcCallMedia
     from app.settings import Settings
+    from app.sim.caller import CallerPeer
 
     settings = Settings(log_json=False)
     pairs = []

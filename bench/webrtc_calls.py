@@ -18,10 +18,10 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable
 
-from app.call.caller import CallerPeer, place_call
 from app.media.audio import Pcm
 from app.media.webrtc import WebRtcCallMedia
 from app.settings import Settings, load_settings
+from app.sim.caller import CallerPeer, place_call
 
 CALLER_AUDIO = Pcm(bytes(16_000 * 2 // 2), 16_000)  # 0.5 s of silence, then hang up
 
@@ -70,8 +70,8 @@ def report(label: str, times: list[float]) -> None:
 
 
 async def main(args: argparse.Namespace) -> None:
-    from app.call.cli import first_hotline, serve_in_process
     from app.log import configure_logging
+    from app.sim.cli import first_hotline, serve_in_process
 
     configure_logging("WARNING", json_logs=False)
     # every call comes from this one address: lift the per-IP set-up limit for the bench
@@ -82,9 +82,7 @@ async def main(args: argparse.Namespace) -> None:
         if args.server:
             url = args.server
         else:
-            from app.main import create_app
-
-            url = await stack.enter_async_context(serve_in_process(create_app(settings)))
+            url = (await stack.enter_async_context(serve_in_process(settings))).url
         number = args.number or await first_hotline(url)
         await app_call_setup_s(url, number, [])  # warm-up (first TTS prompt, imports)
         answers: list[float] = []

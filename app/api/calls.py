@@ -11,12 +11,22 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi import (
+    APIRouter,
+    HTTPException,
+    Path,
+    Query,
+    Request,
+    WebSocket,
+    WebSocketDisconnect,
+)
 from fastapi.responses import FileResponse
+from pydantic import AwareDatetime, BaseModel
 
+from app.api.errors import close_reason
 from app.auth import CurrentPrincipal, Perm, Principal, client_ip, public, require
 from app.pii import PII_KINDS, mask_json
 from app.storage.schemas import CallDetail, CallPage
@@ -30,6 +40,34 @@ CALLER_EVENT_TYPES = frozenset({
     "recording_started", "recording_paused", "recording_resumed",
     "queue_joined", "agent_connected", "agent_disconnected", "hold",  # the human side
 })
+
+MAX_OFFSET = 2**31 - 1  # far beyond any page; keeps SQL integers in range
+CallId = Annotated[str, Path(min_length=1, max_length=64, description="a call's id")]
+Filter = Annotated[str | None, Query(max_length=64)]
+Moment = Annotated[AwareDatetime | None, Query(
+    description="ISO 8601 with a time zone, e.g. 2026-11-26T08:00:00+08:00")]
+
+
+class RecordingRef(BaseModel):
+    """A call's recording as the API shows it: a URL to fetch it, never a server path."""
+
+    id: int
+    url: str
+    duration_s: float
+    caller_notified: bool
+    created_at: datetime
+
+
+class CallView(CallDetail):
+    recordings: list[RecordingRef]  # type: ignore[assignment]
+
+
+def _view(detail: CallDetail) -> CallView:
+    call_id = detail.cdr.id
+    refs = [RecordingRef(id=r.id, url=f"/v1/calls/{call_id}/recording?id={r.id}",
+                         duration_s=r.duration_s, caller_notified=r.caller_notified,
+                         created_at=r.created_at) for r in detail.recordings]
+    return CallView.model_validate({**dict(detail), "recordings": refs})
 
 
 def masked_for(who: Principal, settings: Any, value: Any) -> Any:
@@ -51,13 +89,13 @@ async def hotlines(request: Request) -> list[dict[str, Any]]:
 async def list_calls(
     request: Request,
     who: CurrentPrincipal,
-    started_from: datetime | None = None,
-    started_to: datetime | None = None,
-    number: Annotated[str | None, Query(description="hotline number")] = None,
-    outcome: str | None = None,
-    intent: str | None = None,
+    started_from: Moment = None,
+    started_to: Moment = None,
+    number: Annotated[str | None, Query(max_length=64, description="hotline number")] = None,
+    outcome: Filter = None,
+    intent: Filter = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Any:
     repo = request.app.state.repo
     page = await asyncio.to_thread(
@@ -69,16 +107,16 @@ async def list_calls(
     return masked_for(who, request.app.state.settings, page.model_dump(mode="json"))
 
 
-@router.get("/calls/{call_id}", response_model=CallDetail,
+@router.get("/calls/{call_id}", response_model=CallView,
             dependencies=[require(Perm.CALLS_READ)])
-async def get_call(request: Request, call_id: str, who: CurrentPrincipal) -> Any:
-    """The CDR; with ``transcripts:read`` also the transcript, events and flow state (each
-    such read is audited)."""
+async def get_call(request: Request, call_id: CallId, who: CurrentPrincipal) -> Any:
+    """The CDR and its recordings (as URLs); with ``transcripts:read`` also the transcript,
+    events and flow state (each such read is audited)."""
     detail: CallDetail | None = await asyncio.to_thread(request.app.state.repo.get_call,
                                                          call_id)
     if detail is None:
         raise HTTPException(404, f"no call {call_id}")
-    body = detail.model_dump(mode="json")
+    body = _view(detail).model_dump(mode="json")
     if who.can(Perm.TRANSCRIPTS_READ):
         await request.app.state.auth.audit(who, "transcript.read", f"call:{call_id}",
                                            ip=client_ip(request))
@@ -90,14 +128,21 @@ async def get_call(request: Request, call_id: str, who: CurrentPrincipal) -> Any
 
 @router.get("/calls/{call_id}/recording", response_class=FileResponse,
             dependencies=[require(Perm.RECORDINGS_READ)])
-async def get_recording(request: Request, call_id: str, who: CurrentPrincipal) -> FileResponse:
-    """The call's stereo WAV (each download is audited)."""
+async def get_recording(
+    request: Request, call_id: CallId, who: CurrentPrincipal,
+    id: Annotated[int | None, Query(ge=1, le=MAX_OFFSET, description="default: the last")] = None,
+) -> FileResponse:
+    """The call's recording (stereo WAV): the one named by ``id``, or its last one (each
+    download is audited)."""
     detail = await asyncio.to_thread(request.app.state.repo.get_call, call_id)
     if detail is None:
         raise HTTPException(404, f"no call {call_id}")
     if not detail.recordings:
         raise HTTPException(404, f"call {call_id} was not recorded")
-    path = request.app.state.settings.recordings_dir / Path(detail.recordings[-1].path).name
+    chosen = [r for r in detail.recordings if id is None or r.id == id]
+    if not chosen:
+        raise HTTPException(404, f"call {call_id} has no recording {id}")
+    path = request.app.state.settings.recordings_dir / FilePath(chosen[-1].path).name
     if not await asyncio.to_thread(path.is_file):
         raise HTTPException(410, f"recording of call {call_id} is no longer on disk")
     await request.app.state.auth.audit(who, "recording.read", f"call:{call_id}",
@@ -118,13 +163,36 @@ def _viewer(websocket: WebSocket, who: Principal) -> Any:
     return show
 
 
+async def _serve_events(websocket: WebSocket, call_id: str | None, who: Principal) -> None:
+    """Stream events until done or the client leaves (it never writes, so only a reader
+    notices that: otherwise a gone client's subscription would linger until the next event
+    and stall the server's shutdown)."""
+    if call_id is not None and who.via != "caller":
+        await websocket.app.state.auth.audit(who, "transcript.read", f"call:{call_id}",
+                                             ip=client_ip(websocket))
+    await websocket.accept()
+    streaming = asyncio.create_task(_stream(websocket, call_id, who), name="ws-events")
+    leaving = asyncio.create_task(_client_gone(websocket), name="ws-events-reader")
+    try:
+        done, _ = await asyncio.wait({streaming, leaving}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (streaming, leaving):
+            task.cancel()
+        await asyncio.gather(streaming, leaving, return_exceptions=True)
+    if streaming in done and not streaming.cancelled():
+        exc = streaming.exception()
+        if exc is not None and not isinstance(exc, WebSocketDisconnect):
+            raise exc
+
+
+async def _client_gone(websocket: WebSocket) -> None:
+    while (await websocket.receive())["type"] != "websocket.disconnect":
+        pass  # what a client sends is ignored
+
+
 async def _stream(websocket: WebSocket, call_id: str | None, who: Principal) -> None:
     state = websocket.app.state
     show = _viewer(websocket, who)
-    if call_id is not None and who.via != "caller":
-        await state.auth.audit(who, "transcript.read", f"call:{call_id}",
-                               ip=client_ip(websocket))
-    await websocket.accept()
     async with state.bus.subscribe(call_id) as queue:
         last_seq = 0
         if call_id is not None:
@@ -136,7 +204,7 @@ async def _stream(websocket: WebSocket, call_id: str | None, who: Principal) -> 
             else:
                 detail = await asyncio.to_thread(state.repo.get_call, call_id)
                 if detail is None:
-                    await websocket.close(code=4404, reason=f"no call {call_id}")
+                    await websocket.close(code=4404, reason=close_reason(f"no call {call_id}"))
                     return
                 for event in detail.events:
                     await _send(websocket, show(
@@ -164,21 +232,15 @@ async def _send(websocket: WebSocket, event: dict[str, Any] | None) -> None:
 async def all_call_events(websocket: WebSocket, who: CurrentPrincipal) -> None:
     """Live events of every call (monitoring, integrations)."""
     await state_audit(websocket, who, "events.live", "calls:*")
-    try:
-        await _stream(websocket, None, who)
-    except WebSocketDisconnect:
-        return
+    await _serve_events(websocket, None, who)
 
 
 @router.websocket("/calls/{call_id}/events",
                   dependencies=[require(Perm.TRANSCRIPTS_READ, caller_pass=True)])
-async def call_events(websocket: WebSocket, call_id: str, who: CurrentPrincipal) -> None:
+async def call_events(websocket: WebSocket, call_id: CallId, who: CurrentPrincipal) -> None:
     """One call's events: what happened so far, then live until it ends. A caller follows
     their own call with ``?caller_token=`` (the pass in the WebRTC answer)."""
-    try:
-        await _stream(websocket, call_id, who)
-    except WebSocketDisconnect:
-        return
+    await _serve_events(websocket, call_id, who)
 
 
 async def state_audit(websocket: WebSocket, who: Principal, action: str, target: str) -> None:

@@ -13,6 +13,7 @@ router = APIRouter(tags=["landing"])
 # (path, title, what it is) in the order a newcomer wants them
 PAGES: tuple[tuple[str, str, str], ...] = (
     ("/phone", "Softphone", "call a hotline from this browser (microphone, keypad)"),
+    ("/chat", "Web chat", "the same bot by text: menus as buttons (and a snippet for your site)"),
     ("/agent", "Agent desk", "take transferred calls with transcript and intent"),
     ("/admin", "Admin console", "hotlines, flows, users and reports"),
     ("/docs", "API docs", "every endpoint, tried from the browser (works offline)"),

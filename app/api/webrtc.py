@@ -13,9 +13,10 @@ from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from app.auth import public
-from app.call.manager import UnknownHotlineError
+from app.call.manager import CallLimitError, UnknownHotlineError
 from app.log import get_logger
-from app.media.webrtc import OfferError, WebRtcCallMedia
+from app.media.sdp_check import OfferError
+from app.media.webrtc import WebRtcCallMedia
 
 router = APIRouter(prefix="/v1/webrtc", tags=["webrtc"])
 
@@ -23,7 +24,7 @@ MAX_SDP_CHARS = 64_000
 
 
 class OfferRequest(BaseModel):
-    sdp: str = Field(min_length=1, max_length=MAX_SDP_CHARS)
+    sdp: str = Field(min_length=1, max_length=MAX_SDP_CHARS)  # check_offer names its faults
     type: Literal["offer"]
     hotline_number: str = Field(min_length=1, max_length=64)
     locale: str | None = Field(default=None, max_length=16)
@@ -48,8 +49,11 @@ async def offer(body: OfferRequest, request: Request) -> OfferAnswer:
     log = get_logger(component="webrtc_api")
     try:
         calls.hotline(body.hotline_number)
+        calls.check_capacity()  # before any ICE work; start_call checks again
     except UnknownHotlineError as exc:
         raise HTTPException(404, str(exc)) from exc
+    except CallLimitError as exc:
+        raise _busy(exc) from exc
     try:
         media, answer_sdp = await WebRtcCallMedia.accept_offer(state.settings, body.sdp)
     except OfferError as exc:
@@ -64,12 +68,21 @@ async def offer(body: OfferRequest, request: Request) -> OfferAnswer:
         await media.close()
         raise HTTPException(404 if isinstance(exc, UnknownHotlineError) else 400,
                             str(exc)) from exc
+    except CallLimitError as exc:  # the node filled up while this offer was answered
+        await media.close()
+        raise _busy(exc) from exc
     except BaseException:
         await media.close()
         raise
     media.log = media.log.bind(call_id=call_id)
     return OfferAnswer(sdp=answer_sdp, call_id=call_id,
                        caller_token=state.caller_passes.issue(call_id))
+
+
+def _busy(exc: CallLimitError) -> HTTPException:
+    get_logger(component="webrtc_api").warning("webrtc_offer_refused", status=503,
+                                                reason=str(exc))
+    return HTTPException(503, str(exc), headers={"Retry-After": str(exc.retry_after_s)})
 
 
 @router.get("/config", dependencies=[public(rate="public")])

@@ -94,13 +94,14 @@ class Access:
     public: bool = False
     rate: str | None = None  # a rate limit of app.state.limits (settings), per client IP
     caller_pass: bool = False  # or: the caller's pass to their own call (path's call_id)
+    own_origins: bool = False  # the route applies its own Origin policy (the embeddable chat)
 
     async def __call__(self, conn: HTTPConnection) -> Principal | None:
         state = conn.app.state  # settings, limits: from create_app; auth: from the lifespan
         method = conn.scope.get("method", "GET")
         websocket = conn.scope["type"] == "websocket"
-        if (websocket or method not in SAFE_METHODS) and not origin_allowed(
-                conn, state.settings.auth_allowed_origins):
+        if (websocket or method not in SAFE_METHODS) and not self.own_origins and not \
+                origin_allowed(conn, state.settings.auth_allowed_origins):
             raise _refuse(conn, 403, f"origin {conn.headers.get('origin')!r} is not allowed")
         if self.rate is not None:
             limits: RateLimits = state.limits
@@ -146,9 +147,11 @@ def require(*perms: Perm, caller_pass: bool = False) -> Any:
     return Depends(Access(perms=frozenset(perms), caller_pass=caller_pass))
 
 
-def public(rate: str | None = None) -> Any:
-    """A dependency: open to anyone; ``rate`` names a per-IP limit (settings)."""
-    return Depends(Access(public=True, rate=rate))
+def public(rate: str | None = None, *, own_origins: bool = False) -> Any:
+    """A dependency: open to anyone; ``rate`` names a per-IP limit (settings);
+    ``own_origins``: the route checks the Origin itself (its own allow-list, e.g. the chat
+    widget embedded on other sites: settings ``chat_allowed_origins``)."""
+    return Depends(Access(public=True, rate=rate, own_origins=own_origins))
 
 
 async def current_principal(conn: HTTPConnection) -> Principal:

@@ -49,6 +49,7 @@ from app.record import (
 from app.record import Hangup as HangupEvent
 
 HANGUP_GRACE_S = 0.5
+ANONYMOUS = "anonymous"  # the record's caller number when there is none (web chat, withheld)
 
 
 class ConversationIO(Protocol):
@@ -94,9 +95,10 @@ class Conversation:
     async def run(self) -> None:
         """The whole flow; returns when it hangs up (``outcome`` says how)."""
         info = self.info
+        # "anonymous" names a withheld number in the record; the flow sees no number
+        caller = "" if info.caller_number == ANONYMOUS else info.caller_number
         ctx = CallContext(call_id=info.call_id, hotline_number=info.hotline_number,
-                          caller_number=info.caller_number, locale=self.locale,
-                          now=self.deps.clock())
+                          caller_number=caller, locale=self.locale, now=self.deps.clock())
         step = self.deps.engine.start(info.flow_id, ctx)
         while True:
             self._record_step(step)
@@ -163,8 +165,12 @@ class Conversation:
         # A step with no listen and no end: the engine promises never to do this.
         raise RuntimeError(f"flow step at {step.state.node} produced no listen or end")
 
-    async def understand(self, heard: TranscriptHeard) -> CallerInput:
-        """What the caller said (or typed), recorded and understood: the engine's input."""
+    async def understand(self, heard: TranscriptHeard, locale: str | None = None
+                         ) -> CallerInput:
+        """What the caller said (or typed), recorded and understood: the engine's input.
+
+        ``locale``: the language to understand it in, when the channel knows better than
+        the call's current one (a chat message typed in another of the menu's languages)."""
         text = heard.text
         if self.sensitive:  # understood, but never recorded
             heard = heard.model_copy(update={"text": SENSITIVE})
@@ -176,7 +182,8 @@ class Conversation:
         if nlu is None:
             return CallerInput(kind="speech", text=text, at=self.deps.clock())
         try:
-            understood = await nlu.understand_async(heard.alternatives or text, self.locale)
+            understood = await nlu.understand_async(heard.alternatives or text,
+                                                    locale or self.locale)
         except Exception as exc:  # the flow goes on with the words alone (menus, agent key)
             self.events.emit(CallError(reason=type(exc).__name__, detail=str(exc)[:300],
                                        where="nlu"))

@@ -56,7 +56,8 @@ class Player:
 
     async def say(self, action: Say, locale: str) -> bool:
         """Play ``action``; True when the caller barged in. Failures are events, not errors."""
-        self.events.emit(PromptPlayed(text=action.text or "", wav=action.wav, locale=locale))
+        self.events.emit(PromptPlayed(text=action.text or "", wav=action.wav, locale=locale,
+                                      barge_in=action.barge_in))
         try:
             if action.wav:
                 if self.tts is None:

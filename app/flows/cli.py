@@ -16,8 +16,8 @@ from app.settings import Settings, load_settings
 from app.settings_check import did_you_mean
 
 if TYPE_CHECKING:
-    from app.flows.engine import IntentAnswers
-    from app.flows.scripts import Understand
+    from app.flows.engine import FlowEngine, IntentAnswers
+    from app.flows.scripts import Script, ScriptResult, Understand
 
 flows_app = typer.Typer(no_args_is_help=True)
 
@@ -142,38 +142,67 @@ def test(
     scripts: Annotated[list[Path] | None, typer.Argument(help="scripts; default: all")] = None,
     nlu: Annotated[bool, typer.Option(help="use the real NLU for turns without an intent")]
     = False,
+    channel: Annotated[str, typer.Option(
+        help="voice, chat or all: a chat run uses a real chat session and checks its record "
+        "(in a throwaway database)")] = "all",
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="print transcripts")] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Run conversation scripts (ivr_flows/tests/*.yaml); exit 1 on any failure."""
+    """Run conversation scripts (ivr_flows/tests/*.yaml) as calls and as chats; exit 1 on
+    any failure."""
     from app.flows.engine import FlowEngine
-    from app.flows.scripts import load_script, run_script, script_files
+    from app.flows.scripts import ScriptResult, load_script, script_files
 
+    if channel not in ("voice", "chat", "all"):
+        raise typer.BadParameter(f"--channel must be voice, chat or all, not {channel!r}")
     settings = load_settings(config)
     catalog = _catalog(settings)
     flows = _load_all(settings, catalog)
     engine = FlowEngine(flows, catalog)
     understand = _understander(settings) if nlu else None
     paths = scripts or script_files(settings.flows_dir / "tests")
-    failed = 0
+    loaded: list[tuple[str, Script]] = []
+    results: list[ScriptResult] = []
     for path in paths:
         try:
-            script = load_script(path)
+            loaded.append((str(path), load_script(path)))
         except ValueError as exc:
-            typer.echo(f"FAIL {path}: {exc}")
-            failed += 1
-            continue
-        result = asyncio.run(run_script(script, engine, str(path), understand))
-        typer.echo(f"{'PASS' if result.ok else 'FAIL'} {path.name}: {result.name}")
-        for f in result.failures:
+            results.append(ScriptResult(file=str(path), name="", ok=False, failures=[str(exc)]))
+    channels = ("voice", "chat") if channel == "all" else (channel,)
+    if "chat" in channels:  # the chats' own log lines would drown the results
+        from app.log import configure_logging
+
+        configure_logging("WARNING", json_logs=False)
+    results += asyncio.run(_run_scripts(loaded, engine, settings, understand, channels))
+    failed = sum(not r.ok for r in results)
+    skipped = sum(bool(r.skipped) for r in results)
+    for r in results:
+        mark = "SKIP" if r.skipped else "PASS" if r.ok else "FAIL"
+        typer.echo(f"{mark} [{r.channel}] {Path(r.file).name}: {r.name}"
+                   + (f" ({r.skipped})" if r.skipped else ""))
+        for f in r.failures:
             typer.echo(f"     {f}")
-        if verbose or not result.ok:
-            for line in result.transcript:
+        if verbose or not r.ok:
+            for line in r.transcript:
                 typer.echo(f"       {line}")
-        failed += 0 if result.ok else 1
-    typer.echo(f"{len(paths) - failed} passed, {failed} failed")
+    typer.echo(f"{len(results) - failed - skipped} passed, {failed} failed, {skipped} skipped")
     if failed or not paths:
         raise typer.Exit(1)
+
+
+async def _run_scripts(scripts: list[tuple[str, Script]], engine: FlowEngine,
+                       settings: Settings, understand: Understand | None,
+                       channels: tuple[str, ...]) -> list[ScriptResult]:
+    from app.flows.scripts import run_script
+
+    results = []
+    if "voice" in channels:
+        results += [await run_script(s, engine, f, understand) for f, s in scripts]
+    if "chat" in channels:
+        from app.chat.scripts import run_scripts_as_chat
+
+        results += await run_scripts_as_chat(scripts, engine, settings, understand)
+    return results
 
 
 @flows_app.command()

@@ -300,7 +300,8 @@ def _check_node(
                 if clash:
                     errors.append(lines.error((*base, *sub, "dtmf"),
                                               f"menu {name!r} option {i + 1}: {clash}"))
-            for loc in [*opt.phrases, *([opt.set_locale] if opt.set_locale else [])]:
+            for loc in [*opt.phrases, *opt.label,
+                        *([opt.set_locale] if opt.set_locale else [])]:
                 if loc not in flow.locales:
                     errors.append(lines.error((*base, *sub), f"option uses undeclared locale "
                                               f"{loc!r}"))

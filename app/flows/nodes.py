@@ -117,16 +117,23 @@ class NodeRunner:
         text = render(template, self.spoken_slots(**(extra or {})))
         return text, text == render(template, {})
 
+    def shown(self, template: str, spoken: str, extra: dict[str, str] | None = None
+              ) -> str | None:
+        """The prompt as a screen shows it (slots as they are), when it differs from
+        ``spoken``."""
+        text = render(template, self.slots(**(extra or {})))
+        return text if text != spoken else None
+
     def say_text(self, text: str, barge_in: bool = True, extra: dict[str, str] | None = None
                  ) -> None:
         filled, cache = self.fill(text, extra)
-        self.emit_say(filled, barge_in, cache)
+        self.emit_say(filled, barge_in, cache, display=self.shown(text, filled, extra))
 
     def emit_say(self, text: str, barge_in: bool = True, cache: bool = True,
-                 wav: str | None = None) -> None:
+                 wav: str | None = None, display: str | None = None) -> None:
         loc = self.state.locale
         say = Say(text=text, wav=wav, locale=loc, voice=self.flow.voice.get(loc),
-                  barge_in=barge_in, cache=cache)
+                  barge_in=barge_in, cache=cache, display=display)
         self.actions.append(say)
         self._said.append(say)
 
@@ -144,7 +151,8 @@ class NodeRunner:
             self.say_text(part, barge_in=barge, extra=extra)
             return
         filled, cache = self.fill(part.text, extra)
-        self.emit_say(filled, barge, cache, wav=part.wav)
+        self.emit_say(filled, barge, cache, wav=part.wav,
+                      display=self.shown(part.text, filled, extra))
 
     def listen(self, node: Node, grammar: list[str] | None = None, max_digits: int = 1,
                terminator: str | None = None, timeout_s: float | None = None) -> None:
@@ -265,14 +273,15 @@ class NodeRunner:
 
     def _answer(self, node: AnswerNode) -> str | None:
         intent = node.intent or self.state.last_intent
-        text = None
+        text = shown = None
         cache = True
         if intent and self.catalog is not None:
             loc = self.state.locale
             text = self.catalog.render_answer(intent, loc, self.spoken_slots())
             cache = text == self.catalog.render_answer(intent, loc, {})
+            shown = self.catalog.render_answer(intent, loc, self.slots())
         if text:
-            self.emit_say(text, cache=cache)
+            self.emit_say(text, cache=cache, display=shown if shown != text else None)
             self.event("answered", intent=intent)
             return node.next
         self.event("no_answer", intent=intent)

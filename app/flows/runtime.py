@@ -86,6 +86,10 @@ class Say(BaseModel):
         default=True, description="False when the text was filled from the call's slots "
         "(caller data such as a read-back card number): the TTS never keeps it on disk",
     )
+    display: str | None = Field(
+        default=None, description="the text for a screen (web chat) when the spoken text "
+        "reads slots aloud differently (\"4567\", not \"4 5 6 7\"); None: the same as text",
+    )
 
 
 class Listen(BaseModel):

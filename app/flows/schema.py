@@ -87,6 +87,10 @@ class Option(_Strict):
     )
     set_locale: str | None = None
     set: dict[str, str] = Field(default_factory=dict, description="slots to set")
+    label: dict[str, str] = Field(
+        default_factory=dict, description="the option's button text per locale (web chat); "
+        "default: its first phrase, else its key",
+    )
     next: str
 
     @model_validator(mode="before")

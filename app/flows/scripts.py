@@ -16,6 +16,12 @@ A script::
         expect: {node: order_number, say: [订单号]}
       - silence: true
     outcome: {transfer: orders, reason: order_help}    # or {hangup: self_service}
+    channels: [voice]                      # optional; default: voice and chat
+
+A script runs on the voice channel here (the engine stepped directly, as a phone call's
+inputs reach it) and on the chat channel in ``app.chat.scripts`` (a real chat session: its
+messages, buttons and record). ``channels: [voice]`` marks a script that only makes sense on
+the phone (a key that is not a button in chat, such as ``*`` to repeat).
 
 Webhooks without a canned answer go to the demo order service, run in-process through
 ``httpx.ASGITransport`` (the real ``run_webhook`` and the real service code, no port).
@@ -37,6 +43,8 @@ from app.flows.engine import FlowEngine
 from app.flows.runtime import CallContext, CallerInput, Step
 from app.flows.webhook import run_webhook
 
+Channel = Literal["voice", "chat"]
+CHANNELS: tuple[Channel, ...] = ("voice", "chat")
 Understand = Callable[[str, str], CallerInput]
 """(text, locale) -> a speech input with intent, entities and sentiment (the real NLU)."""
 
@@ -130,12 +138,16 @@ class Script(_Strict):
     webhooks: list[CannedWebhook] = Field(default_factory=list)
     turns: list[Turn] = Field(default_factory=list)
     outcome: Outcome | None = None
+    channels: list[Channel] = Field(default_factory=lambda: list(CHANNELS), min_length=1,
+                                    description="where the script runs (voice, chat)")
 
 
 class ScriptResult(BaseModel):
     file: str
     name: str
     ok: bool
+    channel: Channel = "voice"
+    skipped: str = Field(default="", description="why the script did not run on the channel")
     failures: list[str] = Field(default_factory=list)
     transcript: list[str] = Field(default_factory=list)
 
@@ -153,7 +165,9 @@ def script_files(folder: Path) -> list[Path]:
     return sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
 
 
-def _speech(turn: Turn, locale: str, understand: Understand | None) -> CallerInput:
+def scripted_speech(turn: Turn, locale: str, understand: Understand | None) -> CallerInput:
+    """A speech turn as the engine's input: the script's intent when it gives one (so the
+    script does not depend on the classifier), else the real NLU (``understand``)."""
     text = turn.say or ""
     loc = turn.locale or locale
     if turn.intent is None and understand is not None:
@@ -171,7 +185,8 @@ def _speech(turn: Turn, locale: str, understand: Understand | None) -> CallerInp
     return inp
 
 
-def _check(expect: Expect, step: Step, entered: list[str], where: str) -> list[str]:
+def check_step(expect: Expect, step: Step, entered: list[str], where: str) -> list[str]:
+    """What ``step`` (and the nodes it ``entered``) got wrong against ``expect``."""
     st = step.state
     text = step.text
     fails: list[str] = []
@@ -191,14 +206,14 @@ def _check(expect: Expect, step: Step, entered: list[str], where: str) -> list[s
     if expect.grammar is not None and (listen is None or listen.grammar != expect.grammar):
         fails.append(f"{where}: expected grammar {expect.grammar}, got "
                      f"{listen.grammar if listen else None}")
-    fails += _check_end(Outcome(transfer=expect.transfer, reason=expect.reason,
+    fails += check_end(Outcome(transfer=expect.transfer, reason=expect.reason,
                                 hangup=expect.hangup), step, where)
     if expect.path and entered[: len(expect.path)] != expect.path:
         fails.append(f"{where}: expected path {expect.path}, got {entered}")
     return fails
 
 
-def _check_end(outcome: Outcome, step: Step, where: str) -> list[str]:
+def check_end(outcome: Outcome, step: Step, where: str) -> list[str]:
     fails: list[str] = []
     tr, hu = step.transfer, step.hangup
     if outcome.transfer is not None and (tr is None or tr.queue != outcome.transfer):
@@ -263,13 +278,16 @@ async def run_script(
 async def _run(script: Script, engine: FlowEngine, file: str, understand: Understand | None,
                client: httpx.AsyncClient) -> ScriptResult:
     session = _Session(script, engine, client)
+    if "voice" not in script.channels:
+        return ScriptResult(file=file, name=script.name, ok=True,
+                            skipped=f"channels: {', '.join(script.channels)}")
     if script.flow not in engine.flows:
         return ScriptResult(file=file, name=script.name, ok=False,
                             failures=[f"unknown flow {script.flow!r}"])
     ctx = CallContext(call_id=f"script:{script.name}", caller_number=script.caller,
                       hotline_number=script.hotline, locale=script.locale, now=script.at)
     step = await session.settle(engine.start(script.flow, ctx))
-    fails = _check(script.start, step, _entered(step), "start")
+    fails = check_step(script.start, step, entered_nodes(step), "start")
     for i, turn in enumerate(script.turns, 1):
         if step.state.done:
             fails.append(f"turn {i}: the call already ended ({step.state.outcome})")
@@ -282,18 +300,18 @@ async def _run(script: Script, engine: FlowEngine, file: str, understand: Unders
             inp = CallerInput.no_input()
             session.transcript.append("caller: (silence)")
         else:
-            inp = _speech(turn, step.state.locale, understand)
+            inp = scripted_speech(turn, step.state.locale, understand)
             got = inp.intent.intent if inp.intent else None
             session.transcript.append(f"caller: {turn.say}  [{got}]")
         step = await session.settle(engine.step(step.state, inp.model_copy(update={"at": at})))
-        fails += _check(turn.expect, step, _entered(step), f"turn {i}")
+        fails += check_step(turn.expect, step, entered_nodes(step), f"turn {i}")
     if script.outcome is not None:
-        fails += _check_end(script.outcome, step, "outcome")
+        fails += check_end(script.outcome, step, "outcome")
         if not step.state.done:
             fails.append(f"outcome: the call had not ended (at node {step.state.node!r})")
     return ScriptResult(file=file, name=script.name, ok=not fails, failures=fails,
                         transcript=session.transcript)
 
 
-def _entered(step: Step) -> list[str]:
+def entered_nodes(step: Step) -> list[str]:
     return [e["node"] for e in step.events if e.get("decision") == "enter"]

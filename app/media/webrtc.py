@@ -1,13 +1,17 @@
 """WebRTC call media over aiortc: the ``CallMedia`` of a browser (or ``hotline call``) caller.
 
-Inbound: the caller's audio track (Opus 48 kHz or PCMU 8 kHz, decoded by aiortc to
-``av.AudioFrame``) becomes mono s16 16 kHz 20 ms ``AudioChunk``s. Keypad presses arrive on a
-data channel labelled ``dtmf`` as JSON ``{"digit": "1"}``: aiortc (1.16) has no
-``telephone-event`` codec, so it cannot receive RFC 4733 events. Audio and keys share one
-ordered queue, so ``inbound()`` yields them in arrival order.
+This module is the leg; what any transport reuses lives beside it: ``sdp_check`` (is this
+offer answerable, and if not why), ``framing`` (decoded audio -> the call's 20 ms chunks),
+``playout`` (paced, flushable, gap-counting bot audio).
 
-Outbound: ``OutboundAudioTrack`` pulls 20 ms chunks from a bounded queue, paced in real time
-by aiortc's sender, and sends silence when the queue is empty.
+Inbound: the caller's audio track (Opus 48 kHz or PCMU 8 kHz, decoded by aiortc to
+``av.AudioFrame``) becomes mono s16 16 kHz 20 ms ``AudioChunk``s (``InboundFramer``). Keypad
+presses arrive on a data channel labelled ``dtmf`` as JSON ``{"digit": "1"}``: aiortc (1.16)
+has no ``telephone-event`` codec, so it cannot receive RFC 4733 events. Audio and keys share
+one ordered queue, so ``inbound()`` yields them in arrival order.
+
+Outbound: ``OutboundAudioTrack`` is a ``PlayoutBuffer`` paced by a ``Pacer``: aiortc's sender
+pulls a 20 ms frame each tick, silence when nothing is queued.
 
 The call ends (``inbound()`` returns, ``end_reason`` says why) when the caller's track ends
 (RTCP BYE / hang-up), the connection goes ``failed``/``closed``, ICE has not connected within
@@ -18,15 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fractions
 import json
-import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import av
-import numpy as np
 from aiortc import (
     RTCConfiguration,
     RTCDataChannel,
@@ -35,7 +35,6 @@ from aiortc import (
     RTCRtpReceiver,
     RTCSessionDescription,
 )
-from aiortc import sdp as aiortc_sdp
 from aiortc.exceptions import InternalError, InvalidStateError, OperationError
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
@@ -43,8 +42,10 @@ from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 from app.call.media import EndReason
 from app.events import CALL_SAMPLE_RATE_HZ, FRAME_MS, SAMPLE_WIDTH_BYTES, AudioChunk, Dtmf
 from app.log import get_logger
-from app.media.audio import StreamResampler, resample
+from app.media.audio import resample
+from app.media.framing import InboundFramer, pcm_frame
 from app.media.playout import Pacer, PlayoutBuffer
+from app.media.sdp_check import OfferError, answer_codec, check_offer
 from app.metrics import AUDIO_GAPS, LATE_FRAMES
 from app.settings import Settings
 
@@ -52,84 +53,6 @@ DTMF_CHANNEL_LABEL = "dtmf"
 DTMF_DIGITS = frozenset("0123456789*#ABCD")
 SUPPORTED_CODECS = ("audio/opus", "audio/PCMU")  # in order of preference
 CHUNK_BYTES = CALL_SAMPLE_RATE_HZ * FRAME_MS // 1000 * SAMPLE_WIDTH_BYTES
-
-_SDP_LINE = re.compile(r"^[a-z]=.*$")
-
-
-class OfferError(ValueError):
-    """An SDP offer we cannot answer; ``status_code`` is the HTTP status to reply with."""
-
-    def __init__(self, status_code: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status_code = status_code
-        self.detail = detail
-
-
-@dataclass(frozen=True, slots=True)
-class OfferSummary:
-    audio_codecs: tuple[str, ...]  # what the offer's audio m-line lists, e.g. "opus/48000"
-    usable_codecs: tuple[str, ...]  # the subset we can use
-    has_data_channel: bool
-
-
-def _parse_sdp(sdp_text: str) -> aiortc_sdp.SessionDescription:
-    lines = [line for line in sdp_text.replace("\r\n", "\n").split("\n") if line]
-    if not lines or lines[0] != "v=0":
-        raise OfferError(400, "malformed SDP offer: it must start with 'v=0'")
-    for number, line in enumerate(lines, start=1):
-        if not _SDP_LINE.match(line):
-            raise OfferError(400, f"malformed SDP offer: line {number} is not 'x=value'")
-    if not any(line.startswith("m=") for line in lines):
-        raise OfferError(415, "the SDP offer has no media (m=) line; Hotline needs audio")
-    try:
-        return aiortc_sdp.SessionDescription.parse(sdp_text)
-    except (ValueError, AssertionError, IndexError, KeyError) as exc:
-        raise OfferError(400, f"malformed SDP offer: {exc or type(exc).__name__}") from exc
-
-
-def check_offer(sdp_text: str) -> OfferSummary:
-    """Validate an SDP offer before any connection exists; raise ``OfferError`` with a reason."""
-    description = _parse_sdp(sdp_text)
-    audio = [m for m in description.media if m.kind == "audio"]
-    others = sorted({m.kind for m in description.media} - {"audio", "application"})
-    if others:
-        raise OfferError(415, f"the offer has {', '.join(others)} media; Hotline takes audio only")
-    if not audio:
-        raise OfferError(415, "the SDP offer has no audio m-line")
-    if len(audio) > 1:
-        raise OfferError(415, "the SDP offer has more than one audio m-line")
-    if audio[0].direction not in ("sendrecv", "sendonly"):
-        raise OfferError(415, f"the offer's audio is '{audio[0].direction}'; the caller must send")
-    _check_transport(audio[0])
-    offered = tuple(f"{c.mimeType.split('/')[-1]}/{c.clockRate}" for c in audio[0].rtp.codecs)
-    wanted = {"opus/48000", "pcmu/8000"}
-    usable = tuple(c for c in offered if c.lower() in wanted)
-    if not usable:
-        raise OfferError(
-            415,
-            f"no supported audio codec in the offer ({', '.join(offered) or 'none'}); "
-            "Hotline speaks Opus and PCMU",
-        )
-    has_data = any(m.kind == "application" for m in description.media)
-    return OfferSummary(offered, usable, has_data)
-
-
-def _check_transport(media: aiortc_sdp.MediaDescription) -> None:
-    """WebRTC needs ICE credentials and a DTLS fingerprint (session or media level)."""
-    if not (media.ice and media.ice.usernameFragment and media.ice.password):
-        raise OfferError(400, "the SDP offer has no ICE credentials (a=ice-ufrag / a=ice-pwd)")
-    if not (media.dtls and media.dtls.fingerprints):
-        raise OfferError(400, "the SDP offer has no DTLS fingerprint (a=fingerprint); "
-                              "WebRTC media must be encrypted")
-
-
-def _answer_codec(answer_sdp: str) -> str | None:
-    """The first audio codec of our own answer: what the call uses."""
-    for media in aiortc_sdp.SessionDescription.parse(answer_sdp).media:
-        if media.kind == "audio" and media.rtp.codecs:
-            codec = media.rtp.codecs[0]
-            return f"{codec.mimeType.split('/')[-1].lower()}/{codec.clockRate}"
-    return None
 
 
 def ice_servers(settings: Settings) -> list[RTCIceServer]:
@@ -165,50 +88,6 @@ def parse_dtmf_message(message: str | bytes) -> str:
     if not isinstance(digit, str) or digit.upper() not in DTMF_DIGITS or len(digit) != 1:
         raise ValueError(f"DTMF digit must be one of 0-9 * # A-D, got {digit!r}")
     return digit.upper()
-
-
-class InboundFramer:
-    """``av.AudioFrame`` (any rate, layout, s16/flt) -> mono 16 kHz 20 ms ``AudioChunk``s."""
-
-    def __init__(self, sample_rate_hz: int = CALL_SAMPLE_RATE_HZ) -> None:
-        self.sample_rate_hz = sample_rate_hz
-        self._resampler: StreamResampler | None = None
-        self._buffer = bytearray()
-        self._ts_ms = 0
-
-    def push(self, frame: av.AudioFrame) -> list[AudioChunk]:
-        mono = _to_mono_s16(frame)
-        if self._resampler is None or self._resampler.from_hz != frame.sample_rate:
-            self._resampler = StreamResampler(frame.sample_rate, self.sample_rate_hz)
-        self._buffer += self._resampler.process(mono)
-        step = self.sample_rate_hz * FRAME_MS // 1000 * SAMPLE_WIDTH_BYTES
-        chunks = []
-        while len(self._buffer) >= step:
-            chunks.append(AudioChunk(bytes(self._buffer[:step]), self.sample_rate_hz, self._ts_ms))
-            del self._buffer[:step]
-            self._ts_ms += FRAME_MS
-        return chunks
-
-    @property
-    def media_ts_ms(self) -> int:
-        return self._ts_ms
-
-
-def _to_mono_s16(frame: av.AudioFrame) -> bytes:
-    samples = frame.to_ndarray()
-    channels = len(frame.layout.channels)
-    if frame.format.name == "s16":  # what aiortc's Opus and G.711 decoders give: integer math
-        if channels == 1:
-            return bytes(samples.astype("<i2", copy=False).tobytes())
-        wide = samples.reshape(-1, channels).astype(np.int32)
-        return bytes((wide.sum(axis=1) // channels).astype("<i2").tobytes())
-    if frame.format.is_planar:
-        mixed = samples.astype(np.float64).mean(axis=0)
-    else:
-        mixed = samples.reshape(-1, channels).astype(np.float64).mean(axis=1)
-    if frame.format.name.startswith("flt") or frame.format.name.startswith("dbl"):
-        mixed = mixed * 32767.0
-    return bytes(np.clip(mixed, -32768, 32767).astype("<i2").tobytes())
 
 
 class OutboundAudioTrack(MediaStreamTrack):
@@ -254,16 +133,6 @@ class OutboundAudioTrack(MediaStreamTrack):
         index = await self.pacer.tick()
         pcm = self.buffer.pop(asyncio.get_running_loop().time())
         return pcm_frame(pcm, self.sample_rate_hz, index * self._samples)
-
-
-def pcm_frame(pcm: bytes, sample_rate_hz: int, pts: int) -> av.AudioFrame:
-    """Mono s16 PCM as an ``av.AudioFrame`` stamped ``pts`` (in samples)."""
-    frame = av.AudioFrame(format="s16", layout="mono", samples=len(pcm) // SAMPLE_WIDTH_BYTES)
-    frame.planes[0].update(pcm)
-    frame.pts = pts
-    frame.sample_rate = sample_rate_hz
-    frame.time_base = fractions.Fraction(1, sample_rate_hz)
-    return frame
 
 
 _END = object()
@@ -324,10 +193,16 @@ class WebRtcCallMedia:
             await media.close()
             status = 415 if isinstance(exc, OperationError) else 400
             raise OfferError(status, f"cannot answer the SDP offer: {exc}") from exc
+        except (LookupError, AttributeError, TypeError, AssertionError) as exc:
+            # aiortc choked on something check_offer let through: still the offer's fault,
+            # but a gap in check_offer worth a warning
+            media.log.warning("webrtc_offer_unchecked_fault", error=repr(exc))
+            await media.close()
+            raise OfferError(400, f"cannot answer the SDP offer ({type(exc).__name__})") from exc
         except BaseException:
             await media.close()
             raise
-        media.codec = _answer_codec(pc.localDescription.sdp)
+        media.codec = answer_codec(pc.localDescription.sdp)
         media.start()
         return media, pc.localDescription.sdp
 

@@ -16,6 +16,7 @@ import contextlib
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
+from app.call.manager import CallLimitError
 from app.log import get_logger
 from app.media.rtp_leg import RtpCallMedia
 from app.metrics import SIP_MALFORMED, SIP_REJECTED, SIP_REQUESTS
@@ -188,12 +189,22 @@ class SipService:
             tx.respond(make_response(request, 403, f"Forbidden ({admission.reason})"[:100],
                                      to_tag="denied"))
             return
-        if self.active_calls >= self.settings.sip_max_calls:
+        if self.active_calls >= self.settings.sip_max_calls or self._node_full():
             SIP_REJECTED.labels("overload").inc()
             tx.respond(make_response(request, 503, "Service Unavailable (max calls)",
                                      to_tag="busy", extra=[("Retry-After", "5")]))
             return
         self._admitted_invite(request, peer, tx, admission.trunk)
+
+    def _node_full(self) -> bool:
+        """The node's own limit (``max_calls``, every transport's calls together)."""
+        if self.calls is None:
+            return False
+        try:
+            self.calls.check_capacity()
+        except CallLimitError:
+            return True
+        return False
 
     def _admitted_invite(self, request: SipRequest, peer: Peer, tx: ServerTransaction,
                          trunk: Any) -> None:

@@ -15,7 +15,7 @@ import contextlib
 import time
 from typing import TYPE_CHECKING
 
-from app.call.manager import UnknownHotlineError
+from app.call.manager import CallLimitError, UnknownHotlineError
 from app.call.media import EndReason
 from app.media.dtmf import parse_info_body
 from app.media.rtp_leg import RtpCallMedia
@@ -119,7 +119,8 @@ class InboundCall:
             self.call_id = await self.service.calls.start_call(
                 self.media, hotline_number=self.hotline_number,
                 caller_number=self.caller_number, locale=None, channel="sip")
-        except (UnknownHotlineError, ValueError) as exc:  # the flows changed under us
+        except (UnknownHotlineError, ValueError, CallLimitError) as exc:
+            # the flows changed under us, or the node filled up since the INVITE
             self.log.error("sip_call_not_started", reason=str(exc))
             self.hangup()
             return

@@ -10,11 +10,10 @@ from typing import Any
 import httpx
 from websockets.asyncio.client import connect
 
-from app.call.caller import place_call
-from app.call.cli import serve_in_process
-from app.main import create_app
 from app.media.audio import Pcm
 from app.settings import Settings
+from app.sim.caller import KeyPress, place_call
+from app.sim.cli import serve_in_process
 from tests.helpers.auth import ADMIN
 from tests.helpers.live import live_settings
 from tests.helpers.speech import have_espeak
@@ -32,8 +31,8 @@ def _settings(tmp_path: Path, **overrides: Any) -> Settings:
 
 async def test_without_speech_models_the_server_is_ready_keypad_only(tmp_path: Path) -> None:
     settings = _settings(tmp_path, asr_models={"ko": "vosk-model-missing-0.1"})
-    async with serve_in_process(create_app(settings)) as url, \
-            httpx.AsyncClient(headers=ADMIN) as client:
+    async with serve_in_process(settings) as served, httpx.AsyncClient(headers=ADMIN) as client:
+        url = served.url
         assert (await client.get(f"{url}/healthz")).json() == {"status": "ok"}
         ready = await client.get(f"{url}/readyz")
         assert ready.status_code == 200
@@ -48,7 +47,7 @@ async def test_without_speech_models_the_server_is_ready_keypad_only(tmp_path: P
                              "default_locale": "ko"}]
         # a keypad caller still gets through the menu
         result = await place_call(url, Pcm(b"\x00" * 16_000 * 2 * 25, 16_000),
-                                  hotline_number=NUMBER, dtmf=[("1", 1.0)], timeout_s=40)
+                                  hotline_number=NUMBER, dtmf=[KeyPress("1")], timeout_s=40)
         detail = await _finished(client, url, result.call_id)
         assert detail["cdr"]["outcome"] == "completed"
         assert "one" in detail["flow_path"]
@@ -77,14 +76,14 @@ async def _collect_all_events(url: str, into: list[dict[str, Any]], ready: async
 
 async def test_call_records_filters_and_event_sockets(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
-    async with serve_in_process(create_app(settings)) as url, \
-            httpx.AsyncClient(headers=ADMIN) as client:
+    async with serve_in_process(settings) as served, httpx.AsyncClient(headers=ADMIN) as client:
+        url = served.url
         events: list[dict[str, Any]] = []
         subscribed = asyncio.Event()
         watcher = asyncio.create_task(_collect_all_events(url, events, subscribed))
         await asyncio.wait_for(subscribed.wait(), 10)
         result = await place_call(url, Pcm(b"\x00" * 16_000 * 2 * 25, 16_000),
-                                  hotline_number=NUMBER, dtmf=[("1", 1.0)], timeout_s=40)
+                                  hotline_number=NUMBER, dtmf=[KeyPress("1")], timeout_s=40)
         await asyncio.wait_for(watcher, 20)
         await _finished(client, url, result.call_id)
         assert {e["call_id"] for e in events} == {result.call_id}
@@ -116,8 +115,8 @@ async def test_call_records_filters_and_event_sockets(tmp_path: Path) -> None:
 async def test_readyz_is_not_ready_when_records_or_recordings_cannot_be_written(
         tmp_path: Path) -> None:
     settings = _settings(tmp_path, asr_models={})
-    async with serve_in_process(create_app(settings)) as url, \
-            httpx.AsyncClient(headers=ADMIN) as client:
+    async with serve_in_process(settings) as served, httpx.AsyncClient(headers=ADMIN) as client:
+        url = served.url
         assert (await client.get(f"{url}/readyz")).status_code == 200
         # the recordings folder becomes a file: recordings cannot be kept
         settings.recordings_dir.rmdir()

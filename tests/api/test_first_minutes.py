@@ -27,7 +27,7 @@ def client(settings: Settings) -> TestClient:
 def test_landing_page_links_what_the_server_offers(client: TestClient) -> None:
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    for path in ("/phone", "/agent", "/docs", "/readyz", "/metrics"):
+    for path in ("/phone", "/chat", "/agent", "/docs", "/readyz", "/metrics"):
         assert f'href="{path}"' in page.text
     assert 'href="/admin"' not in page.text  # only pages that exist
 

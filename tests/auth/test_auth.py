@@ -16,10 +16,9 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from app.auth import Role
-from app.call.caller import place_call
-from app.call.cli import serve_in_process
-from app.main import create_app
 from app.media.audio import Pcm
+from app.sim.caller import KeyPress, place_call
+from app.sim.cli import serve_in_process
 from tests.helpers.auth import (
     ADMIN,
     PASSWORD,
@@ -41,9 +40,8 @@ async def live(tmp_path: Path) -> AsyncIterator[Live]:
     settings = live_settings(tmp_path, asr_models={}, auth_max_failed_logins=3,
                              auth_login_rate="7/minute",
                              intent_model_dir=tmp_path / "no-intent-model")  # starts fast
-    app = create_app(settings)
-    async with serve_in_process(app) as url:
-        yield Live(url, app, settings)
+    async with serve_in_process(settings) as served:
+        yield Live(served.url, served.app, served.settings)
 
 
 async def _audit(client: httpx.AsyncClient, url: str, **query: str) -> list[dict[str, Any]]:
@@ -159,7 +157,7 @@ async def test_calls_are_shaped_by_role_and_every_read_is_audited(live: Live) ->
     silence = Pcm(b"\x00" * 16_000 * 2 * 8, 16_000)
     seen: list[dict[str, Any]] = []
     result = await place_call(url, silence, hotline_number=NUMBER, caller_number=CALLER,
-                              dtmf=[("1", 1.0)], timeout_s=40, on_event=seen.append)
+                              dtmf=[KeyPress("1", 1.0)], timeout_s=40, on_event=seen.append)
     # the caller followed their own call with the pass: the conversation, not the machinery
     types = {e["type"] for e in result.events}
     assert {"call_started", "prompt_played", "dtmf"} <= types

@@ -11,10 +11,9 @@ import pytest
 import structlog
 from typer.testing import CliRunner
 
-from app.call.cli import serve_in_process
 from app.cli import app
 from app.log import configure_logging
-from app.main import create_app
+from app.sim.cli import serve_in_process
 from tests.helpers.live import live_settings
 
 
@@ -68,7 +67,8 @@ async def test_first_start_creates_the_admin_and_prints_the_password_once(
                              intent_model_dir=tmp_path / "no-intent-model")
     configure_logging("INFO", json_logs=True)
     try:
-        async with serve_in_process(create_app(settings)) as url:
+        async with serve_in_process(settings) as served:
+            url = served.url
             _, err = capfd.readouterr()
             banner = [line for line in err.splitlines() if "password:" in line]
             assert len(banner) == 1
@@ -81,7 +81,7 @@ async def test_first_start_creates_the_admin_and_prints_the_password_once(
                 me = await client.post(f"{url}/v1/auth/login",
                                        json={"name": "admin", "password": password})
                 assert me.status_code == 200 and me.json()["role"] == "admin"
-        async with serve_in_process(create_app(settings)):  # users exist: nothing printed
+        async with serve_in_process(settings):  # users exist: nothing printed
             _, err = capfd.readouterr()
             assert "password:" not in err
     finally:

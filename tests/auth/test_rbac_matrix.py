@@ -13,8 +13,8 @@ from websockets.exceptions import InvalidStatus
 
 from app.auth import Role
 from app.auth.deps import declared_routes
-from app.call.cli import serve_in_process
 from app.main import create_app
+from app.sim.cli import serve_in_process
 from tests.helpers.auth import SignedIn, sign_in_as_each_role, token_for_each_role
 from tests.helpers.live import live_settings
 
@@ -57,18 +57,21 @@ MATRIX: dict[str, frozenset[str]] = {
     "GET /static/phone/{name}": EVERYONE,
     "GET /demo/orders/{order_number}": EVERYONE,
     "GET /demo/orders": EVERYONE,
+    "GET /chat": EVERYONE,
+    "GET /static/chat/{name}": EVERYONE,
+    "POST /v1/chat/sessions": EVERYONE,
+    "WS /v1/chat/sessions/{session_id}/ws": EVERYONE,
 }
 PATH_VALUES = {"{name}": "nobody", "{token_id}": "999999", "{call_id}": "nope",
-               "{order_number}": "4567"}
+               "{order_number}": "4567", "{session_id}": "nope"}
 
 
 @pytest_asyncio.fixture
 async def server(tmp_path: Path) -> AsyncIterator[tuple[str, object]]:
     settings = live_settings(tmp_path, asr_models={}, auth_login_rate="1000/minute",
                              intent_model_dir=tmp_path / "no-intent-model")
-    app = create_app(settings)
-    async with serve_in_process(app) as url:
-        yield url, app
+    async with serve_in_process(settings) as served:
+        yield served.url, served.app
 
 
 def _target(route: str) -> tuple[str, str]:

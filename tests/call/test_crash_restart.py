@@ -8,8 +8,8 @@ from pathlib import Path
 
 import httpx
 
-from app.call.caller import place_call
 from app.media.audio import Pcm
+from app.sim.caller import place_call
 from tests.helpers.auth import ADMIN
 from tests.helpers.server import KO_NUMBER, free_port, serve_ko, wait_ready
 from tests.helpers.speech import have_espeak

@@ -92,7 +92,9 @@ def test_order_result_reads_the_eta_as_a_date(engine: FlowEngine) -> None:
                     "eta": "2026-11-28", "item_zh": "洗衣机", "status_zh": "已发货"}, at=OPEN))
     order = next(s for s in result.says if s.text.startswith("Your order"))
     assert order == Say(text="Your order 4 5 6 7, a front-load washer, has shipped. Expected "
-                        "delivery 2026-11-28.", locale="en", voice="en-us", cache=False)
+                        "delivery 2026-11-28.", locale="en", voice="en-us", cache=False,
+                        display="Your order 4567, a front-load washer, has shipped. Expected "
+                        "delivery 2026-11-28.")  # a chat shows the number as written
 
 
 def test_transfer_after_yes_keeps_the_request_as_intent(engine: FlowEngine) -> None:

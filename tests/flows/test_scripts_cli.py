@@ -90,13 +90,20 @@ def test_cli_check(runner: CliRunner) -> None:
 def test_cli_test_runs_scripts(runner: CliRunner, tmp_path: Path) -> None:
     ok = runner.invoke(app, ["flows", "test", str(SCRIPTS[0]), str(SCRIPTS[5])])
     assert ok.exit_code == 0, ok.output
-    assert "2 passed, 0 failed" in ok.output
+    assert "4 passed, 0 failed, 0 skipped" in ok.output  # each as a call and as a chat
+    assert f"PASS [chat] {SCRIPTS[5].name}" in ok.output
+    voice = runner.invoke(app, ["flows", "test", "--channel", "voice", str(SCRIPTS[0])])
+    assert voice.exit_code == 0 and "1 passed, 0 failed, 0 skipped" in voice.output
+    star = next(p for p in SCRIPTS if p.name == "21_repeat_star.yaml")
+    skipped = runner.invoke(app, ["flows", "test", "--channel", "chat", str(star)])
+    assert skipped.exit_code == 0, skipped.output
+    assert "0 passed, 0 failed, 1 skipped" in skipped.output
     broken = tmp_path / "broken.yaml"
     broken.write_text(SCRIPTS[0].read_text(encoding="utf-8").replace(
         "outcome: {hangup: self_service}", "outcome: {transfer: general}"), encoding="utf-8")
     bad = runner.invoke(app, ["flows", "test", str(broken)])
     assert bad.exit_code == 1
-    assert "FAIL broken.yaml" in bad.output
+    assert "FAIL [voice] broken.yaml" in bad.output and "FAIL [chat] broken.yaml" in bad.output
     assert "expected transfer to 'general', got no transfer" in bad.output
 
 

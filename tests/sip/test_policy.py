@@ -12,9 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.call.cli import serve_in_process
-from app.main import create_app
 from app.settings import SipTrunk
+from app.sim.cli import serve_in_process
 from app.sip.auth import authorization
 from app.sip.message import SipResponse, parse
 from tests.helpers.auth import ADMIN
@@ -86,9 +85,8 @@ async def live(tmp_path: Path) -> AsyncIterator[Live]:
     settings = live_settings(tmp_path, flow=KO_FLOW, sip_enabled=True, sip_port=0,
                              sip_trunks=trunks, intent_model_dir=tmp_path / "no-intents",
                              sip_rate_limit_per_s=5, sip_rate_limit_burst=10)
-    app = create_app(settings)
-    async with serve_in_process(app) as url:
-        yield Live(url, app, settings)
+    async with serve_in_process(settings) as served:
+        yield Live(served.url, served.app, served.settings)
 
 
 def _metric(text: str, name: str) -> float:

@@ -11,10 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from app.call.cli import serve_in_process
-from app.main import create_app
 from app.media.audio import Pcm
 from app.media.rtp_leg import RtpCallMedia
+from app.sim.cli import serve_in_process
 from app.sip.simcaller import SipCallResult, place_sip_call
 from tests.helpers.auth import ADMIN
 from tests.helpers.live import Live, live_settings
@@ -29,9 +28,8 @@ async def live(tmp_path: Path) -> AsyncIterator[Live]:
     settings = live_settings(tmp_path, flow=KO_FLOW, sip_enabled=True, sip_port=0,
                              rtp_timeout_s=20, intent_model_dir=tmp_path / "no-intents")
     # the Korean flow needs no intent model: skipping it keeps start-up short
-    app = create_app(settings)
-    async with serve_in_process(app) as url:
-        yield Live(url, app, settings)
+    async with serve_in_process(settings) as served:
+        yield Live(served.url, served.app, served.settings)
 
 
 async def _detail(live: Live) -> dict[str, Any]:

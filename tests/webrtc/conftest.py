@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest_asyncio
 
-from app.call.caller import CallerPeer
-from app.call.cli import serve_in_process
-from app.main import create_app
 from app.media.audio import Pcm
 from app.media.webrtc import WebRtcCallMedia
 from app.settings import Settings
+from app.sim.caller import CallerPeer
+from app.sim.cli import serve_in_process
 from tests.helpers.live import Live, live_settings
 
 Pair = tuple[CallerPeer, WebRtcCallMedia]
@@ -47,7 +46,5 @@ async def connect(settings: Settings) -> AsyncIterator[Connect]:
 @pytest_asyncio.fixture
 async def live(tmp_path: Path) -> AsyncIterator[Live]:
     """``create_app`` served by uvicorn on a free 127.0.0.1 port."""
-    settings = live_settings(tmp_path)
-    app = create_app(settings)
-    async with serve_in_process(app) as url:
-        yield Live(url, app, settings)
+    async with serve_in_process(live_settings(tmp_path)) as served:
+        yield Live(served.url, served.app, served.settings)

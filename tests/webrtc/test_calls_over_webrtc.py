@@ -1,7 +1,7 @@
 """The real app over real HTTP and real WebRTC: signalling errors, a spoken call, a lost peer.
 
 The server is ``create_app`` on uvicorn (127.0.0.1, free port) with the Korean test model and
-a small Korean flow (``data/ko_webrtc.yaml``); the caller is ``app.call.caller`` (aiortc).
+a small Korean flow (``data/ko_webrtc.yaml``); the caller is ``app.sim.caller`` (aiortc).
 """
 
 from __future__ import annotations
@@ -15,14 +15,15 @@ import httpx
 import numpy as np
 import pytest
 
-from app.call.caller import CallerPeer, CallError, place_call
 from app.media.audio import Pcm
 from app.media.webrtc import WebRtcCallMedia
+from app.sim.caller import CallerPeer, CallError, KeyPress, place_call
 from tests.fakes import cut_network
 from tests.helpers.auth import ADMIN
 from tests.helpers.speech import espeak_pcm, have_espeak
 from tests.helpers.tones import loud_ms, tone
 from tests.helpers.tools import needs
+from tests.helpers.wait import wait_until
 
 Live = Any  # tests/webrtc/conftest.py: Live(url, app, settings)
 
@@ -121,7 +122,11 @@ async def test_a_spoken_menu_choice_over_webrtc_is_recognized_and_recorded(live:
         detail = await _call_detail(client, result.call_id)
         assert detail["cdr"]["outcome"] == "completed"
         assert "one" in detail["flow_path"]
-        recording = await client.get(f"/v1/calls/{result.call_id}/recording")
+        # the API gives the recording's URL, never the server's file path
+        [saved] = detail["recordings"]
+        assert "path" not in saved and str(live.settings.data_dir) not in str(detail)
+        assert saved["url"] == f"/v1/calls/{result.call_id}/recording?id={saved['id']}"
+        recording = await client.get(saved["url"])
     assert recording.status_code == 200
     with wave.open(io.BytesIO(recording.content)) as rec:
         assert rec.getnchannels() == 2
@@ -132,10 +137,11 @@ async def test_a_spoken_menu_choice_over_webrtc_is_recognized_and_recorded(live:
 
 async def test_keys_over_the_data_channel_drive_the_flow(live: Live) -> None:
     result = await place_call(live.url, Pcm(bytes(16_000 * 2 * 2), 16_000),
-                              hotline_number=NUMBER, dtmf=[("1", 4.0)], grace_s=8,
-                              timeout_s=40)
+                              hotline_number=NUMBER, dtmf=[KeyPress("1")], timeout_s=40)
     assert result.dtmf_sent == ["1"]
-    assert [e["digit"] for e in result.events if e["type"] == "dtmf"] == ["1"]
+    types = [e["type"] for e in result.events]
+    assert types.count("dtmf") == 1 and types.index("listen") < types.index("dtmf")
+    assert result.notes == []  # sent when the menu listened, not during a prompt
     assert result.ended_by == "server"
     async with httpx.AsyncClient(base_url=live.url, timeout=30, headers=ADMIN) as client:
         detail = await _call_detail(client, result.call_id)
@@ -150,7 +156,9 @@ async def test_a_vanished_caller_and_a_dead_ice_end_the_call_with_a_record(live:
             answer = await _post_offer(client, await vanished.create_offer())
             await vanished.accept_answer(answer["sdp"])
             await asyncio.wait_for(vanished.connected.wait(), 10)
-            await asyncio.sleep(1.0)
+            leg = live.app.state.calls.session(answer["call_id"]).media
+            await wait_until(lambda: leg.received_chunks >= 25,  # 0.5 s of the caller's audio
+                             what="the server hears the caller")
             cut_network(vanished.pc)
             detail = await _call_detail(client, answer["call_id"], wait_end_s=20)
             assert detail["cdr"]["outcome"] == "connection_lost"

@@ -11,11 +11,14 @@ import structlog
 import yaml
 from typer.testing import CliRunner
 
-from app.call.caller import parse_dtmf_schedule
 from app.cli import app
 from app.media.audio import read_wav, write_wav
+from app.sim.caller import KeyPress, parse_dtmf_schedule
 from tests.helpers.live import live_settings
 from tests.helpers.tones import loud_ms
+
+FLOW = Path(__file__).resolve().parent / "data" / "ko_webrtc.yaml"
+ORDER_FLOW = Path(__file__).resolve().parent / "data" / "ko_order.yaml"
 
 
 @pytest.fixture(autouse=True)
@@ -27,17 +30,24 @@ def _restore_logging() -> Iterator[None]:
     structlog.configure(**saved)
 
 
-def test_dtmf_schedule_is_parsed_and_sorted() -> None:
-    assert parse_dtmf_schedule("#@5.2, 1@3") == [("1", 3.0), ("#", 5.2)]
+def test_dtmf_schedule_is_parsed_in_the_order_written() -> None:
+    assert parse_dtmf_schedule("1@menu, 4567#@MENU,*@12.5") == [
+        KeyPress("1"), KeyPress("4567#"), KeyPress("*", 12.5)]
+    assert parse_dtmf_schedule("#@5.2, 1@3") == [KeyPress("#", 5.2), KeyPress("1", 3.0)]
     assert parse_dtmf_schedule("") == []
+    assert str(KeyPress("12")) == "12@menu" and str(KeyPress("1", 3.0)) == "1@3"
 
 
 @pytest.mark.parametrize(("text", "error"), [
-    ("1", "bad DTMF item '1': expected KEY@SECONDS, e.g. 1@3.0"),
-    ("12@3", "bad DTMF item '12@3': expected KEY@SECONDS, e.g. 1@3.0"),
-    ("x@3", "bad DTMF item 'x@3': expected KEY@SECONDS, e.g. 1@3.0"),
-    ("1@soon", "bad DTMF time in '1@soon': 'soon' is not a number"),
-    ("1@-2", "bad DTMF time in '1@-2': must be >= 0"),
+    ("1", "bad DTMF item '1': expected KEYS@SECONDS or KEYS@menu, e.g. 1@3.0 or 4567#@menu "
+          "(keys: 0-9 * # A-D)"),
+    ("@3", "bad DTMF item '@3': expected KEYS@SECONDS or KEYS@menu, e.g. 1@3.0 or 4567#@menu "
+           "(keys: 0-9 * # A-D)"),
+    ("1x@3", "bad DTMF item '1x@3': expected KEYS@SECONDS or KEYS@menu, e.g. 1@3.0 or "
+             "4567#@menu (keys: 0-9 * # A-D)"),
+    ("1@soon", "bad DTMF time in '1@soon': 'soon' is not a number or 'menu'"),
+    ("1@-2", "bad DTMF time in '1@-2': must be >= 0 seconds"),
+    ("1@nan", "bad DTMF time in '1@nan': must be >= 0 seconds"),
 ])
 def test_bad_dtmf_schedule_says_what_is_wrong(text: str, error: str) -> None:
     with pytest.raises(ValueError) as info:
@@ -71,23 +81,51 @@ def test_a_bad_key_schedule_is_refused_before_calling(tmp_path: Path) -> None:
     assert "bad DTMF time" in result.output
 
 
-def test_hotline_call_runs_a_whole_call_in_process(tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = live_settings(tmp_path)
+def _config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flow: Path = FLOW) -> Path:
+    settings = live_settings(tmp_path, flow=flow)  # port 8080: nothing listens there
     config = tmp_path / "hotline.yaml"
     values = settings.model_dump(mode="json", exclude={"auth_bootstrap_token"})  # "****"
     config.write_text(yaml.safe_dump(values, allow_unicode=True))
     monkeypatch.setenv("HOTLINE_CONFIG", str(config))  # load_settings sets it; undone after
+    return config
+
+
+def test_hotline_call_runs_a_whole_call_in_process(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    config = _config(tmp_path, monkeypatch)
     wav = tmp_path / "caller.wav"
     write_wav(wav, bytes(16_000 * 2 * 2), 16_000)
     out = tmp_path / "bot.wav"
+    # the key goes at once, while the greeting (no barge-in) plays: typed ahead for the menu
     result = CliRunner().invoke(app, [
-        "call", "--wav", str(wav), "--dtmf", "1@4.0", "--config", str(config),
-        "--out", str(out), "--grace-s", "8", "--timeout-s", "40",
+        "call", "--wav", str(wav), "--dtmf", "1@0", "--config", str(config),
+        "--out", str(out), "--codec", "pcmu", "--timeout-s", "60",
     ])
     assert result.exit_code == 0, result.output
     assert "bot    : 안녕하세요" in result.output
+    assert "note   : key 1 was pressed during a prompt that does not allow barge-in" in (
+        result.output)
     assert "key    : 1" in result.output
     assert "call ended: completed" in result.output
     assert "hung up by server" in result.output
     assert loud_ms(read_wav(out).data) > 1500
+
+
+def test_hotline_call_in_process_reaches_the_demo_order_service(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = _config(tmp_path, monkeypatch, ORDER_FLOW)
+    result = CliRunner().invoke(app, [
+        "call", "--dtmf", "4567#@menu", "--config", str(config), "--timeout-s", "60",
+    ])
+    assert result.exit_code == 0, result.output
+    assert "calling 4000000001" in result.output and "with silence" in result.output
+    assert "note   :" not in result.output  # sent when the bot listened
+    assert "webhook /demo/orders/4567: ok (200)" in result.output
+    assert "call ended: self_service" in result.output
+    assert "keys sent: 4567#" in result.output
+
+
+def test_an_unknown_codec_is_refused(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["call", "--codec", "g729", "--server", "http://127.0.0.1:9"])
+    assert result.exit_code == 1
+    assert "--codec must be opus or pcmu, not 'g729'" in result.output

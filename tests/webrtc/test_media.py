@@ -9,13 +9,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from app.call.caller import CallerPeer
 from app.events import AudioChunk, Dtmf
 from app.media.audio import Pcm
 from app.media.webrtc import WebRtcCallMedia
 from app.settings import Settings
+from app.sim.caller import CallerPeer
 from tests.fakes import cut_network
 from tests.helpers.tones import dominant_hz, loud_ms, tone
+from tests.helpers.wait import wait_until
 
 
 async def _collect(inbound: AsyncIterator[AudioChunk | Dtmf], n_chunks: int,
@@ -53,9 +54,9 @@ async def test_caller_tone_arrives_as_16k_20ms_chunks(connect, codec: str) -> No
 async def test_bot_audio_reaches_the_caller(connect) -> None:
     caller, media = await connect(Pcm(b"\x00" * 32_000, 16_000))
     await media.play(AudioChunk(tone(1000, 1.0), 16_000))  # returns with ~300 ms still queued
-    await asyncio.sleep(1.2)
+    await wait_until(lambda: loud_ms(caller.received_pcm.data) >= 800,
+                     what="the caller hears 800 ms of the tone")
     received = caller.received_pcm.data
-    assert loud_ms(received) >= 800
     assert abs(dominant_hz(received) - 1000) < 15
     assert media.outbound_track.audio_started_at is not None
 
@@ -76,11 +77,14 @@ async def test_flush_drops_queued_audio_at_once(connect) -> None:
             await media.play(AudioChunk(tone(700, 0.02), 16_000, piece * 20))
 
     speaking = asyncio.create_task(speak())
-    await asyncio.sleep(0.6)
+    await wait_until(lambda: loud_ms(caller.received_pcm.data) >= 200,
+                     what="the prompt reaches the caller")
     speaking.cancel()  # the session stops its speak task, then flushes (barge-in)
     await asyncio.gather(speaking, return_exceptions=True)
     dropped_ms = media.flush()
-    await asyncio.sleep(1.0)
+    flushed_at = caller.received_frames
+    await wait_until(lambda: caller.received_frames >= flushed_at + 50,
+                     what="another second of audio reaches the caller")
     assert dropped_ms > 0
     assert media.outbound_track.queued_ms == 0
     assert loud_ms(caller.received_pcm.data) < 1500  # far less than the 3 s prompt

@@ -1,0 +1,1 @@
+"""Web chat: the same bot, flows and call record as the phone, over text (``session``)."""

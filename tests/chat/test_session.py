@@ -1,0 +1,59 @@
+"""A chat session in-process, where its faults can be made for real: the database refuses
+the record at the start (a read-only SQLite file)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import httpx
+
+from app.call.bus import EventBus
+from app.call.conversation import ANONYMOUS
+from app.call.info import CallDeps, CallInfo
+from app.chat.session import ChatSession
+from app.flows.defaults import default_text
+from app.flows.engine import FlowEngine
+from app.flows.loader import load_flows
+from app.routing.waiting import QueueBoard
+from app.services import open_storage
+from app.settings import PROJECT_ROOT, Settings
+from app.storage.db import Database
+from app.storage.repository import CallRepository
+
+
+async def test_a_chat_whose_record_cannot_be_created_apologizes_and_spools_it(
+        tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", log_json=False, record_retry_s=0.5,
+                        record_start_timeout_s=1.0)
+    db, _ = await open_storage(settings)  # the schema exists; then the file is read-only
+    db.dispose()
+    read_only = Database(f"sqlite:///file:{settings.data_dir / 'hotline.db'}?mode=ro&uri=true")
+    async with httpx.AsyncClient() as http:
+        deps = CallDeps(settings=settings, store=CallRepository(read_only), bus=EventBus(),
+                        engine=FlowEngine(load_flows(PROJECT_ROOT / "ivr_flows")), tts=None,
+                        asr=None, nlu=None, http=http, queues=QueueBoard())
+        info = CallInfo(call_id="chat-ro", flow_id="demo_hotline", hotline_number="4008001234",
+                        caller_number=ANONYMOUS, locale="zh", channel="chat")
+        chat = ChatSession(info, deps)
+        async with chat.attach() as link:
+            outcome = await asyncio.wait_for(chat.run(), 60)
+            seen = []
+            while (message := await link.receive()) is not None:
+                seen.append(message)
+    read_only.dispose()
+    assert outcome == "error"
+    assert [(m["type"], m.get("text")) for m in seen] == [
+        ("message", default_text("apology", "zh")), ("end", None)]
+    spooled = json.loads((settings.spool_dir / "chat-ro.json").read_text(encoding="utf-8"))
+    assert spooled["row_created"] is False and spooled["header"]["channel"] == "chat"
+    db, repo = await open_storage(settings)  # writable again: the record is replayed
+    try:
+        detail = repo.get_call("chat-ro")
+        assert detail is not None
+        assert (detail.cdr.channel, detail.cdr.outcome) == ("chat", "error")
+        errors = [e.payload for e in detail.events if e.type == "error"]
+        assert errors and errors[0]["where"] == "storage"
+    finally:
+        db.dispose()
