@@ -34,10 +34,10 @@ from typing import Any
 import httpx
 import numpy as np
 
-from app.call.caller import CallerPeer
 from app.media.audio import Pcm
 from app.media.webrtc import WebRtcCallMedia
 from app.settings import Settings
+from app.sim.caller import CallerPeer
 from bench.webrtc_calls import percentile
 from tests.handoff.routing import short_flow
 from tests.helpers.auth import ADMIN_TOKEN

@@ -9,7 +9,9 @@ database are the real ones. The clock runs in real time from a Wednesday 10:00 i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
+import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,7 +22,6 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from app.call.cli import serve_in_process
 from app.main import create_app
 from app.nlu.service import NluService
 from app.settings import PROJECT_ROOT, Settings
@@ -94,6 +95,35 @@ def desk_settings(tmp_path: Path, routing: Path | None = None, **overrides: Any)
     return Settings(**values)
 
 
+@contextlib.asynccontextmanager
+async def serve(settings: Settings, services_options: dict[str, Any]
+                ) -> AsyncIterator[tuple[str, Any]]:
+    """The app on a free 127.0.0.1 port with uvicorn, its services given ``services_options``
+    (the scripted recognizer, the loaded classifier, the clock): (url, app)."""
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
+    url = f"http://127.0.0.1:{port}"
+    app = create_app(settings.model_copy(update={"host": "127.0.0.1", "port": port}),
+                     base_url=url, services_options=services_options)
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on",
+                                           timeout_graceful_shutdown=5))
+    task = asyncio.create_task(server.serve(sockets=[sock]), name="desk-test-server")
+    try:
+        deadline = asyncio.get_running_loop().time() + 120
+        while not server.started:  # uvicorn has no event for it
+            assert not task.done(), "the server failed to start (see the log)"
+            assert asyncio.get_running_loop().time() < deadline, "the server did not start"
+            await asyncio.sleep(0.05)
+        yield url, app
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
 @pytest_asyncio.fixture
 async def make_desk(tmp_path: Path, demo_nlu: NluService) -> AsyncIterator[Callable[..., Any]]:
     """``await make_desk(routing=None, **settings)``: the app served; closed after the test."""
@@ -104,10 +134,9 @@ async def make_desk(tmp_path: Path, demo_nlu: NluService) -> AsyncIterator[Calla
 
     async def make(routing: Path | None = None, **overrides: Any) -> Desk:
         asr = ScriptedRecognizer()
-        app = create_app(desk_settings(tmp_path, routing, **overrides), services_options={
+        server = serve(desk_settings(tmp_path, routing, **overrides), {
             "asr": asr, "nlu": demo_nlu, "clock": moving_clock(WEDNESDAY_10)})
-        server = serve_in_process(app)
-        url = await server.__aenter__()
+        url, app = await server.__aenter__()
         desk = Desk(url, app, asr)
         stack.append((server, desk))
         return desk

@@ -102,7 +102,7 @@ async def test_caller_hanging_up_while_the_desk_rings_is_abandoned(
 async def test_agent_whose_audio_dies_mid_call_has_the_caller_requeued_at_the_front(
         make_desk: Any, tmp_path: Path) -> None:
     desk = await make_desk(two_agent_routing(tmp_path), flows_dir=short_flow(tmp_path),
-                           webrtc_media_timeout_s=2)
+                           webrtc_media_timeout_s=5)  # the agent vanishes after 5 s
     first, second = desk.agent("li.na"), desk.agent("zhang.wei")
     await first.login()
     await second.login()

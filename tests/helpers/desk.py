@@ -20,9 +20,9 @@ from typing import Any
 import httpx
 
 from app.auth import Role
-from app.call.caller import CallerPeer
 from app.events import CALL_SAMPLE_RATE_HZ
 from app.media.audio import Pcm, resample
+from app.sim.caller import CallerPeer
 from tests.helpers.auth import ADMIN, create_user, sign_in
 
 SILENCE = Pcm(b"\x00" * 3200, CALL_SAMPLE_RATE_HZ)
