@@ -75,3 +75,31 @@ nodes:
     prompt: {zh: 客服都在忙，再见。}
 """, encoding="utf-8")
     return flows
+
+
+def phone_agent_routing(folder: Path, uri: str, ring_timeout_s: float = 15) -> Path:
+    """Group ``zh_service`` with one agent, wang.fang, who answers on a SIP phone at ``uri``."""
+    path = folder / "routing_phone.yaml"
+    path.write_text(f"""\
+version: 1
+agents:
+  wang.fang:
+    name: 王芳
+    languages: [zh]
+    skills: {{general: 5}}
+    devices: [{{kind: sip, uri: "{uri}"}}]
+groups:
+  zh_service:
+    strategy: sequential
+    members: [wang.fang]
+    skills: [general]
+    ring_timeout_s: {ring_timeout_s}
+    max_wait_s: 60
+    wrap_up_s: 0
+    overflow_if_empty: false
+hotlines:
+  - number: "4008001234"
+    flow: desk_short
+    default: {{group: zh_service}}
+""", encoding="utf-8")
+    return path
