@@ -309,13 +309,13 @@ async def today(agent: Agent, request: Request) -> list[Any]:
 @router.websocket("/ws")
 async def desk_ws(websocket: WebSocket, who: CurrentPrincipal) -> None:
     """The desk's live feed: offers, presence, the watched calls' events."""
+    await websocket.accept()
     try:
         agent_id = agent_of(websocket, who).agent_id
-    except HTTPException as exc:
+    except HTTPException as exc:  # said after the handshake, so the desk can show why
         await websocket.close(code=1008, reason=str(exc.detail)[:120])
         return
     handoff = _handoff(websocket)
-    await websocket.accept()
     handoff.live.desk_back(agent_id)
     async with handoff.desk.connect(agent_id) as messages, \
             websocket.app.state.bus.subscribe(None) as events:
