@@ -9,11 +9,12 @@ BIN := $(VENV)/bin
 STAMPS := .make
 
 # System packages: speech (espeak-ng, sox), SIP test clients, browser tests, PostgreSQL for
-# storage tests, graphviz for `hotline flows graph`, a CJK font so graphs, charts and page
+# storage tests, Kamailio and Redis for the multi-node tests (tests/scale), graphviz for
+# `hotline flows graph`, a CJK font so graphs, charts and page
 # screenshots show Chinese (not boxes), Python venv/headers for builds.
 APT_PACKAGES := python3-venv python3-dev build-essential espeak-ng libespeak-ng1 sox \
 	sip-tester baresip chromium chromium-driver postgresql graphviz fonts-noto-cjk \
-	ca-certificates
+	ca-certificates kamailio redis-server
 
 .PHONY: run test lint setup clean
 

@@ -77,10 +77,16 @@ def serve(
 
     application = create_app(settings)
     banner(settings, application.routes, sys.stdout)
-    uvicorn.run(
+    from app.cluster.drain import DrainingServer  # SIGTERM: drain the calls, then stop
+
+    server_config = uvicorn.Config(
         application, host=settings.host, port=settings.port, log_config=None,
         timeout_graceful_shutdown=10, loop=settings.event_loop,
     )
+    try:
+        DrainingServer(server_config, application, settings.drain_timeout_s).run()
+    except KeyboardInterrupt:  # Ctrl+C: stopped cleanly (uvicorn re-raises the signal)
+        pass
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ from app.auth import AuthService
 from app.auth.deps import check_access_declared, public
 from app.auth.ratelimit import CallerPasses, RateLimits
 from app.log import get_logger
+from app.metrics import EVENT_LOOP_TASKS
 from app.services import build_services
 from app.settings import Settings
 
@@ -50,6 +51,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state.auth = AuthService(settings, services.db, limits=state.limits)
     state.sip = services.sip  # started by build_services when sip_enabled
     state.handoff = services.handoff
+    loop = asyncio.get_running_loop()
+    EVENT_LOOP_TASKS.set_function(lambda: len(asyncio.all_tasks(loop)))
     try:
         await first_admin(state.auth)
         yield

@@ -5,6 +5,8 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 CALLS_ACTIVE = Gauge("hotline_calls_active", "Calls in progress in this process")
+EVENT_LOOP_TASKS = Gauge("hotline_event_loop_tasks",
+                         "asyncio tasks alive on the server's event loop (a leak shows here)")
 CALLS_TOTAL = Counter("hotline_calls_total", "Calls ended, by outcome", ["outcome"])
 TURN_LATENCY = Histogram(
     "hotline_turn_latency_seconds",
@@ -49,4 +51,17 @@ RTP_LATE_PACKETS = Counter(
 )
 RTP_CONCEALED_FRAMES = Counter(
     "hotline_rtp_concealed_frames_total", "20 ms frames concealed for lost or late RTP"
+)
+
+# -- several nodes (app/cluster)
+LOST_NODE_CALLS = Counter(
+    "hotline_lost_node_calls_finalized_total",
+    "Calls of a lost node (heartbeat too old) this node finalized as interrupted",
+)
+HEARTBEAT_FAILURES = Counter(
+    "hotline_node_heartbeat_failures_total", "Heartbeats this node could not write"
+)
+NODE_DRAINING = Gauge("hotline_node_draining", "1 while this node drains before it stops")
+BUS_RECONNECTS = Counter(
+    "hotline_event_bus_reconnects_total", "Times the shared event bus (Redis) reconnected"
 )

@@ -21,11 +21,13 @@ import httpx
 
 from app.asr.engine import AsrEngine
 from app.asr.registry import ModelRegistry
-from app.call.bus import EventBus
+from app.call.bus import EventBus, LiveBus
 from app.call.eventlog import replay_spool
 from app.call.info import CallDeps
 from app.call.manager import CallManager, Hotline
 from app.call.recorder import wav_duration_s
+from app.cluster.liveness import NodeLiveness
+from app.cluster.redis_bus import RedisEventBus
 from app.events import utc_now
 from app.flows.engine import FlowEngine
 from app.flows.loader import load_flows
@@ -61,7 +63,7 @@ class Services:
     settings: Settings
     db: Database
     repo: CallRepository
-    bus: EventBus
+    bus: LiveBus
     asr: AsrEngine
     tts: TtsService
     nlu: NluService | None
@@ -72,6 +74,7 @@ class Services:
     log: Any = None
     owns_asr: bool = True  # False when the caller lent a loaded engine (tests)
     owns_nlu: bool = True
+    liveness: NodeLiveness | None = None
     handoff: HandoffService | None = None  # routing to agents, the desks
     sip: Any = None  # app.sip.service.SipService when sip_enabled
 
@@ -83,6 +86,8 @@ class Services:
         await self.calls.shutdown()
         if self.handoff is not None:
             await self.handoff.aclose()
+        if self.liveness is not None:
+            await self.liveness.aclose()
         with contextlib.suppress(Exception):
             await self.tts.aclose()
         if self.owns_asr:
@@ -91,6 +96,8 @@ class Services:
         if self.owns_nlu and self.nlu is not None:
             self.nlu.close()
         await self.http.aclose()
+        if isinstance(self.bus, RedisEventBus):
+            await self.bus.aclose()
         await asyncio.to_thread(self.db.dispose)
 
 
@@ -127,14 +134,21 @@ async def open_storage(settings: Settings, degraded: dict[str, str] | None = Non
         log.warning("call_records_replayed", count=len(replayed), call_ids=replayed)
     for name, reason in failed.items():
         log.error("call_record_replay_failed", file=name, reason=reason)
+    # this node's calls only (and those naming no node): other nodes sharing the database
+    # may have calls up; a lost node's calls are finalized by ``NodeLiveness``
     interrupted = await asyncio.to_thread(
-        repo.finalize_interrupted, utc_now(), recording_duration=lambda file: wav_duration_s(
-            settings.recordings_dir / file),
-    )
+        lambda: repo.finalize_interrupted(
+            utc_now(), node_id=settings.node_id, unowned_too=True,
+            recording_duration=recording_duration(settings)))
     if interrupted:
         log.warning("calls_finalized_after_restart", count=len(interrupted),
                     call_ids=interrupted)
     return db, repo
+
+
+def recording_duration(settings: Settings) -> Callable[[str], float | None]:
+    """The duration of a recording file on this node's disk (None: not there)."""
+    return lambda file: wav_duration_s(settings.recordings_dir / file)
 
 
 async def load_asr(settings: Settings, degraded: dict[str, str]) -> AsrEngine:
@@ -179,6 +193,16 @@ async def load_nlu(settings: Settings, degraded: dict[str, str]) -> NluService |
     return nlu
 
 
+async def live_bus(settings: Settings) -> LiveBus:
+    """The live event bus: shared through Redis when ``redis_url`` is set (several nodes),
+    else in this process."""
+    if not settings.redis_url:
+        return EventBus()
+    bus = RedisEventBus(settings.redis_url, settings.node_id)
+    await bus.start()
+    return bus
+
+
 _NO_NLU: Any = object()
 
 
@@ -207,7 +231,7 @@ async def build_services(settings: Settings, *, http_base_url: str | None = None
     # relative webhook URLs in flows (the demo order service) resolve against this server
     if http is None:
         http = httpx.AsyncClient(base_url=http_base_url or local_url(settings.host, settings.port))
-    bus = EventBus()
+    bus = await live_bus(settings)
     deps = CallDeps(
         settings=settings, store=repo, bus=bus, engine=FlowEngine(flows, catalog),
         tts=None if "tts" in degraded else tts, asr=asr,
@@ -215,9 +239,13 @@ async def build_services(settings: Settings, *, http_base_url: str | None = None
         queues=QueueBoard(), clock=clock,
     )
     calls = CallManager(deps, hotlines_of(flows))
+    liveness = NodeLiveness(repo, settings, recording_duration=recording_duration(settings),
+                            clock=utc_now)
+    await liveness.tick()  # this node's heartbeat before its first call
+    liveness.start()
     services = Services(settings=settings, db=db, repo=repo, bus=bus, asr=asr, tts=tts, nlu=nlu,
                         flows=flows, http=http, calls=calls, degraded=degraded, log=log,
-                        owns_asr=owns_asr, owns_nlu=owns_nlu)
+                        owns_asr=owns_asr, owns_nlu=owns_nlu, liveness=liveness)
     services.handoff = await start_handoff(services, clock)
     deps.handoff = services.handoff
     if settings.sip_enabled:  # SIP trunk + RTP media (app/sip): calls in, agents' phones out

@@ -197,6 +197,18 @@ class Settings(BaseSettings):
     nlu_workers: int = Field(default=2, ge=1, le=16, description="intent classifier threads")
     node_id: str = Field(default="node-1", min_length=1, max_length=64,
                          description="this process's name in a multi-node deployment")
+    node_heartbeat_s: float = Field(
+        default=5.0, gt=0, description="how often this node writes its heartbeat and looks "
+        "for lost nodes (several nodes sharing one database)")
+    node_stale_after_s: float = Field(
+        default=15.0, gt=0, description="a node whose heartbeat is older than this is lost: "
+        "a surviving node finalizes its calls (outcome interrupted)")
+    drain_timeout_s: float = Field(
+        default=600.0, ge=0, description="on SIGTERM the node takes no new call and waits "
+        "this long at most for the calls up to finish, then stops (they end interrupted)")
+    redis_url: str | None = Field(
+        default=None, description="redis://host:port/db shared by the nodes: live call "
+        "events and rate limits across nodes. None: in this process (one node)")
     queue_max_wait_s: float = Field(default=120, gt=0)
     queue_position_every_s: float = Field(default=30, gt=0)
 

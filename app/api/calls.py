@@ -170,15 +170,20 @@ async def _serve_events(websocket: WebSocket, call_id: str | None, who: Principa
     if call_id is not None and who.via != "caller":
         await websocket.app.state.auth.audit(who, "transcript.read", f"call:{call_id}",
                                              ip=client_ip(websocket))
-    await websocket.accept()
-    streaming = asyncio.create_task(_stream(websocket, call_id, who), name="ws-events")
-    leaving = asyncio.create_task(_client_gone(websocket), name="ws-events-reader")
-    try:
-        done, _ = await asyncio.wait({streaming, leaving}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (streaming, leaving):
-            task.cancel()
-        await asyncio.gather(streaming, leaving, return_exceptions=True)
+    # subscribed before the handshake completes: a client that starts a call once its socket
+    # is open sees that call's first event
+    async with websocket.app.state.bus.subscribe(call_id) as queue:
+        await websocket.accept()
+        streaming = asyncio.create_task(_stream(websocket, call_id, who, queue),
+                                        name="ws-events")
+        leaving = asyncio.create_task(_client_gone(websocket), name="ws-events-reader")
+        try:
+            done, _ = await asyncio.wait({streaming, leaving},
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (streaming, leaving):
+                task.cancel()
+            await asyncio.gather(streaming, leaving, return_exceptions=True)
     if streaming in done and not streaming.cancelled():
         exc = streaming.exception()
         if exc is not None and not isinstance(exc, WebSocketDisconnect):
@@ -190,37 +195,40 @@ async def _client_gone(websocket: WebSocket) -> None:
         pass  # what a client sends is ignored
 
 
-async def _stream(websocket: WebSocket, call_id: str | None, who: Principal) -> None:
+async def _stream(websocket: WebSocket, call_id: str | None, who: Principal,
+                  queue: asyncio.Queue[dict[str, Any]]) -> None:
     state = websocket.app.state
     show = _viewer(websocket, who)
-    async with state.bus.subscribe(call_id) as queue:
-        last_seq = 0
-        if call_id is not None:
-            session = state.calls.session(call_id)
-            if session is not None:
-                for event in list(session.events.history):
-                    await _send(websocket, show(event))
-                    last_seq = event["seq"]
-            else:
-                detail = await asyncio.to_thread(state.repo.get_call, call_id)
-                if detail is None:
-                    await websocket.close(code=4404, reason=close_reason(f"no call {call_id}"))
-                    return
-                for event in detail.events:
-                    await _send(websocket, show(
-                        {**event.payload, "type": event.type, "call_id": call_id,
-                         "seq": event.seq, "at": event.at.isoformat()}
-                    ))
+    last_seq = 0
+    if call_id is not None:
+        session = state.calls.session(call_id)
+        if session is not None:
+            for event in list(session.events.history):
+                await _send(websocket, show(event))
+                last_seq = event["seq"]
+        else:
+            detail = await asyncio.to_thread(state.repo.get_call, call_id)
+            if detail is None:
+                await websocket.close(code=4404, reason=close_reason(f"no call {call_id}"))
+                return
+            for event in detail.events:
+                await _send(websocket, show(
+                    {**event.payload, "type": event.type, "call_id": call_id,
+                     "seq": event.seq, "at": event.at.isoformat()}
+                ))
+                last_seq = event.seq
+            if detail.cdr.ended_at is not None or not state.bus.shared:
                 await websocket.close()
                 return
-        while True:
-            event = await queue.get()
-            if call_id is not None and event.get("seq", 0) <= last_seq:
-                continue
-            await _send(websocket, show(event))
-            if call_id is not None and event["type"] == "call_ended":
-                await websocket.close()
-                return
+            # live on another node: its events arrive through the shared bus (Redis)
+    while True:
+        event = await queue.get()
+        if call_id is not None and event.get("seq", 0) <= last_seq:
+            continue
+        await _send(websocket, show(event))
+        if call_id is not None and event["type"] == "call_ended":
+            await websocket.close()
+            return
 
 
 async def _send(websocket: WebSocket, event: dict[str, Any] | None) -> None:

@@ -40,6 +40,8 @@ async def readyz(request: Request) -> JSONResponse:
         )
     if db_problem:
         problems["database"] = db_problem
+    if services.calls.draining:  # SIGTERM: stopping once its calls end (app.cluster.drain)
+        problems["draining"] = "this node is draining before it stops: it takes no new call"
     rec_problem = await state.run_blocking(_writable, services.settings.recordings_dir)
     if rec_problem:
         problems["recordings"] = rec_problem

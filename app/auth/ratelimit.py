@@ -1,8 +1,10 @@
 """Per-client rate limits (``limits``, moving window, in this process's memory) and callers'
 passes to their own call's live events.
 
-Both live in one process: several nodes each count their own clients (a caller's events
-socket reaches the node holding the call anyway).
+The limits are counted in this process, or, with ``redis_url`` set, in Redis shared by every
+node (``limits``' Redis storage: a client cannot multiply its allowance by the number of
+nodes; each hit is one short Redis round trip). Callers' passes stay in the process that
+issued them (a caller's events socket reaches the node holding the call anyway).
 """
 
 from __future__ import annotations
@@ -13,16 +15,21 @@ import time
 from dataclasses import dataclass, field
 
 from limits import RateLimitItem, parse
-from limits.storage import MemoryStorage
+from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
+from redis.exceptions import RedisError
 
+from app.log import get_logger
 from app.settings import Settings
+
+STORE_RETRY_S = 5.0  # a shared store (Redis) that failed is skipped this long
 
 
 class RateLimits:
     """Named limits (``{"login": "10/minute"}``), each counted per key (a client IP)."""
 
-    def __init__(self, rates: dict[str, str]) -> None:
+    def __init__(self, rates: dict[str, str], storage_uri: str | None = None) -> None:
+        """``storage_uri``: where the counts live (``redis://host:port/db``); None: here."""
         self._items: dict[str, RateLimitItem] = {}
         for name, rate in rates.items():
             try:
@@ -30,20 +37,32 @@ class RateLimits:
             except ValueError as exc:
                 raise ValueError(f"rate limit {name}: bad rate {rate!r} (e.g. '30/minute'): "
                                  f"{exc}") from None
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        storage = MemoryStorage() if storage_uri is None else storage_from_string(
+            storage_uri, socket_timeout=1.0, socket_connect_timeout=1.0)
+        self._limiter = MovingWindowRateLimiter(storage)
+        self._down_until = 0.0
 
     @classmethod
     def for_settings(cls, settings: Settings) -> RateLimits:
         """The limits the settings name: ``login``, ``public``, ``webrtc_offer``."""
         return cls({"login": settings.auth_login_rate, "public": settings.public_rate,
-                    "webrtc_offer": settings.webrtc_offer_rate})
+                    "webrtc_offer": settings.webrtc_offer_rate}, settings.redis_url)
 
     def hit(self, name: str, key: str) -> float | None:
         """Count one request; None when allowed, else the seconds until it would be."""
         item = self._items[name]
-        if self._limiter.hit(item, name, key):
+        if time.monotonic() < self._down_until:
+            return None  # the shared store failed a moment ago: allow, as below
+        try:
+            if self._limiter.hit(item, name, key):
+                return None
+            stats = self._limiter.get_window_stats(item, name, key)
+        except (RedisError, OSError) as exc:  # Redis down: fail open (calls matter more)
+            self._down_until = time.monotonic() + STORE_RETRY_S
+            get_logger(component="rate_limits").error(
+                "rate_limit_store_failed", error=f"{type(exc).__name__}: {exc}",
+                effect=f"requests allowed unchecked for {STORE_RETRY_S} s")
             return None
-        stats = self._limiter.get_window_stats(item, name, key)
         return max(1.0, stats.reset_time - time.time())
 
 

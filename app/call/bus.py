@@ -1,11 +1,24 @@
-"""In-process fan-out of live call events (the WebSocket feeds read from here)."""
+"""Live call events (the WebSocket feeds read from here): the ``LiveBus`` port and its
+in-process version ``EventBus`` (one node). Several nodes share one through Redis
+(``app.cluster.redis_bus``)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, Protocol
+
+
+class LiveBus(Protocol):
+    """Publish call events; follow one call's (or every call's) events as they happen."""
+
+    shared: bool  # True: events of calls on other nodes arrive too
+
+    def publish(self, event: dict[str, Any]) -> None: ...
+
+    def subscribe(self, call_id: str | None = None
+                  ) -> AbstractAsyncContextManager[asyncio.Queue[dict[str, Any]]]: ...
 
 
 class EventBus:
@@ -13,6 +26,8 @@ class EventBus:
 
     A subscriber that falls behind loses its oldest events (counted), never blocks a call.
     """
+
+    shared = False  # this process's calls only
 
     def __init__(self, max_queue: int = 1000) -> None:
         self._subs: dict[asyncio.Queue[dict[str, Any]], str | None] = {}

@@ -47,6 +47,7 @@ class CallHeader:
     locale: str
     started_at: datetime
     flow_id: str
+    node_id: str | None = None  # the node running the call (a lost node's calls are found)
 
 
 @dataclass(frozen=True)
@@ -205,7 +206,7 @@ class CallEventLog:
         try:
             await asyncio.to_thread(
                 self._store.start_call, h.call_id, h.hotline_number, h.caller_number,
-                h.channel, h.locale, h.started_at, h.flow_id,
+                h.channel, h.locale, h.started_at, h.flow_id, node_id=h.node_id,
             )
         except ValueError as exc:
             if "already exists" not in str(exc):
@@ -276,7 +277,7 @@ def _replay_one(store: CallStore, record: dict[str, Any]) -> None:
     started = datetime.fromisoformat(h.pop("started_at"))
     try:
         store.start_call(h["call_id"], h["hotline_number"], h["caller_number"], h["channel"],
-                         h["locale"], started, h["flow_id"])
+                         h["locale"], started, h["flow_id"], node_id=h.get("node_id"))
     except ValueError as exc:
         if "already exists" not in str(exc):
             raise

@@ -35,6 +35,16 @@ class CallLimitError(RuntimeError):
         self.retry_after_s = retry_after_s
 
 
+class NodeDrainingError(CallLimitError):
+    """This node is stopping (SIGTERM): it takes no new call; the caller tries another node."""
+
+    def __init__(self, retry_after_s: int = RETRY_AFTER_S) -> None:
+        RuntimeError.__init__(self, "this node is draining before it stops: it takes no new "
+                              f"call; try another node, or again in {retry_after_s} s")
+        self.max_calls = 0
+        self.retry_after_s = retry_after_s
+
+
 @dataclass(frozen=True)
 class Hotline:
     number: str
@@ -62,6 +72,7 @@ class CallManager:
         self._sessions: dict[str, ManagedCall] = {}
         self._tasks: dict[str, asyncio.Task[str]] = {}
         self._log = get_logger()
+        self.draining = False  # set once on SIGTERM: no new call (app.cluster.drain)
 
     def hotline(self, number: str) -> Hotline:
         hotline = self.hotlines.get(number)
@@ -72,11 +83,17 @@ class CallManager:
 
     def check_capacity(self) -> None:
         """Raise ``CallLimitError`` when this node already serves ``settings.max_calls``
-        voice calls (web chats carry no audio and are not counted)."""
+        voice calls (web chats carry no audio and are not counted); ``NodeDrainingError``
+        (a ``CallLimitError``) once the node is draining."""
+        if self.draining:
+            raise NodeDrainingError()
         max_calls = self.deps.settings.max_calls
-        voice = sum(1 for call in self._sessions.values() if call.info.channel != "chat")
-        if voice >= max_calls:
+        if self.voice_calls() >= max_calls:
             raise CallLimitError(max_calls)
+
+    def voice_calls(self) -> int:
+        """Calls up with audio (every transport; web chats are not counted)."""
+        return sum(1 for call in self._sessions.values() if call.info.channel != "chat")
 
     def new_call(self, *, hotline_number: str, caller_number: str, locale: str | None,
                  channel: str) -> CallInfo:

@@ -65,7 +65,8 @@ class CallStore(Protocol):
     """The call record in the database (blocking methods: run off the event loop)."""
 
     def start_call(self, call_id: str, hotline_number: str, caller_number: str, channel: str,
-                   locale: str, started_at: datetime, flow_id: str | None = None) -> None: ...
+                   locale: str, started_at: datetime, flow_id: str | None = None, *,
+                   node_id: str | None = None) -> None: ...
 
     def append_events(self, call_id: str,
                       events: Sequence[tuple[dict[str, Any], datetime]]) -> list[int]: ...

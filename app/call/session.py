@@ -61,7 +61,8 @@ class CallSession:
         self.log = get_logger(call_id=info.call_id)
         self.started_at = utc_now()
         header = CallHeader(info.call_id, info.hotline_number, info.caller_number,
-                            info.channel, info.locale, self.started_at, info.flow_id)
+                            info.channel, info.locale, self.started_at, info.flow_id,
+                            settings.node_id)
         self.redactor = Redactor(kinds=tuple(settings.pii_redact_at_rest), owner=info.call_id)
         self.events = CallEventLog(header, deps.store, deps.bus, spool_dir=settings.spool_dir,
                                    retry_for_s=settings.record_retry_s, redactor=self.redactor)

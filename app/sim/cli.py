@@ -174,7 +174,8 @@ async def _run_call(options: CallOptions) -> str:
     return result.call_id
 
 
-async def _watch_sip_call(url: str, caller_number: str, show: Any, token: str | None) -> None:
+async def _watch_sip_call(url: str, caller_number: str, show: Any, token: str | None,
+                          subscribed: asyncio.Event) -> None:
     """Print the events of the call placed from ``caller_number`` (the all-calls stream,
     which needs a token with ``events:live``: a SIP caller has no caller's pass)."""
     import json
@@ -190,6 +191,8 @@ async def _watch_sip_call(url: str, caller_number: str, show: Any, token: str | 
         typer.echo(f"note   : the call's events are not shown ({exc}); give an API token "
                    "with events:live as --token")
         return
+    finally:
+        subscribed.set()  # the call is placed once its call_started cannot be missed
     async with socket_:
         async for message in socket_:
             event = json.loads(message)
@@ -243,8 +246,10 @@ async def _run_sip_call(options: CallOptions) -> None:
         hotline = options.number or await first_hotline(url)
         what = f"{wav.name} ({pcm.duration_s:.1f} s)" if wav else "silence"
         typer.echo(f"calling {hotline} over SIP at {host}:{port} with {what}")
-        watcher = asyncio.create_task(_watch_sip_call(url, caller, show, token))
+        subscribed = asyncio.Event()
+        watcher = asyncio.create_task(_watch_sip_call(url, caller, show, token, subscribed))
         try:
+            await asyncio.wait_for(subscribed.wait(), 30)
             result = await place_sip_call(host, port, pcm, number=hotline, caller_number=caller,
                                           dtmf=schedule, grace_s=options.grace_s,
                                           timeout_s=options.timeout_s)

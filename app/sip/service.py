@@ -145,6 +145,10 @@ class SipService:
             self._invite(request, peer, tx)
         elif method == "INVITE" and call is not None:
             tx.respond(make_response(request, 491))  # INVITE glare before our answer
+        elif method == "OPTIONS" and getattr(self.calls, "draining", False):
+            # a draining node tells the dispatcher in front (Kamailio) to send calls elsewhere
+            tx.respond(make_response(request, 503, "Service Unavailable (draining)",
+                                     extra=[("Retry-After", "5")]))
         elif method == "OPTIONS":
             tx.respond(make_response(request, 200, extra=[
                 ("Allow", ALLOW), ("Accept", "application/sdp"), ("Supported", SUPPORTED)]))
@@ -191,7 +195,8 @@ class SipService:
             return
         if self.active_calls >= self.settings.sip_max_calls or self._node_full():
             SIP_REJECTED.labels("overload").inc()
-            tx.respond(make_response(request, 503, "Service Unavailable (max calls)",
+            reason = "draining" if getattr(self.calls, "draining", False) else "max calls"
+            tx.respond(make_response(request, 503, f"Service Unavailable ({reason})",
                                      to_tag="busy", extra=[("Retry-After", "5")]))
             return
         self._admitted_invite(request, peer, tx, admission.trunk)

@@ -46,9 +46,12 @@ def make_response(request: SipRequest, status: int, reason: str | None = None, *
                   to_tag: str | None = None, body: bytes = b"",
                   content_type: str | None = None,
                   extra: list[tuple[str, str]] | None = None) -> SipResponse:
-    """A response copying Via/From/To/Call-ID/CSeq (§8.2.6); ``to_tag`` added if absent."""
-    headers = [(k, v) for k, v in request.headers
-               if k.lower() in ("via", "v", "from", "f", "call-id", "i", "cseq")]
+    """A response copying Via/From/To/Call-ID/CSeq (§8.2.6), and Record-Route in a 1xx/2xx
+    to an INVITE (§12.1.1); ``to_tag`` added if absent."""
+    copied: tuple[str, ...] = ("via", "v", "from", "f", "call-id", "i", "cseq")
+    if request.method == "INVITE" and 100 < status < 300:  # dialog-forming (§12.1.1): the
+        copied += ("record-route",)  # caller learns the route set a proxy (Kamailio) put in
+    headers = [(k, v) for k, v in request.headers if k.lower() in copied]
     to = request.get("to") or ""
     if to_tag and ";tag=" not in to.replace(" ", "").lower():
         to = f"{to};tag={to_tag}"

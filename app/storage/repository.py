@@ -14,11 +14,11 @@ import json
 import math
 import re
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, Select, func, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -285,29 +285,72 @@ class CallRepository:
         return None
 
     def finalize_interrupted(
-        self, now: datetime, *, node_id: str | None = None,
+        self, now: datetime, *, node_id: str | None = None, unowned_too: bool = False,
         recording_duration: Callable[[str], float | None] | None = None,
     ) -> list[str]:
         """End every call that has no end (a crash or kill -9 left it in flight): outcome
         ``interrupted``, ended at its last event. ``node_id`` limits this to one node's calls
-        (several nodes sharing one PostgreSQL). A recording the call was writing (its
+        (several nodes sharing one PostgreSQL); ``unowned_too`` adds the calls that name no
+        node (written before calls carried one). A recording the call was writing (its
         ``recording_started`` event) is registered with the duration
         ``recording_duration(file)`` finds on disk. Returns the finalized call ids."""
-        finalized_at = _aware("now", now).isoformat()
+        extra = {"finalized_at": _aware("now", now).isoformat()}
         with self.db.session(write=True) as s:
-            query = select(CallRow).where(CallRow.ended_at.is_(None)).order_by(CallRow.started_at)
+            query = select(CallRow).where(CallRow.ended_at.is_(None))
             if node_id is not None:
-                query = query.where(CallRow.node_id == node_id)
-            rows = s.scalars(query.with_for_update()).all()
-            for row in rows:
-                last_at = s.scalar(
-                    select(func.max(CallEventRow.at)).where(CallEventRow.call_id == row.id)
-                )
-                ended = max(last_at, row.started_at) if last_at is not None else row.started_at
-                self._close(s, row, INTERRUPTED, ended, {"finalized_at": finalized_at})
-                if recording_duration is not None:
-                    self._recover_recording(s, row.id, recording_duration)
-            return [row.id for row in rows]
+                mine = CallRow.node_id == node_id
+                query = query.where(or_(mine, CallRow.node_id.is_(None)) if unowned_too else mine)
+            return self._finalize(s, query, extra, recording_duration)
+
+    def finalize_lost_nodes(
+        self, now: datetime, *, survivor: str, stale_after_s: float,
+        recording_duration: Callable[[str], float | None] | None = None,
+    ) -> dict[str, list[str]]:
+        """Finalize the calls of every other node whose heartbeat is older than
+        ``stale_after_s`` (killed, or its machine lost), as ``finalize_interrupted`` does, and
+        forget that node's heartbeat. One transaction; several survivors running this at once
+        finalize each lost node once (PostgreSQL: its heartbeat row is taken ``FOR UPDATE SKIP
+        LOCKED``; SQLite: writers are serialized). Returns {lost node: its finalized calls}."""
+        when = _aware("now", now)
+        if not math.isfinite(stale_after_s) or stale_after_s <= 0:
+            raise ValueError(f"stale_after_s must be > 0, got {stale_after_s!r}")
+        cutoff = when - timedelta(seconds=stale_after_s)
+        done: dict[str, list[str]] = {}
+        with self.db.session(write=True) as s:
+            lost = s.scalars(
+                select(NodeHeartbeatRow)
+                .where(NodeHeartbeatRow.at < cutoff, NodeHeartbeatRow.node_id != survivor)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for node in lost:
+                extra = {"finalized_at": when.isoformat(), "lost_node": node.node_id,
+                         "finalized_by": survivor}
+                query = select(CallRow).where(CallRow.ended_at.is_(None),
+                                              CallRow.node_id == node.node_id)
+                done[node.node_id] = self._finalize(s, query, extra, recording_duration)
+                s.delete(node)
+        return done
+
+    def nodes(self) -> dict[str, datetime]:
+        """Every node's last heartbeat (lost nodes are forgotten once their calls are
+        finalized)."""
+        with self.db.session() as s:
+            return {r.node_id: r.at for r in s.scalars(select(NodeHeartbeatRow)).all()}
+
+    def _finalize(
+        self, s: Session, query: Select[CallRow], extra: dict[str, Any],
+        recording_duration: Callable[[str], float | None] | None,
+    ) -> list[str]:
+        rows = s.scalars(query.order_by(CallRow.started_at).with_for_update()).all()
+        for row in rows:
+            last_at = s.scalar(
+                select(func.max(CallEventRow.at)).where(CallEventRow.call_id == row.id)
+            )
+            ended = max(last_at, row.started_at) if last_at is not None else row.started_at
+            self._close(s, row, INTERRUPTED, ended, extra)
+            if recording_duration is not None:
+                self._recover_recording(s, row.id, recording_duration)
+        return [row.id for row in rows]
 
     @staticmethod
     def _recover_recording(

@@ -34,6 +34,7 @@ class Cdr(_Out):
     caller_region: str | None
     end_reason: str | None = None
     media: dict[str, Any] | None = None
+    node_id: str | None = None  # the node that ran the call (several nodes, one database)
     # the human side (app/handoff)
     routing_rule: str | None = None
     routing_target: str | None = None

@@ -40,7 +40,7 @@ def test_hotline_call_sip_runs_a_whole_call_in_process(tmp_path: Path,
     ])
     assert result.exit_code == 0, result.output
     assert "over SIP at 127.0.0.1:" in result.output
-    assert "key    : 1" in result.output
+    assert "key    : 1" in result.output, result.output
     assert "call ended: completed" in result.output
     assert "hung up by server" in result.output and "codec pcmu/8000" in result.output
     assert loud_ms(read_wav(out).data, 8000) > 1500

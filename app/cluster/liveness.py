@@ -1,0 +1,74 @@
+"""``NodeLiveness``: this node's heartbeat, and the calls of lost nodes finalized.
+
+Every ``node_heartbeat_s`` the node writes its heartbeat (``node_heartbeats``) and then looks
+for nodes whose heartbeat is older than ``node_stale_after_s`` (killed, machine lost): their
+calls still in flight get outcome ``interrupted``, ended at their last stored event, partial
+recordings registered, in one transaction that only one survivor runs per lost node
+(``CallRepository.finalize_lost_nodes``). A lost node's calls are so finalized within
+``node_stale_after_s + node_heartbeat_s`` (20 s with the defaults). Node clocks must agree
+(NTP) to well within ``node_stale_after_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from datetime import datetime
+
+from app.events import utc_now
+from app.log import get_logger
+from app.metrics import HEARTBEAT_FAILURES, LOST_NODE_CALLS
+from app.settings import Settings
+from app.storage.repository import CallRepository
+
+
+class NodeLiveness:
+    def __init__(self, repo: CallRepository, settings: Settings, *,
+                 recording_duration: Callable[[str], float | None] | None = None,
+                 clock: Callable[[], datetime] = utc_now) -> None:
+        self.repo = repo
+        self.node_id = settings.node_id
+        self.every_s = settings.node_heartbeat_s
+        self.stale_after_s = settings.node_stale_after_s
+        self._recording_duration = recording_duration
+        self._clock = clock
+        self._task: asyncio.Task[None] | None = None
+        self._log = get_logger(component="liveness", node_id=self.node_id)
+
+    async def tick(self) -> dict[str, list[str]]:
+        """One heartbeat and one look for lost nodes; returns {lost node: finalized calls}."""
+        problem = await asyncio.to_thread(self.repo.heartbeat, self.node_id, self._clock())
+        if problem is not None:
+            HEARTBEAT_FAILURES.inc()
+            self._log.error("heartbeat_failed", reason=problem)
+            return {}  # a node that cannot write must not judge the others
+        lost = await asyncio.to_thread(
+            lambda: self.repo.finalize_lost_nodes(
+                self._clock(), survivor=self.node_id, stale_after_s=self.stale_after_s,
+                recording_duration=self._recording_duration))
+        for node, call_ids in lost.items():
+            LOST_NODE_CALLS.inc(len(call_ids))
+            self._log.warning("lost_node_calls_finalized", lost_node=node, count=len(call_ids),
+                              call_ids=call_ids)
+        return lost
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except Exception as exc:  # the database is down: try again next beat
+                HEARTBEAT_FAILURES.inc()
+                self._log.error("liveness_tick_failed", error=f"{type(exc).__name__}: {exc}")
+            await asyncio.sleep(self.every_s)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"liveness-{self.node_id}")
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
