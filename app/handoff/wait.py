@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 CHECK_EVERY_S = 1.0
 LET_GO_S = 0.02  # how long a decision waits for the hold audio to stop
 _CALLBACK_KEPT = object()
+_CALLER_GONE = object()  # the caller's leg ended while on hold
 
 
 @dataclass
@@ -141,7 +142,7 @@ class CallHandoff:
         while True:
             if conn is None:
                 decision = await self._hold_until_decision()
-                if decision is _CALLBACK_KEPT:
+                if decision is _CALLBACK_KEPT or decision is _CALLER_GONE:
                     return None
                 if isinstance(decision, Exited):
                     conn = await self._exit(decision)
@@ -307,6 +308,8 @@ class CallHandoff:
                 if offered and self._pressed("1"):
                     await self._keep_place_for_callback()
                     return _CALLBACK_KEPT
+            if call.media.end_reason is not None:  # a closed leg takes audio at once: no spin
+                return _CALLER_GONE
             chunk = hold.next_chunk()
             if call.recorder is not None:
                 call.recorder.bot(chunk)
