@@ -17,7 +17,18 @@ from typing import Any, TypeVar
 
 from fastapi import FastAPI
 
-from app.api import accounts, chat, chat_page, config_pages, health, landing, phone, webrtc
+from app.api import (
+    accounts,
+    agent_page,
+    chat,
+    chat_page,
+    config_pages,
+    desk,
+    health,
+    landing,
+    phone,
+    webrtc,
+)
 from app.api import auth as auth_api
 from app.api import calls as calls_api
 from app.api import console as console_api
@@ -45,26 +56,22 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     state = app.state
     state.log = get_logger()
-    services = await build_services(settings, http_base_url=getattr(state, "base_url", None))
+    services = await build_services(settings, http_base_url=getattr(state, "base_url", None),
+                                    **getattr(state, "services_options", {}))
     state.services = services
     state.db, state.repo, state.bus = services.db, services.repo, services.bus
     state.asr, state.tts, state.flows = services.asr, services.tts, services.flows
     state.nlu = services.nlu if "intents" not in services.degraded else None
     state.http, state.calls = services.http, services.calls
     state.auth = AuthService(settings, services.db, limits=state.limits)
-    state.sip = None
-    if settings.sip_enabled:  # SIP trunk + RTP media (app/sip)
-        from app.sip.service import start_sip
-
-        state.sip = await start_sip(settings, state.calls)
+    state.sip = services.sip  # started by build_services when sip_enabled
+    state.handoff = services.handoff
     loop = asyncio.get_running_loop()
     EVENT_LOOP_TASKS.set_function(lambda: len(asyncio.all_tasks(loop)))
     try:
         await first_admin(state.auth)
         yield
     finally:
-        if state.sip is not None:
-            await state.sip.aclose()
         await services.aclose()
 
 
@@ -85,9 +92,11 @@ async def first_admin(auth: AuthService) -> None:
     sys.stderr.flush()
 
 
-def create_app(settings: Settings, *, base_url: str | None = None) -> FastAPI:
+def create_app(settings: Settings, *, base_url: str | None = None,
+               services_options: dict[str, Any] | None = None) -> FastAPI:
     """``base_url``: where this server really listens, when it is not settings.host:port
-    (relative webhook URLs in flows resolve against it)."""
+    (relative webhook URLs in flows resolve against it). ``services_options``: passed to
+    ``build_services`` (tests lend a loaded recognizer or classifier, or a clock)."""
     from fastapi_offline import FastAPIOffline  # /docs assets served locally, no CDN
 
     app = FastAPIOffline(
@@ -102,6 +111,7 @@ def create_app(settings: Settings, *, base_url: str | None = None) -> FastAPI:
     app.state.limits = RateLimits.for_settings(settings)  # a bad rate string fails here
     app.state.caller_passes = CallerPasses(ttl_s=settings.call_max_duration_s + 300)
     app.state.base_url = base_url
+    app.state.services_options = dict(services_options or {})
     app.state.run_blocking = run_blocking
     app.include_router(health.router)
     app.include_router(auth_api.router)
@@ -115,6 +125,8 @@ def create_app(settings: Settings, *, base_url: str | None = None) -> FastAPI:
     app.include_router(config_pages.router)
     app.include_router(webrtc.router)
     app.include_router(phone.router)
+    app.include_router(desk.router)
+    app.include_router(agent_page.router)
     app.include_router(landing.router, dependencies=[public(rate="public")])
     # web chat: open to visitors; each chat's socket needs the chat's own token, and chat
     # traffic has its own per-IP and per-chat limits (app.api.chat)

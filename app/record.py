@@ -254,6 +254,169 @@ class QueueTimeout(_Event):
     waited_s: float
 
 
+# -- routing and the human side (app/handoff) ------------------------------------------------
+class RoutingDecided(_Event):
+    """Which rule matched, the target, and why (``app.routing.events.RoutingDecision``)."""
+
+    type: Literal["routing_decision"] = "routing_decision"
+    rule: str | None = None
+    source: str
+    target: str | None = None
+    reason: str
+    steps: list[str] = Field(default_factory=list)
+
+
+class QueueJoinedEvent(_Event):
+    type: Literal["queue_joined"] = "queue_joined"
+    group: str
+    position: int
+    estimated_wait_s: float | None = None
+    priority: int = 0
+    callback: bool = False
+
+
+class QueueLeftEvent(_Event):
+    type: Literal["queue_left"] = "queue_left"
+    group: str
+    reason: str  # answered, abandoned, overflow, callback, cancelled
+    waited_s: float
+
+
+class OverflowEvent(_Event):
+    type: Literal["overflow"] = "overflow"
+    from_step: str
+    to_step: str
+    reason: str
+
+
+class QueueExitEvent(_Event):
+    """The call left routing for the flow: voicemail, callback offer, a number, no route."""
+
+    type: Literal["queue_exit"] = "queue_exit"
+    action: str
+    number: str | None = None
+    reason: str
+    group: str | None = None
+
+
+class OfferEvent(_Event):
+    """An offer of the call to an agent was made (pending) or ended (any other state)."""
+
+    type: Literal["offer"] = "offer"
+    offer_id: str
+    agent_id: str
+    group: str | None = None
+    state: str
+    devices: list[str] = Field(default_factory=list)
+    ring_timeout_s: float = 0.0
+
+
+class RingEnded(_Event):
+    """One device of an offered agent stopped ringing: answered, no_answer, busy, declined,
+    cancelled (another device or agent answered, the caller hung up) or failed."""
+
+    type: Literal["ring"] = "ring"
+    agent_id: str
+    device: str
+    outcome: str
+    ring_s: float
+    detail: str = ""
+
+
+class AnnouncedPosition(_Event):
+    """The caller heard their place and estimated wait (only when they improved)."""
+
+    type: Literal["queue_announced"] = "queue_announced"
+    group: str
+    position: int
+    wait_min: int | None = None
+
+
+class AgentConnected(_Event):
+    type: Literal["agent_connected"] = "agent_connected"
+    agent_id: str
+    device: str
+    offer_id: str = ""
+    waited_s: float = 0.0  # from the first entry into routing
+    setup_ms: float | None = None  # answer -> the legs bridged
+
+
+class AgentDisconnected(_Event):
+    """The agent's part ended: agent_hangup, caller_hangup, agent_dropped, transfer,
+    handback (the bot has the caller; the agent waits), call_end."""
+
+    type: Literal["agent_disconnected"] = "agent_disconnected"
+    agent_id: str
+    reason: str
+    talk_s: float
+    hold_s: float = 0.0
+
+
+class HoldChanged(_Event):
+    type: Literal["hold"] = "hold"
+    agent_id: str
+    on: bool
+
+
+class MuteChanged(_Event):
+    type: Literal["mute"] = "mute"
+    agent_id: str
+    on: bool
+
+
+class AgentTransfer(_Event):
+    """An agent's transfer: blind or warm, to an agent, group or number; its outcome."""
+
+    type: Literal["agent_transfer"] = "agent_transfer"
+    agent_id: str
+    mode: Literal["blind", "warm"]
+    target: str
+    note: str = ""
+    outcome: Literal["started", "completed", "failed", "cancelled"]
+    detail: str = ""
+
+
+class HandBack(_Event):
+    """The agent handed the caller back to the bot at ``node`` (started) and got them back
+    with what the bot collected (returned)."""
+
+    type: Literal["handback"] = "handback"
+    agent_id: str
+    node: str
+    phase: Literal["started", "returned", "ended"]
+    result: dict[str, Any] = Field(default_factory=dict)
+
+
+class WrapUp(_Event):
+    """The agent's wrap-up: disposition, notes, and whether the bot should have handled
+    the call (with the right intent); ``draft`` is what the bot proposed."""
+
+    type: Literal["wrap_up"] = "wrap_up"
+    agent_id: str
+    disposition: str
+    notes: str = ""
+    bot_should_handle: bool = False
+    intent: str | None = None
+    draft: dict[str, Any] = Field(default_factory=dict)
+    corrected: bool = False
+
+
+class CallbackQueued(_Event):
+    type: Literal["callback_queued"] = "callback_queued"
+    number: str
+    group: str | None = None
+
+
+class CallbackDone(_Event):
+    """An agent took the callback task and the caller was dialled."""
+
+    type: Literal["callback_done"] = "callback_done"
+    agent_id: str
+    number: str
+    outcome: str  # answered, no_answer, busy, failed...
+    talk_s: float = 0.0
+
+
 # -- recording ----------------------------------------------------------------------------------
 class RecordingStarted(_Event):
     type: Literal["recording_started"] = "recording_started"
@@ -290,7 +453,10 @@ CallEvent = Annotated[
     | EntitiesFound | PromptPlayed | SpeechFailed | TurnLatency | FlowStep | NodeEntered
     | WebhookCalled | CrmResult | TransferRequested | HandoffRequested | QueuePosition
     | QueueTimeout | RecordingStarted | RecordingSaved | RecordingFailed | RecordingPaused
-    | RecordingResumed,
+    | RecordingResumed | RoutingDecided | QueueJoinedEvent | QueueLeftEvent | OverflowEvent
+    | QueueExitEvent | OfferEvent | RingEnded | AnnouncedPosition | AgentConnected
+    | AgentDisconnected | HoldChanged | MuteChanged | AgentTransfer | HandBack | WrapUp
+    | CallbackQueued | CallbackDone,
     Field(discriminator="type"),
 ]
 EVENTS: TypeAdapter[CallEvent] = TypeAdapter(CallEvent)

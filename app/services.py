@@ -31,13 +31,23 @@ from app.cluster.redis_bus import RedisEventBus
 from app.events import utc_now
 from app.flows.engine import FlowEngine
 from app.flows.loader import load_flows
+from app.handoff.desk import DeskHub
+from app.handoff.live import DeskError, LiveRouting
+from app.handoff.phones import Phones
+from app.handoff.service import HandoffService
 from app.log import get_logger
+from app.media.sdp_check import OfferError
+from app.media.webrtc import WebRtcCallMedia
 from app.nlu.service import NluService
+from app.routing.config import RoutingConfig
+from app.routing.engine import CompiledRouting
 from app.routing.loader import RoutingFileError
-from app.routing.store import ensure_seeded
+from app.routing.service import RoutingService
+from app.routing.store import RoutingStore, ensure_seeded
 from app.routing.waiting import QueueBoard
 from app.settings import Settings
 from app.storage.db import Database
+from app.storage.handoff_repo import HandoffRepository
 from app.storage.repository import CallRepository
 from app.tts.service import TtsService
 
@@ -65,10 +75,17 @@ class Services:
     owns_asr: bool = True  # False when the caller lent a loaded engine (tests)
     owns_nlu: bool = True
     liveness: NodeLiveness | None = None
+    handoff: HandoffService | None = None  # routing to agents, the desks
+    sip: Any = None  # app.sip.service.SipService when sip_enabled
 
     async def aclose(self) -> None:
         """Stop every call (each closes its own record), then the shared parts."""
+        if self.sip is not None:  # BYEs leave before the calls' tasks are cancelled
+            with contextlib.suppress(Exception):
+                await self.sip.aclose()
         await self.calls.shutdown()
+        if self.handoff is not None:
+            await self.handoff.aclose()
         if self.liveness is not None:
             await self.liveness.aclose()
         with contextlib.suppress(Exception):
@@ -226,7 +243,42 @@ async def build_services(settings: Settings, *, http_base_url: str | None = None
                             clock=utc_now)
     await liveness.tick()  # this node's heartbeat before its first call
     liveness.start()
+    services = Services(settings=settings, db=db, repo=repo, bus=bus, asr=asr, tts=tts, nlu=nlu,
+                        flows=flows, http=http, calls=calls, degraded=degraded, log=log,
+                        owns_asr=owns_asr, owns_nlu=owns_nlu, liveness=liveness)
+    services.handoff = await start_handoff(services, clock)
+    deps.handoff = services.handoff
+    if settings.sip_enabled:  # SIP trunk + RTP media (app/sip): calls in, agents' phones out
+        from app.sip.service import start_sip
+
+        try:
+            services.sip = await start_sip(settings, calls)
+        except BaseException:
+            await services.aclose()
+            raise
     log.info("ready", hotlines=sorted(calls.hotlines), asr_locales=sorted(asr.available_locales()))
-    return Services(settings=settings, db=db, repo=repo, bus=bus, asr=asr, tts=tts, nlu=nlu,
-                    flows=flows, http=http, calls=calls, degraded=degraded, log=log,
-                    owns_asr=owns_asr, owns_nlu=owns_nlu, liveness=liveness)
+    return services
+
+
+async def start_handoff(services: Services, clock: Callable[[], datetime]) -> HandoffService:
+    """The routing (from the database) driven live, the desks, phones and callbacks."""
+    settings, degraded = services.settings, services.degraded
+    try:
+        config = await asyncio.to_thread(RoutingStore(services.db).load)
+    except ValueError as exc:  # reported; handed-over calls wait in the flow's queue
+        degraded["routing"] = str(exc)[:300]
+        config = None
+    routing = RoutingService(CompiledRouting(config or RoutingConfig()))
+
+    async def accept_web(sdp: str) -> tuple[Any, str]:
+        try:
+            return await WebRtcCallMedia.accept_offer(settings, sdp)
+        except OfferError as exc:
+            raise DeskError(exc.status_code, exc.detail) from exc
+
+    phones = Phones(lambda: services.sip, ring_timeout_s=settings.sip_ring_timeout_s)
+    live = LiveRouting(routing, DeskHub(), clock=clock, dial_device=phones.ring_device,
+                       accept_web=accept_web)
+    live.start()
+    return HandoffService(live, HandoffRepository(services.db), services.bus, services.http,
+                          phones)

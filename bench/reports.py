@@ -3,7 +3,7 @@ the streamed CSV export's, beside a baseline without the reports' indexes (migra
 
     .venv/bin/python -m bench.reports [--cdrs 100000] [--days 30] [--pg] [--no-sqlite]
 
-The same generated data (seeded) is loaded at schema revision 0004 (no 0006 indexes), timed,
+The same generated data (seeded) is loaded at schema revision 0005 (no 0006 indexes), timed,
 then migrated to head (0006 adds the indexes) and timed again. Each timing is the best of
 ``--repeat`` runs (default 3) over a 7-day window and over the whole range. ``--pg`` runs the
 same on a private PostgreSQL (tests/pg.py; fsync off: loading is faster than on a server).
@@ -122,7 +122,7 @@ def run(db: Database, label: str, cdrs: int, days: int, repeat: int) -> None:
     config = db._alembic_config()
     with db.begin_write() as conn:
         config.attributes["connection"] = conn
-        command.upgrade(config, "0004")  # the schema before the reports' indexes
+        command.upgrade(config, "0005")  # the schema before the reports' indexes
     print(f"\n== {label}: loading {cdrs} CDRs over {days} days ...", flush=True)
     print(f"   loaded in {load(db, cdrs, days):.1f} s", flush=True)
     with db.engine.connect() as conn:
@@ -132,7 +132,7 @@ def run(db: Database, label: str, cdrs: int, days: int, repeat: int) -> None:
     with db.engine.connect() as conn:
         conn.exec_driver_sql("ANALYZE")
     indexed = timings(db, days, repeat)
-    print(f"{'what':44} {'no index (0004)':>16} {'indexes (0006)':>16}")
+    print(f"{'what':44} {'no index (0005)':>16} {'indexes (0006)':>16}")
     for key in base:
         print(f"{key:44} {base[key] * 1e3:13.0f} ms {indexed[key] * 1e3:13.0f} ms")
 

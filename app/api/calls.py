@@ -38,6 +38,7 @@ CALLER_EVENT_TYPES = frozenset({
     "node_entered", "listen", "no_input", "barge_in", "transfer", "queue_position",
     "queue_timeout", "hangup", "locale_changed", "speech_unavailable", "turn_latency",
     "recording_started", "recording_paused", "recording_resumed",
+    "queue_joined", "agent_connected", "agent_disconnected", "hold",  # the human side
 })
 
 MAX_OFFSET = 2**31 - 1  # far beyond any page; keeps SQL integers in range

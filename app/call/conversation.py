@@ -22,6 +22,7 @@ from app.flows.runtime import (
     FlowState,
     Hangup,
     Listen,
+    ResumeAt,
     Say,
     SetLocale,
     Step,
@@ -68,8 +69,10 @@ class ConversationIO(Protocol):
     async def next_input(self, action: Listen, interrupted: bool) -> CallerInput:
         """The caller's answer to ``action`` (speech, keys, text, or no input)."""
 
-    async def wait_for_agent(self, action: Transfer) -> CallerInput:
-        """The caller waits for a human; the flow's input when the wait ends unanswered."""
+    async def wait_for_agent(self, action: Transfer) -> CallerInput | ResumeAt | None:
+        """The caller waits for a human: the flow's input when the wait ends unanswered,
+        ``ResumeAt`` when an agent hands the caller back to the bot at a node, None when the
+        call is over (an agent handled it; ``outcome`` was set)."""
 
     async def ending(self) -> None:
         """The flow hung up: let the goodbye reach the caller."""
@@ -86,6 +89,7 @@ class Conversation:
         self.state: FlowState | None = None
         self.outcome = "completed"
         self.queued = False  # waiting for a human right now
+        self.agent_answered = False  # a human took the call at some point
         self.sensitive = False  # at a sensitive collect node: the caller's words are masked
 
     async def run(self) -> None:
@@ -101,6 +105,9 @@ class Conversation:
             next_input = await self._run_actions(step)
             if next_input is None:
                 return
+            if isinstance(next_input, ResumeAt):  # an agent handed the caller back
+                step = self.deps.engine.resume_at(step.state, next_input.node)
+                continue
             step = self.deps.engine.step(step.state, next_input)
 
     def _record_step(self, step: Step) -> None:
@@ -124,7 +131,7 @@ class Conversation:
             self.locale = locale
             self.events.emit(LocaleChanged(locale=locale))
 
-    async def _run_actions(self, step: Step) -> CallerInput | None:
+    async def _run_actions(self, step: Step) -> CallerInput | ResumeAt | None:
         """Carry out a step's actions; returns the input for the next step, None at the end."""
         barged = False
         self.sensitive = step.sensitive
@@ -209,7 +216,7 @@ class Conversation:
             transcript=transcript_turns(typed), flow_path=flow_path(typed),
         )
 
-    async def _transfer(self, action: Transfer) -> CallerInput:
+    async def _transfer(self, action: Transfer) -> CallerInput | ResumeAt | None:
         self.events.emit(TransferRequested(queue=action.queue, reason=action.reason,
                                            note=action.note))
         self.events.emit(self.handoff_packet(action))

@@ -103,6 +103,11 @@ class CallEventLog:
             return None
         return self.start_problem or f"the call record was not created within {timeout_s} s"
 
+    @property
+    def accepting(self) -> bool:
+        """Whether an event emitted now is still stored with the record (not closing)."""
+        return self._closing is None and not self._closed
+
     def emit(self, event: CallEvent) -> dict[str, Any]:
         """Record ``event``: published now, stored in order in the background."""
         at = utc_now()

@@ -8,7 +8,14 @@ from datetime import datetime
 
 import httpx
 
-from app.call.ports import CallStore, EventPublisher, SpeechRecognizer, Synthesizer, Understander
+from app.call.ports import (
+    AgentHandoff,
+    CallStore,
+    EventPublisher,
+    SpeechRecognizer,
+    Synthesizer,
+    Understander,
+)
 from app.events import utc_now
 from app.flows.engine import FlowEngine
 from app.routing.waiting import QueueBoard
@@ -29,6 +36,7 @@ class CallDeps:
     http: httpx.AsyncClient
     queues: QueueBoard
     clock: Callable[[], datetime] = utc_now  # the flows' "now" (business hours, holidays)
+    handoff: AgentHandoff | None = None  # routing to agents (app.handoff); None: the queue
 
 
 @dataclass

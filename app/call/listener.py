@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.asr.errors import AsrError
@@ -58,6 +59,7 @@ class Listener:
         self.inputs: asyncio.Queue[CallerItem] = asyncio.Queue()
         self.audio_chunks = 0
         self.asr_failed: str | None = None
+        self.tap: Callable[[AudioChunk], None] | None = None  # caller audio (to an agent)
         self._stream: AsrStream | None = None
         self._stream_locale = ""
         self._reader: asyncio.Task[None] | None = None
@@ -76,6 +78,8 @@ class Listener:
                     self.recorder.caller(item)
                 if self._stream is not None:
                     self._stream.push(item)
+                if self.tap is not None:
+                    self.tap(item)
             else:
                 self.events.emit(DtmfPressed(digit=MASKED_KEY if self.sensitive else item.digit))
                 self.inputs.put_nowait(item)

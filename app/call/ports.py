@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from app.events import Alternative, AudioChunk, Entity, IntentResult, Sentiment
+from app.flows.runtime import CallerInput, ResumeAt, Transfer
 from app.media.audio import Pcm
 
 
@@ -81,3 +82,21 @@ class EventPublisher(Protocol):
     """Live fan-out of a call's events (agent desks, monitors, the call's own WebSocket)."""
 
     def publish(self, event: dict[str, Any]) -> None: ...
+
+
+class AgentHandoff(Protocol):
+    """Where a voice call waits for a human (``app.handoff``): routing, agents, the desk."""
+
+    def serves(self, hotline_number: str) -> bool:
+        """Whether the routing knows this hotline (else the call waits in the flow's queue
+        until its max wait, as ``app.routing.waiting`` does)."""
+        ...
+
+    async def wait_for_agent(self, call: Any, action: Transfer) -> CallerInput | ResumeAt | None:
+        """``call`` is the ``CallSession``; see ``ConversationIO.wait_for_agent``."""
+        ...
+
+    async def call_ending(self, call: Any) -> None:
+        """The call is ending: release what was kept for it (a waiting agent, its queue
+        entry) and queue the callback it asked for."""
+        ...

@@ -26,7 +26,7 @@ from app.call.player import Player, TurnClock
 from app.call.recorder import Recorder
 from app.events import Dtmf, Transcript, utc_now
 from app.flows.defaults import default_text
-from app.flows.runtime import CallerInput, FlowState, Listen, Say, Transfer
+from app.flows.runtime import CallerInput, FlowState, Listen, ResumeAt, Say, Transfer
 from app.log import get_logger
 from app.metrics import CALLS_ACTIVE, CALLS_TOTAL
 from app.pii import Redactor
@@ -136,6 +136,8 @@ class CallSession:
         return self.outcome
 
     def _hangup_outcome(self) -> str:
+        if self.conversation.agent_answered:
+            return "agent_handled"
         if self.conversation.queued:
             return "abandoned"
         reason = self.media.end_reason
@@ -152,6 +154,10 @@ class CallSession:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.player.say(apology, self.locale), APOLOGY_TIMEOUT_S)
 
+    def system_text(self, key: str, locale: str | None = None) -> str:
+        """A built-in text (``app.flows.defaults``) in the call's language."""
+        return self._system_text(key, locale)
+
     def _system_text(self, key: str, locale: str | None = None) -> str:
         loc = locale or self.locale
         return (default_text(key, loc) or default_text(key, self.info.default_locale)
@@ -160,6 +166,11 @@ class CallSession:
     async def _finish(self, tasks: list[asyncio.Task[Any]]) -> None:
         """Stop everything and close the record; every step is guarded."""
         await _cancel(tasks)
+        if self.deps.handoff is not None:
+            try:
+                await self.deps.handoff.call_ending(self)
+            except Exception as exc:  # the call still ends and its record is closed
+                self.log.error("handoff_end_failed", error=repr(exc))
         with contextlib.suppress(Exception):
             await self.listener.close()
         self.deps.queues.leave(self.info.call_id)
@@ -249,7 +260,10 @@ class CallSession:
     async def ending(self) -> None:
         await asyncio.sleep(HANGUP_GRACE_S)  # let the goodbye's queued audio play out
 
-    async def wait_for_agent(self, action: Transfer) -> CallerInput:
+    async def wait_for_agent(self, action: Transfer) -> CallerInput | ResumeAt | None:
+        handoff = self.deps.handoff
+        if handoff is not None and handoff.serves(self.info.hotline_number):
+            return await handoff.wait_for_agent(self, action)
         settings = self.deps.settings
         wait = QueueWait(
             self.info.call_id, self.deps.queues, self.media, self.player, self.recorder,

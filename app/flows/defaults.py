@@ -68,6 +68,32 @@ DEFAULT_TEXTS: dict[str, dict[str, str]] = {
         "en": "You are number {n} in the queue. Please hold.",
         "ko": "대기 순서는 {n}번째입니다. 잠시만 기다려 주세요.",
     },
+    "queue_wait": {
+        "zh": "预计等待时间约{minutes}分钟。",
+        "en": "The estimated wait is about {minutes} minutes.",
+        "ko": "예상 대기 시간은 약 {minutes}분입니다.",
+    },
+    "callback_offer": {
+        "zh": "如需保留您的排队位置并由客服回电，请按1；继续等待请不要挂机。",
+        "en": "To keep your place and have an agent call you back, press 1. "
+              "Or stay on the line.",
+        "ko": "순서를 유지하고 상담원의 전화를 받으시려면 1번을 누르세요.",
+    },
+    "callback_kept": {
+        "zh": "好的，我们会保留您的排队位置，客服将致电{number}。再见。",
+        "en": "Thank you. We'll keep your place and an agent will call {number}. Goodbye.",
+        "ko": "감사합니다. 순서를 유지하고 {number}로 전화드리겠습니다.",
+    },
+    "agent_lost": {
+        "zh": "抱歉，与客服的通话中断了，正在为您优先转接。",
+        "en": "Sorry, we lost the agent's line. Connecting you again, you're first in line.",
+        "ko": "죄송합니다, 상담원 연결이 끊어졌습니다. 다시 연결해 드리겠습니다.",
+    },
+    "transfer_wait": {
+        "zh": "正在为您转接，请稍候。",
+        "en": "Transferring your call, please hold.",
+        "ko": "연결해 드리겠습니다. 잠시만 기다려 주세요.",
+    },
     "speech_unavailable": {
         "zh": "抱歉，语音识别暂时不可用，请使用电话按键。",
         "en": "Sorry, speech recognition is not available right now. Please use your keypad.",

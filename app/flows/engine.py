@@ -63,6 +63,21 @@ class FlowEngine:
                         events=[_event(bad, inp.summary(), "flow_error", error="unknown flow")])
         return self._guard(flow, state, inp)
 
+    def resume_at(self, state: FlowState, node: str) -> Step:
+        """Go on at ``node`` (an agent handed the caller back to the bot there); the slots
+        and the path so far are kept. ``ValueError`` if the flow has no such node."""
+        flow = self.flows.get(state.flow_id)
+        if flow is None or node not in flow.nodes:
+            raise ValueError(f"flow {state.flow_id!r} has no node {node!r}")
+        resumed = state.model_copy(deep=True, update={"phase": "listen", "outcome": None,
+                                                      "pending": None, "resume_phase": None})
+        try:
+            run = NodeRunner(flow, resumed, self.catalog)
+            run.goto(node)
+            return run.result()
+        except Exception as exc:  # never an exception in the middle of a call
+            return _error_step(flow, state, None, exc)
+
     def _guard(self, flow: Flow, state: FlowState, inp: CallerInput | None) -> Step:
         try:
             run = NodeRunner(flow, state.model_copy(deep=True), self.catalog)

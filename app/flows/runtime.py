@@ -123,6 +123,13 @@ class Transfer(BaseModel):
     note: str = ""
 
 
+class ResumeAt(BaseModel):
+    """Not an action: what a wait for an agent may return when the agent hands the caller
+    back to the bot at ``node`` (``FlowEngine.resume_at``)."""
+
+    node: str
+
+
 class Hangup(BaseModel):
     type: Literal["hangup"] = "hangup"
     outcome: str

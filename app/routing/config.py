@@ -340,6 +340,21 @@ class Rule(_Strict):
         return self
 
 
+class CrmWebhook(_Strict):
+    """Asked about the caller when the bot hands them over (``POST`` JSON: caller and
+    hotline numbers, intent, slots); its JSON object answer is the rules' ``crm`` data."""
+
+    url: str = Field(min_length=1, description="absolute, or relative to this server")
+    timeout_s: float = Field(default=1.5, gt=0, le=10)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://", "/")):
+            raise ValueError(f"crm url {v!r} must start with http://, https:// or /")
+        return v
+
+
 class Hotline(_Strict):
     number: str
     flow: str | None = None
@@ -347,6 +362,18 @@ class Hotline(_Strict):
     sticky_window_h: float = Field(default=0, ge=0, le=24 * 90, description="0: off")
     rules: list[Rule] = Field(default_factory=list)
     default: Target | None = Field(default=None, description="when no rule matches")
+    crm: CrmWebhook | None = None
+    dispositions: dict[str, str] = Field(default_factory=dict, description="wrap-up "
+                                         "disposition id -> label; empty: the built-in list")
+    handback: dict[str, str] = Field(default_factory=dict, description="flow node -> label: "
+                                     "where an agent may hand the caller back to the bot")
+
+    @field_validator("dispositions")
+    @classmethod
+    def _dispositions(cls, v: dict[str, str]) -> dict[str, str]:
+        for key in v:
+            check_id("disposition", key)
+        return v
 
     @field_validator("number", mode="before")
     @classmethod

@@ -350,7 +350,12 @@ def route(request: RouteRequest, roster: RosterState, routing: CompiledRouting,
     checks, rule, rule_index = _match(index, f) if index else ([], None, 0)
     source: PlanSource = "none"
     target: Target | None = None
-    if rule is not None:
+    if request.transfer_to is not None:
+        checks, rule, rule_index = [], None, 0
+        source, target = "transfer", request.transfer_to
+        reason = (f"transferred by {request.transferred_by or 'an agent'}: "
+                  f"{target.describe()}")
+    elif rule is not None:
         source, target = "rule", rule.target
         reason = f"rule {rule_index} {rule.name!r} matched: {target.describe()}"
     elif hotline is not None and hotline.default is not None:

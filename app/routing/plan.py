@@ -21,7 +21,7 @@ SkipReason = Literal[
 ]
 StepKind = Literal["group", "agent", "number", "voicemail", "callback"]
 StepStatus = Literal["queue", "ring", "closed", "empty", "unavailable", "final"]
-PlanSource = Literal["rule", "default", "flow_queue", "none"]
+PlanSource = Literal["rule", "default", "flow_queue", "transfer", "none"]
 
 
 class RouteRequest(BaseModel):
@@ -45,6 +45,9 @@ class RouteRequest(BaseModel):
     priority: int = Field(default=0, description="added to the rule's priority")
     callback: bool = False
     tried: tuple[str, ...] = Field(default=(), description="agents already offered this call")
+    transfer_to: Target | None = Field(default=None, description="an agent's transfer: this "
+                                       "target instead of the rules")
+    transferred_by: str | None = None
 
 
 # Plain slotted dataclasses (pydantic serializes and validates them as fields): a decision

@@ -139,6 +139,10 @@ def check_flows(config: RoutingConfig, flows: Mapping[str, Flow]) -> list[tuple[
         if numbers and hotline.digits not in numbers:
             problems.append(((*base, "number"), f"flow {flow.id!r} serves "
                              f"{', '.join(flow.hotline_numbers)}, not {hotline.number}"))
+        for node in hotline.handback:
+            if node not in flow.nodes:
+                problems.append(((*base, "handback", node), f"flow {flow.id!r} has no node "
+                                 f"{node!r} to hand callers back to"))
         skills = {s for q in flow.queues.values() for s in q.skills}
         for j, rule in enumerate(hotline.rules):
             when: Path_ = (*base, "rules", str(j), "when")

@@ -61,6 +61,9 @@ def summarize(config: RoutingConfig, source: str | None = None,
                    sum(len(h.rules) for h in config.hotlines), source, imported_at)
 
 
+_HOTLINE_OPTIONS = {"crm", "dispositions", "handback"}
+
+
 def _dump(value: Any) -> Any:
     return value.model_dump(mode="json", exclude_defaults=True) if value is not None else None
 
@@ -87,7 +90,9 @@ def _rows(config: RoutingConfig) -> list[Any]:
     for i, h in enumerate(config.hotlines):
         rows.append(RoutingHotlineRow(number=h.number, flow_id=h.flow, calendar=h.calendar,
                                       sticky_window_h=h.sticky_window_h,
-                                      default_target=_dump(h.default), position=i))
+                                      default_target=_dump(h.default), position=i,
+                                      options=h.model_dump(mode="json", include=_HOTLINE_OPTIONS,
+                                                           exclude_defaults=True)))
         rows += [RoutingRuleRow(hotline_number=h.number, position=j, name=r.name,
                                 conditions=r.when.model_dump(mode="json", exclude_none=True),
                                 target=_dump(r.target), overflow=_dump(r.overflow),
@@ -126,6 +131,7 @@ def _document(s: Session) -> dict[str, Any]:
         }
         if h.default_target is not None:
             hotline["default"] = h.default_target
+        hotline.update(h.options or {})
         hotlines.append(hotline)
     return {
         "version": meta.get("version", 1),

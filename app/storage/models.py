@@ -25,8 +25,10 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -101,6 +103,28 @@ class CallRow(Base):
     node_id: Mapped[str | None] = mapped_column(String(64))
     end_reason: Mapped[str | None] = mapped_column(String(32))  # the media leg's, at the end
     media: Mapped[dict[str, Any] | None] = mapped_column(JsonType)  # transport facts
+    # -- the human side (app/handoff; migration 0005), from the event log at the end
+    routing_rule: Mapped[str | None] = mapped_column(String(64))
+    routing_target: Mapped[str | None] = mapped_column(String(128))
+    queue_group: Mapped[str | None] = mapped_column(String(64))
+    queued_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    queue_left_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    wait_s: Mapped[float | None] = mapped_column(Float)
+    ring_attempts: Mapped[list[dict[str, Any]] | None] = mapped_column(JsonType)
+    answered_by: Mapped[str | None] = mapped_column(String(64), index=True)
+    agent_answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    talk_s: Mapped[float | None] = mapped_column(Float)
+    hold_s: Mapped[float | None] = mapped_column(Float)
+    transfers: Mapped[list[dict[str, Any]] | None] = mapped_column(JsonType)
+    disposition: Mapped[str | None] = mapped_column(String(64), index=True)
+    wrap_notes: Mapped[str | None] = mapped_column(Text)
+    bot_should_handle: Mapped[bool | None] = mapped_column(Boolean)
+    bot_intent: Mapped[str | None] = mapped_column(String(64))
+    abandoned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    callback_requested: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                     server_default=false())
+    callback_status: Mapped[str | None] = mapped_column(String(16))
+    callback_done_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # Last sequence number handed out for this call's events (row-locked increment).
     last_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
@@ -211,6 +235,8 @@ class RoutingHotlineRow(Base):
     sticky_window_h: Mapped[float] = mapped_column(Float)
     default_target: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
     position: Mapped[int] = mapped_column(Integer)
+    # crm webhook, wrap-up dispositions, hand-back nodes (migration 0005)
+    options: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
 
 
 class RoutingRuleRow(Base):

@@ -26,6 +26,8 @@ from app.record import CallEvent, flow_path, parse_event, transcript_turns
 from app.storage.db import Database
 from app.storage.errors import CallNotFoundError, DatabaseUnavailableError
 from app.storage.eventlog import MAX_BATCH, GroupCommitLog
+from app.storage.handoff_cdr import EVENT_TYPES as HANDOFF_EVENTS
+from app.storage.handoff_cdr import apply_handoff
 from app.storage.models import CallEventRow, CallRow, NodeHeartbeatRow, RecordingRow
 from app.storage.schemas import (
     CallDetail,
@@ -40,7 +42,8 @@ from app.storage.schemas import (
 INTERRUPTED = "interrupted"
 MAX_PAGE = 500
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
-_CDR_EVENT_TYPES = ("call_started", "intent", "transfer", "locale_changed", "call_ended")
+_CDR_EVENT_TYPES = ("call_started", "intent", "transfer", "locale_changed", "call_ended",
+                    *HANDOFF_EVENTS)
 
 
 def _aware(name: str, value: datetime) -> datetime:
@@ -119,6 +122,7 @@ def _apply_cdr(
             row.media = media if isinstance(media, dict) and media else row.media
             locale = ev.payload.get("locale")
             row.locale = str(locale)[:16] if locale else row.locale
+    apply_handoff(row, events, outcome, ended_at)
     row.outcome = outcome
     row.ended_at = ended_at
     row.duration_s = (ended_at - started_at).total_seconds()

@@ -35,6 +35,27 @@ class Cdr(_Out):
     end_reason: str | None = None
     media: dict[str, Any] | None = None
     node_id: str | None = None  # the node that ran the call (several nodes, one database)
+    # the human side (app/handoff)
+    routing_rule: str | None = None
+    routing_target: str | None = None
+    queue_group: str | None = None
+    queued_at: datetime | None = None
+    queue_left_at: datetime | None = None
+    wait_s: float | None = None
+    ring_attempts: list[dict[str, Any]] | None = None
+    answered_by: str | None = None
+    agent_answered_at: datetime | None = None
+    talk_s: float | None = None
+    hold_s: float | None = None
+    transfers: list[dict[str, Any]] | None = None
+    disposition: str | None = None
+    wrap_notes: str | None = None
+    bot_should_handle: bool | None = None
+    bot_intent: str | None = None
+    abandoned: bool = False
+    callback_requested: bool = False
+    callback_status: str | None = None
+    callback_done_at: datetime | None = None
 
 
 class EventOut(_Out):

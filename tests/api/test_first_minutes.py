@@ -27,9 +27,9 @@ def client(settings: Settings) -> TestClient:
 def test_landing_page_links_what_the_server_offers(client: TestClient) -> None:
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    for path in ("/phone", "/chat", "/docs", "/readyz", "/metrics"):
+    for path in ("/phone", "/chat", "/agent", "/docs", "/readyz", "/metrics"):
         assert f'href="{path}"' in page.text
-    assert 'href="/agent"' not in page.text  # only pages that exist
+    assert 'href="/admin"' not in page.text  # only pages that exist
 
 
 def test_api_docs_need_no_internet(client: TestClient) -> None:

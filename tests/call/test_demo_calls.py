@@ -126,12 +126,16 @@ async def test_en_caller_switches_language_and_asks_for_a_person(demo: Any) -> N
     said = [(t["speaker"], t["text"]) for t in handoff["transcript"]]
     assert ("caller", "can I talk to a real person please") in said
     assert said[0][0] == "bot" and "main_menu" in handoff["flow_path"]
-    await _after(rig, call_id, "queue_position", handoff)
+    decided = await _after(rig, call_id, "routing_decision", handoff)
+    assert decided["rule"] == "english" and decided["target"] == "group en_service"
+    # nobody is signed in to the English group: it overflows at once, to the flow's busy path
+    await _after(rig, call_id, "queue_timeout", handoff)
+    await _after(rig, call_id, "node_entered", handoff, node="busy_offer")
     media.hang_up()
-    assert await rig.manager.wait(call_id, 30) == "abandoned"
+    assert await rig.manager.wait(call_id, 30) != "agent_handled"
     detail = rig.repo.get_call(call_id)
     assert detail.cdr.locale == "en" and detail.cdr.handoff_target == "general"
-    assert detail.cdr.end_reason == "caller_hangup"
+    assert detail.cdr.end_reason == "caller_hangup" and detail.cdr.routing_rule == "english"
 
 
 async def test_keys_without_the_pound_key_are_taken_after_the_inter_digit_pause(

@@ -1,0 +1,485 @@
+"""``LiveRouting``: the routing service driven in real time, and the offers rung on devices.
+
+It owns the process's ``RoutingService`` (presence, queues, offers: pure and synchronous) and
+does what the service cannot: the clock (a timer runs ``tick``/``dispatch`` at the next
+deadline), ringing (an offer rings the agent's desk over its WebSocket and/or dials their
+phone through ``app.sip.uac.dial``; the first device to answer takes it, the others stop),
+and delivery: each routing event goes to the call's record (``app.record`` types) and to the
+desks, and the call's ``CallLink`` receives what it waits for — ``Connected`` (an agent
+answered: here is their media leg) or ``Exited`` (routing let the call go: voicemail,
+callback, a number to dial, no route).
+
+Everything runs on the event loop; the service's state changes only here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from app.call.media import CallMedia
+from app.events import utc_now
+from app.handoff.desk import DeskHub
+from app.handoff.packet import HandoffPacket
+from app.log import get_logger
+from app.record import (
+    CallEvent,
+    OfferEvent,
+    OverflowEvent,
+    QueueExitEvent,
+    QueueJoinedEvent,
+    QueueLeftEvent,
+    RingEnded,
+    RoutingDecided,
+)
+from app.routing.config import Device
+from app.routing.events import (
+    AgentStateChanged,
+    ExitAction,
+    OfferChanged,
+    Overflowed,
+    QueueExit,
+    QueueJoined,
+    QueueLeft,
+    RoutingDecision,
+    RoutingEvent,
+)
+from app.routing.plan import RouteRequest
+from app.routing.presence import AgentPresence, AwayReason, ChosenStatus, effective_state
+from app.routing.queue import Offer, OfferError
+from app.routing.service import RoutingError, RoutingService, Ticket
+
+MAX_SLEEP_S = 5.0  # also re-check calendars this often
+DESK_GONE_GRACE_S = 10.0  # a reloaded desk page is back within this
+_RING_OUTCOME = {"timed_out": "no_answer", "rejected": "declined", "busy": "busy",
+                 "cancelled": "cancelled", "accepted": "cancelled"}
+
+
+class DeskError(ValueError):
+    """A desk request that cannot be done; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+@dataclass
+class Connected:
+    """An agent (or a dialled number) answered: ``leg`` is their audio."""
+
+    agent_id: str  # "number:+86..." for a dialled number
+    device: str
+    leg: CallMedia
+    offer: Offer | None = None
+    answered_at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class Exited:
+    action: ExitAction
+    number: str | None
+    reason: str
+
+
+Decision = Connected | Exited
+
+
+class CallLink:
+    """A call's place in the live routing: what it asked for, and what comes back."""
+
+    def __init__(self, call_id: str, request: RouteRequest, packet: HandoffPacket,
+                 emit: Callable[[CallEvent], Any]) -> None:
+        self.call_id = call_id
+        self.request = request
+        self.packet = packet
+        self.emit = emit
+        self.decisions: asyncio.Queue[Decision] = asyncio.Queue()
+
+    def deliver(self, decision: Decision) -> None:
+        self.decisions.put_nowait(decision)
+
+
+@dataclass
+class Ringing:
+    offer: Offer
+    link: CallLink
+    started: float
+    devices: dict[str, str]  # address -> "ringing" or how it ended
+    cancel: asyncio.Event = field(default_factory=asyncio.Event)
+    web_leg: CallMedia | None = None
+    drain: asyncio.Task[None] | None = None
+    answered_by: str | None = None  # the device that took it
+
+
+def to_record(event: RoutingEvent) -> CallEvent | None:
+    """A call-scoped routing event as the call's record keeps it."""
+    if isinstance(event, RoutingDecision):
+        return RoutingDecided(rule=event.rule, source=event.source, target=event.target,
+                              reason=event.reason, steps=event.steps)
+    if isinstance(event, QueueJoined):
+        return QueueJoinedEvent(group=event.group, position=event.position,
+                                estimated_wait_s=event.estimated_wait_s,
+                                priority=event.priority, callback=event.callback)
+    if isinstance(event, QueueLeft):
+        return QueueLeftEvent(group=event.group, reason=event.reason, waited_s=event.waited_s)
+    if isinstance(event, Overflowed):
+        return OverflowEvent(from_step=event.from_step, to_step=event.to_step,
+                             reason=event.reason)
+    if isinstance(event, QueueExit):
+        return QueueExitEvent(action=event.action, number=event.number, reason=event.reason,
+                              group=event.group)
+    if isinstance(event, OfferChanged):
+        return OfferEvent(offer_id=event.offer_id, agent_id=event.agent_id, group=event.group,
+                          state=event.state, devices=event.devices,
+                          ring_timeout_s=event.ring_timeout_s)
+    return None
+
+
+class LiveRouting:
+    def __init__(self, service: RoutingService, desk: DeskHub, *,
+                 clock: Callable[[], datetime] = utc_now,
+                 dial_device: Callable[..., Coroutine[Any, Any, Any]] | None = None,
+                 accept_web: Callable[[str], Coroutine[Any, Any, tuple[Any, str]]] | None
+                 = None) -> None:
+        """``dial_device(ringing, device)`` rings a phone (``app.handoff.phones``);
+        ``accept_web(sdp)`` answers a desk's SDP offer with a media leg."""
+        self.service = service
+        self.desk = desk
+        self.clock = clock
+        self.dial_device = dial_device
+        self.accept_web = accept_web
+        self.links: dict[str, CallLink] = {}
+        self.ringing: dict[str, Ringing] = {}
+        self.talks: dict[str, Any] = {}  # call_id -> its Talk (the desk's actions go there)
+        self.log = get_logger(component="routing")
+        self._wake = asyncio.Event()
+        self._timer: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._gone: dict[str, asyncio.TimerHandle] = {}
+        service._publish = self._publish
+        desk.on_last_gone = self._desk_gone
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self._timer = asyncio.create_task(self._run_timer(), name="routing-timer")
+
+    async def aclose(self) -> None:
+        for handle in self._gone.values():
+            handle.cancel()
+        self._gone.clear()
+        for ring in list(self.ringing.values()):
+            ring.cancel.set()
+            await self._close_web(ring)
+        tasks = [t for t in (self._timer, *self._tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.log.error("routing_task_failed", task=task.get_name(),
+                           error=repr(task.exception()))
+
+    async def _run_timer(self) -> None:
+        while True:
+            now = self.now()
+            deadline = self.service.next_deadline(now)
+            sleep_s = MAX_SLEEP_S if deadline is None else min(
+                MAX_SLEEP_S, (deadline - now).total_seconds())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(0.005, sleep_s))
+            self._wake.clear()
+            try:
+                now = self.now()
+                self.service.tick(now)
+                self.dispatch()
+            except (RoutingError, OfferError) as exc:  # never stop the timer
+                self.log.error("routing_tick_failed", error=repr(exc))
+
+    def changed(self) -> None:
+        """Something changed: offer now what can be offered, and recompute the timer."""
+        self.dispatch()
+        self._wake.set()
+
+    def dispatch(self) -> None:
+        for offer in self.service.dispatch(self.now()):
+            self._ring(offer)
+
+    # -- events ------------------------------------------------------------------------------
+    def _publish(self, event: RoutingEvent) -> None:
+        if isinstance(event, AgentStateChanged):
+            self.desk.send(event.agent_id, {"type": "agent_state",
+                                            **event.model_dump(mode="json")})
+            return
+        link = self.links.get(event.call_id)
+        if isinstance(event, OfferChanged) and event.state != "pending":
+            self._offer_ended(event)
+        record = to_record(event)
+        if link is None or record is None:
+            return
+        link.emit(record)
+        if isinstance(event, QueueExit):
+            link.deliver(Exited(event.action, event.number, event.reason))
+
+    def _offer_ended(self, event: OfferChanged) -> None:
+        ring = self.ringing.pop(event.offer_id, None)
+        if ring is None:
+            return
+        ring.cancel.set()
+        elapsed = round(time.monotonic() - ring.started, 3)
+        for device, status in ring.devices.items():
+            if status != "ringing":
+                continue
+            outcome = "answered" if device == ring.answered_by else _RING_OUTCOME.get(
+                event.state, event.state)
+            ring.devices[device] = outcome
+            ring.link.emit(RingEnded(agent_id=ring.offer.agent_id, device=device,
+                                     outcome=outcome, ring_s=elapsed))
+        if "web" in ring.devices:
+            self.desk.send(ring.offer.agent_id, {
+                "type": "offer_ended", "offer_id": event.offer_id, "call_id": event.call_id,
+                "state": event.state, "answered_by": ring.answered_by})
+        if event.state != "accepted":
+            self.desk.unwatch(ring.offer.agent_id, event.call_id)
+        if ring.answered_by != "web":
+            self.spawn(self._close_web(ring), f"close-web-{event.offer_id}")
+
+    async def _close_web(self, ring: Ringing) -> None:
+        leg, drain = ring.web_leg, ring.drain
+        ring.web_leg = ring.drain = None
+        if drain is not None:
+            drain.cancel()
+            await asyncio.gather(drain, return_exceptions=True)
+        if leg is not None:
+            await leg.close()
+
+    # -- agents ------------------------------------------------------------------------------
+    def agent_ids(self) -> frozenset[str]:
+        return frozenset(self.service.routing.agents)
+
+    def presence(self, agent_id: str) -> AgentPresence:
+        return self.service.presence.get(agent_id) or AgentPresence(agent_id)
+
+    def state_of(self, agent_id: str) -> dict[str, Any]:
+        p = self.presence(agent_id)
+        return {"agent_id": agent_id, "state": effective_state(p, self.now()),
+                "chosen": p.chosen, "away_reason": p.away_reason, "system": p.system,
+                "calls": list(p.calls), "wrap_up_until": p.wrap_up_until}
+
+    def set_status(self, agent_id: str, chosen: ChosenStatus, reason: AwayReason | None
+                   ) -> AgentPresence:
+        if agent_id not in self.service.routing.agents:
+            raise DeskError(404, f"no agent {agent_id!r} in the routing")
+        handle = self._gone.pop(agent_id, None)
+        if handle is not None:
+            handle.cancel()
+        try:
+            presence = self.service.set_status(agent_id, chosen, self.now(), reason)
+        except ValueError as exc:
+            raise DeskError(400, str(exc)) from exc
+        self.changed()
+        return presence
+
+    def end_wrap_up(self, agent_id: str) -> None:
+        try:
+            self.service.end_wrap_up(agent_id, self.now())
+        except ValueError as exc:
+            raise DeskError(409, str(exc)) from exc
+        self.changed()
+
+    def desk_back(self, agent_id: str) -> None:
+        handle = self._gone.pop(agent_id, None)
+        if handle is not None:
+            handle.cancel()
+
+    def _desk_gone(self, agent_id: str) -> None:
+        """The agent's last desk closed: after a grace, an agent who answers only at the
+        desk goes offline (a phone-bound agent stays available for their phone)."""
+        agent = self.service.routing.agents.get(agent_id)
+        if agent is None or any(d.kind != "web" for d in agent.devices):
+            return
+        loop = asyncio.get_running_loop()
+        self._gone[agent_id] = loop.call_later(DESK_GONE_GRACE_S, self._logout_gone, agent_id)
+
+    def _logout_gone(self, agent_id: str) -> None:
+        self._gone.pop(agent_id, None)
+        if self.desk.connected(agent_id) or self.presence(agent_id).calls:
+            return
+        with contextlib.suppress(ValueError):
+            self.service.set_status(agent_id, "offline", self.now())
+        self.changed()
+
+    def call_ended(self, agent_id: str, call_id: str, talk_s: float, group: str | None
+                   ) -> None:
+        """The agent's part of a call is over: wrap-up starts."""
+        self.desk.unwatch(agent_id, call_id)
+        if agent_id in self.service.routing.agents:
+            with contextlib.suppress(ValueError):
+                self.service.call_ended(agent_id, call_id, talk_s, self.now(), group=group)
+        self.changed()
+
+    # -- calls -------------------------------------------------------------------------------
+    def enqueue(self, link: CallLink, *, joined_at: datetime | None = None,
+                front: bool = False) -> Ticket:
+        self.links[link.call_id] = link
+        ticket = self.service.enqueue(link.request, self.now(), joined_at=joined_at,
+                                      front=front)
+        self.changed()
+        return ticket
+
+    def enqueue_callback(self, link: CallLink, number: str, joined_at: datetime) -> Ticket:
+        self.links[link.call_id] = link
+        ticket = self.service.enqueue_callback(link.request, number, joined_at, self.now())
+        self.changed()
+        return ticket
+
+    def leave(self, call_id: str, reason: str = "abandoned") -> None:
+        """The call leaves routing (hung up, or back to the bot); its offers stop ringing."""
+        self.service.leave(call_id, self.now(), reason)  # type: ignore[arg-type]
+        self.changed()
+
+    def forget(self, call_id: str) -> None:
+        if self.service.queues.get(call_id) is not None:
+            self.leave(call_id)
+        self.links.pop(call_id, None)
+
+    def position(self, call_id: str) -> tuple[int, float | None]:
+        return self.service.position(call_id, self.now())
+
+    # -- ringing -----------------------------------------------------------------------------
+    def _ring(self, offer: Offer) -> None:
+        link = self.links.get(offer.call_id)
+        agent = self.service.routing.agents.get(offer.agent_id)
+        if link is None or agent is None:
+            self.service.device_busy(offer.id, self.now())
+            return
+        ring = Ringing(offer, link, time.monotonic(), {d.address: "ringing"
+                                                        for d in agent.devices})
+        self.ringing[offer.id] = ring
+        ring_s = max(0.0, (offer.expires_at - self.now()).total_seconds())
+        for device in agent.devices:
+            if device.kind == "web":
+                self.desk.watch(offer.agent_id, offer.call_id)
+                self.desk.send(offer.agent_id, {
+                    "type": "offer", "offer_id": offer.id, "call_id": offer.call_id,
+                    "group": offer.group, "ring_timeout_s": ring_s,
+                    "packet": link.packet.model_dump(mode="json")})
+            elif self.dial_device is not None:
+                self.spawn(self.dial_device(self, ring, device), f"dial-{offer.id}")
+            else:
+                self.device_failed(ring, device.address, "failed", "SIP is off")
+
+    def device_failed(self, ring: Ringing, address: str, outcome: str, detail: str) -> None:
+        """One device of an offer did not answer; the offer ends when none is left."""
+        if ring.devices.get(address) != "ringing" or self.ringing.get(ring.offer.id) is not ring:
+            return
+        ring.devices[address] = outcome
+        ring.link.emit(RingEnded(agent_id=ring.offer.agent_id, device=address,
+                                 outcome=outcome, ring_s=round(time.monotonic() - ring.started,
+                                                               3), detail=detail[:200]))
+        if any(s == "ringing" for s in ring.devices.values()):
+            return
+        now = self.now()
+        with contextlib.suppress(RoutingError, OfferError):
+            if outcome == "declined":
+                self.service.reject(ring.offer.id, now)
+            elif outcome == "no_answer":
+                self.service.no_answer(ring.offer.id, now)
+            else:
+                self.service.device_busy(ring.offer.id, now)
+        self.changed()
+
+    def answered(self, ring: Ringing, device: str, leg: CallMedia) -> bool:
+        """``device`` of ``ring`` answered with ``leg``: the call is theirs (True), or the
+        offer had ended meanwhile (False: the caller closes ``leg``)."""
+        if self.ringing.get(ring.offer.id) is not ring:
+            return False
+        ring.answered_by = device
+        try:
+            self.service.accept(ring.offer.id, self.now())
+        except (RoutingError, OfferError):
+            ring.answered_by = None
+            return False
+        ring.link.deliver(Connected(ring.offer.agent_id, device, leg, ring.offer))
+        self.changed()
+        return True
+
+    # -- the desk's side of an offer -----------------------------------------------------------
+    def _ring_of(self, agent_id: str, offer_id: str) -> Ringing:
+        ring = self.ringing.get(offer_id)
+        if ring is None or ring.offer.agent_id != agent_id:
+            raise DeskError(409, f"offer {offer_id} is not ringing for {agent_id} (it was "
+                            "answered elsewhere, timed out, or the caller hung up)")
+        if "web" not in ring.devices:
+            raise DeskError(409, f"offer {offer_id} rings {agent_id}'s phone, not the desk")
+        return ring
+
+    async def prepare_web(self, agent_id: str, offer_id: str, sdp: str) -> str:
+        """Connect the desk's audio while it rings (the answer is then instant)."""
+        ring = self._ring_of(agent_id, offer_id)
+        if ring.web_leg is not None:
+            raise DeskError(409, f"offer {offer_id} has its desk audio already")
+        if self.accept_web is None:
+            raise DeskError(503, "desk audio is not available")
+        leg, answer = await self.accept_web(sdp)
+        if self.ringing.get(offer_id) is not ring:
+            await leg.close()
+            raise DeskError(409, f"offer {offer_id} ended while its audio was set up")
+        ring.web_leg = leg
+        ring.drain = asyncio.create_task(self._drain(ring, leg), name=f"desk-drain-{offer_id}")
+        return answer
+
+    async def _drain(self, ring: Ringing, leg: CallMedia) -> None:
+        """Drop the desk's audio until the agent answers; a desk that hangs up declines."""
+        async for _ in leg.inbound():
+            pass
+        if self.ringing.get(ring.offer.id) is ring and ring.answered_by is None:
+            ring.drain = None
+            self.device_failed(ring, "web", "declined", f"desk audio ended ({leg.end_reason})")
+
+    async def answer_web(self, agent_id: str, offer_id: str, sdp: str | None) -> str | None:
+        ring = self._ring_of(agent_id, offer_id)
+        answer = await self.prepare_web(agent_id, offer_id, sdp) if sdp else None
+        leg, drain = ring.web_leg, ring.drain
+        if leg is None:
+            raise DeskError(409, f"offer {offer_id}: send the desk's SDP offer first "
+                            "(or with the answer)")
+        ring.web_leg = ring.drain = None
+        if drain is not None:
+            drain.cancel()
+            await asyncio.gather(drain, return_exceptions=True)
+        if not self.answered(ring, "web", leg):
+            await leg.close()
+            raise DeskError(409, f"offer {offer_id} ended before it was answered")
+        return answer
+
+    def decline(self, agent_id: str, offer_id: str) -> None:
+        ring = self._ring_of(agent_id, offer_id)
+        self.device_failed(ring, "web", "declined", "declined at the desk")
+
+    def talk(self, agent_id: str, call_id: str) -> Any:
+        talk = self.talks.get(call_id)
+        if talk is None or agent_id not in talk.agents():
+            raise DeskError(409, f"{agent_id} is not on call {call_id}")
+        return talk
+
+
+def device_target(device: Device) -> tuple[str, str | None]:
+    """(what to dial, trunk) of a phone device."""
+    return (device.uri or device.number or ""), device.trunk

@@ -1,0 +1,90 @@
+"""``HandoffService``: the human side of the process, wired once in ``build_services``.
+
+It is the voice session's ``AgentHandoff`` (``serves``, ``wait_for_agent``, ``call_ending``:
+one ``CallHandoff`` per call that asked for a human) and what the desk API reaches: the
+``LiveRouting`` (presence, offers, the talks' actions), the ``DeskHub``, the agents'
+callbacks and the record reads of the desk (packet history, today's calls).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from app.call.ports import EventPublisher
+from app.flows.runtime import CallerInput, ResumeAt, Transfer
+from app.handoff.callbacks import CallbackLink, LateLog
+from app.handoff.desk import DeskHub
+from app.handoff.live import CallLink, LiveRouting
+from app.handoff.phones import Phones
+from app.handoff.wait import CallHandoff
+from app.log import get_logger
+from app.storage.handoff_repo import HandoffRepository
+
+if TYPE_CHECKING:
+    from app.call.session import CallSession
+
+
+class HandoffService:
+    def __init__(self, live: LiveRouting, repo: HandoffRepository, bus: EventPublisher,
+                 http: Any, phones: Phones) -> None:
+        self.live = live
+        self.desk: DeskHub = live.desk
+        self.repo = repo
+        self.bus = bus
+        self.http = http
+        self.phones = phones
+        self.late = LateLog(repo, bus)
+        self.calls: dict[str, CallHandoff] = {}
+        self.log = get_logger(component="handoff")
+
+    # -- AgentHandoff (the voice session) ----------------------------------------------------
+    def serves(self, hotline_number: str) -> bool:
+        return self.live.service.routing.config.hotline(hotline_number) is not None
+
+    async def wait_for_agent(self, call: CallSession, action: Transfer
+                             ) -> CallerInput | ResumeAt | None:
+        handoff = self.calls.get(call.info.call_id)
+        if handoff is None:
+            handoff = self.calls[call.info.call_id] = CallHandoff(call, self)
+        return await handoff.wait(action)
+
+    async def call_ending(self, call: CallSession) -> None:
+        handoff = self.calls.pop(call.info.call_id, None)
+        if handoff is not None:
+            await handoff.close()
+
+    # -- callbacks ------------------------------------------------------------------------------
+    def _callback_link(self, link: CallLink, number: str, joined_at: datetime) -> CallbackLink:
+        request = link.request.model_copy(update={"transfer_to": None, "transferred_by": None})
+        return CallbackLink(self.live, link.call_id, request, link.packet,
+                            self.late.emitter(link.call_id), number, self.phones.dial_number,
+                            joined_at)
+
+    def keep_as_callback(self, handoff: CallHandoff, number: str) -> None:
+        """The queued caller asked to be called back: their queue entry (and place) is now
+        a callback task, served after the call ends."""
+        assert handoff.link is not None
+        joined_at = handoff.joined_at or self.live.now()
+        self.live.links[handoff.call_id] = self._callback_link(handoff.link, number, joined_at)
+
+    def queue_callback(self, link: CallLink, number: str, joined_at: datetime) -> None:
+        """The flow took a callback request (routing let the call go): a task, routed again,
+        keeping the caller's first join time."""
+        callback = self._callback_link(link, number, joined_at)
+        try:
+            self.live.enqueue_callback(callback, number, joined_at)
+        except ValueError as exc:  # routing refused it: the record says so
+            self.log.error("callback_not_queued", call_id=link.call_id, error=repr(exc))
+
+    # -- desk reads --------------------------------------------------------------------------
+    async def today(self, agent_id: str) -> list[Any]:
+        now = self.live.now()
+        local = now.astimezone()
+        start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        return await asyncio.to_thread(self.repo.agent_calls, agent_id, start)
+
+    async def aclose(self) -> None:
+        await self.live.aclose()
+        await self.late.aclose()
