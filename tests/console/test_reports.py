@@ -29,9 +29,9 @@ def test_outcomes_and_the_chinese_figures(db: Database, repo: CallRepository) ->
     assert got["abandoned"] == "2" and got["short_abandons"] == "1"
     assert got["abandon_rate"] == "50.0 %"  # (2 - 1) / (3 - 1)
     assert got["lost_rate"] == "40.0 %"  # (5 - 5 + 2) / 5
-    # no agent columns in this schema: the agent figures say so instead of inventing zeros
+    # the agent columns exist (migration 0005) and no agent answered any of these calls
     agent = report.figure("agent_answer_rate")
-    assert agent.shown() == "n/a" and "answered_by" in agent.why
+    assert agent.shown() == "0.0 %" and not agent.why
     assert all(f.formula for f in report.figures)
     assert {r[0]: r[1] for r in report.rows} == {"completed": 2, "abandoned": 2,
                                                   "caller_hangup": 1}
@@ -69,7 +69,8 @@ def test_handoffs_and_waits(db: Database, repo: CallRepository) -> None:
     assert handoffs.chart == [("caller_asked", 2.0), ("no_match", 1.0)]
     waits = run_report(db, "waits", DAY)
     got = {f.key: f.shown() for f in waits.figures}
-    assert got["asa"] == "n/a" and got["service_level"] == "n/a"
+    # queued callers, none answered by an agent: no answer speed, a 0 % service level
+    assert got["asa"] == "n/a" and got["service_level"] == "0.0 %"
     assert got["avg_abandon_wait"] == "16.5 s"  # (3 + 30) / 2
     assert dict((r[0], r[1]) for r in waits.rows)["0-5 s"] == 1
     assert dict((r[0], r[1]) for r in waits.rows)["30-60 s"] == 1

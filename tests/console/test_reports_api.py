@@ -29,7 +29,7 @@ def test_reports_as_json_and_csv(console: Console) -> None:
     assert figures["containment"]["shown"] == "20.0 %"
     assert figures["containment"]["formula"] == "contained / answered"
     assert figures["answer_rate"]["label_zh"] == "接通率"
-    assert figures["agent_answer_rate"]["shown"] == "n/a"
+    assert figures["agent_answer_rate"]["shown"] == "0.0 %"  # nobody answered by an agent
     table = get(console, "/v1/reports/menu_nodes/csv", Role.SUPERVISOR)
     assert table.status_code == 200 and table.headers["content-type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(table.text.lstrip("\ufeff"))))
