@@ -22,6 +22,7 @@ EVERYONE = frozenset({"anonymous", *Role})
 SIGNED_IN = frozenset(Role)
 A, S, G, N, D = Role.ADMIN, Role.SUPERVISOR, Role.AGENT, Role.ANALYST, Role.DEVELOPER
 CALL_READERS = frozenset({A, S, N, D})
+DESK_USERS = frozenset({A, S, G})  # the desk: whoever has desk rights and is a routed agent
 REPORT_READERS = frozenset({A, S, N})
 
 # "METHOD path" -> who gets through
@@ -78,6 +79,19 @@ MATRIX: dict[str, frozenset[str]] = {
     "GET /static/phone/{name}": EVERYONE,
     "GET /demo/orders/{order_number}": EVERYONE,
     "GET /demo/orders": EVERYONE,
+    "GET /agent": EVERYONE,
+    "GET /static/agent/{name}": EVERYONE,
+    "GET /v1/desk/me": DESK_USERS,
+    "POST /v1/desk/status": DESK_USERS,
+    "POST /v1/desk/ready": DESK_USERS,
+    "POST /v1/desk/offers/{offer_id}/media": DESK_USERS,
+    "POST /v1/desk/offers/{offer_id}/answer": DESK_USERS,
+    "POST /v1/desk/offers/{offer_id}/decline": DESK_USERS,
+    "POST /v1/desk/calls/{call_id}/actions/{action}": DESK_USERS,
+    "GET /v1/desk/calls/{call_id}/draft": DESK_USERS,
+    "POST /v1/desk/calls/{call_id}/wrapup": DESK_USERS,
+    "GET /v1/desk/today": DESK_USERS,
+    "WS /v1/desk/ws": DESK_USERS,
     "GET /chat": EVERYONE,
     "GET /static/chat/{name}": EVERYONE,
     "POST /v1/chat/sessions": EVERYONE,
@@ -86,13 +100,21 @@ MATRIX: dict[str, frozenset[str]] = {
 # no intent model here: these answer 503 to whoever gets through
 NEED_A_MODEL = frozenset({"POST /v1/intents/reload", "POST /v1/inbox/retrain"})
 PATH_VALUES = {"{name}": "nobody", "{token_id}": "999999", "{call_id}": "nope",
-               "{order_number}": "4567", "{session_id}": "nope"}
+               "{order_number}": "4567", "{session_id}": "nope", "{offer_id}": "nope",
+               "{action}": "hold"}
 
 
 @pytest_asyncio.fixture
 async def server(tmp_path: Path) -> AsyncIterator[tuple[str, object]]:
+    # every test user is also an agent of the routing: the desk's access rule is what the
+    # matrix asserts (a desk user who is no routed agent is refused by the desk itself)
+    routing = tmp_path / "routing.yaml"
+    agents = "".join(f"  {who}-{role.value}: {{name: {role.value}, languages: [ko]}}\n"
+                     for role in Role for who in ("test", "tok"))  # signed in; token users
+    routing.write_text(f"version: 1\nagents:\n{agents}", encoding="utf-8")
     settings = live_settings(tmp_path, asr_models={}, auth_login_rate="1000/minute",
-                             intent_model_dir=tmp_path / "no-intent-model")
+                             intent_model_dir=tmp_path / "no-intent-model",
+                             routing_file=routing)
     async with serve_in_process(settings) as served:
         yield served.url, served.app
 
