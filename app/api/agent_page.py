@@ -2,34 +2,28 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
+from app.api.web_files import HTML, NO_CACHE, WEB_DIR, listed_file
 from app.auth import public
 
 router = APIRouter(tags=["desk"], dependencies=[public(rate="public")])
 
-AGENT_DIR = Path(__file__).resolve().parent.parent / "web" / "agent"
+AGENT_DIR = WEB_DIR / "agent"
 STATIC_FILES = {
     "desk.js": "text/javascript; charset=utf-8",
     "desk.css": "text/css; charset=utf-8",
     "i18n.js": "text/javascript; charset=utf-8",
 }
-NO_CACHE = {"Cache-Control": "no-cache"}
-
 
 @router.get("/agent", include_in_schema=False)
 async def agent_page() -> FileResponse:
     """The agent desk: sign in, state, incoming calls with the packet, audio, wrap-up."""
-    return FileResponse(AGENT_DIR / "index.html", media_type="text/html; charset=utf-8",
+    return FileResponse(AGENT_DIR / "index.html", media_type=HTML,
                         headers=NO_CACHE)
 
 
 @router.get("/static/agent/{name}", include_in_schema=False)
 async def agent_static(name: str) -> FileResponse:
-    media_type = STATIC_FILES.get(name)
-    if media_type is None:
-        raise HTTPException(404, f"no such file: {name}")
-    return FileResponse(AGENT_DIR / name, media_type=media_type, headers=NO_CACHE)
+    return listed_file(AGENT_DIR, STATIC_FILES, name)

@@ -8,16 +8,15 @@ frame it. The page's Content-Security-Policy allows no inline script and no othe
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 
+from app.api.web_files import HTML, WEB_DIR, listed_file
 from app.settings import Settings
 
 router = APIRouter(tags=["chat"])
 
-CHAT_DIR = Path(__file__).resolve().parent.parent / "web" / "chat"
+CHAT_DIR = WEB_DIR / "chat"
 STATIC_FILES = {
     "chat.js": "text/javascript; charset=utf-8",
     "chat.css": "text/css; charset=utf-8",
@@ -39,16 +38,13 @@ async def chat_page(request: Request) -> FileResponse:
     """The chat widget: talk to a hotline's bot by text (buttons for its menus)."""
     headers = {**NO_CACHE, "Content-Security-Policy": page_policy(request.app.state.settings),
                "Referrer-Policy": "no-referrer"}
-    return FileResponse(CHAT_DIR / "index.html", media_type="text/html; charset=utf-8",
+    return FileResponse(CHAT_DIR / "index.html", media_type=HTML,
                         headers=headers)
 
 
 @router.get("/static/chat/{name}", include_in_schema=False)
 async def chat_static(name: str) -> FileResponse:
-    media_type = STATIC_FILES.get(name)
-    if media_type is None:
-        raise HTTPException(404, "no such file")
     headers = dict(NO_CACHE)
     if name == "embed.js":  # loaded by other sites' pages
         headers["Cross-Origin-Resource-Policy"] = "cross-origin"
-    return FileResponse(CHAT_DIR / name, media_type=media_type, headers=headers)
+    return listed_file(CHAT_DIR, STATIC_FILES, name, headers)

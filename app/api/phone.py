@@ -2,33 +2,27 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
+from app.api.web_files import HTML, NO_CACHE, WEB_DIR, listed_file
 from app.auth import public
 
 router = APIRouter(tags=["phone"], dependencies=[public(rate="public")])
 
-PHONE_DIR = Path(__file__).resolve().parent.parent / "web" / "phone"
+PHONE_DIR = WEB_DIR / "phone"
 STATIC_FILES = {
     "phone.js": "text/javascript; charset=utf-8",
     "phone.css": "text/css; charset=utf-8",
 }
-NO_CACHE = {"Cache-Control": "no-cache"}
-
 
 @router.get("/phone", include_in_schema=False)
 async def phone_page() -> FileResponse:
     """The browser softphone: pick a hotline and language, call, keypad, live conversation."""
-    return FileResponse(PHONE_DIR / "index.html", media_type="text/html; charset=utf-8",
+    return FileResponse(PHONE_DIR / "index.html", media_type=HTML,
                         headers=NO_CACHE)
 
 
 @router.get("/static/phone/{name}", include_in_schema=False)
 async def phone_static(name: str) -> FileResponse:
-    media_type = STATIC_FILES.get(name)
-    if media_type is None:
-        raise HTTPException(404, f"no such file: {name}")
-    return FileResponse(PHONE_DIR / name, media_type=media_type, headers=NO_CACHE)
+    return listed_file(PHONE_DIR, STATIC_FILES, name)
