@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -42,11 +42,16 @@ class FlowError(ValueError):
         super().__init__(f"{file}:{line}: {reason}")
 
 
-class _Lines:
-    """Path in the document (keys and list indices as strings) -> 1-based line."""
+E = TypeVar("E", bound=ValueError)
 
-    def __init__(self, file: Path) -> None:
+
+class YamlLines(Generic[E]):
+    """Path in the document (keys and list indices as strings) -> 1-based line; errors are
+    made with ``error_type(file, line, reason)`` (flows: ``FlowError``; routing files too)."""
+
+    def __init__(self, file: Path, error_type: type[E]) -> None:
         self.file = file
+        self.error_type = error_type
         self.map: dict[Path_, int] = {}
 
     def walk(self, node: yaml.Node, path: Path_) -> None:
@@ -55,7 +60,8 @@ class _Lines:
             for key, value in node.value:
                 name = str(key.value)
                 if name in seen:
-                    raise FlowError(self.file, key.start_mark.line + 1, f"duplicate key {name!r}")
+                    raise self.error_type(self.file, key.start_mark.line + 1,  # type: ignore[call-arg]
+                                          f"duplicate key {name!r}")
                 seen.add(name)
                 self.map[(*path, name)] = key.start_mark.line + 1
                 self.walk(value, (*path, name))
@@ -72,12 +78,15 @@ class _Lines:
                 path = cand
         return self.map.get(path, 1)
 
-    def error(self, loc: Iterable[str | int], reason: str) -> FlowError:
-        return FlowError(self.file, self.line(loc), reason)
+    def error(self, loc: Iterable[str | int], reason: str) -> E:
+        return self.error_type(self.file, self.line(loc), reason)  # type: ignore[call-arg]
 
 
-def _parse_yaml(text: str, file: Path) -> tuple[Any, _Lines]:
-    lines = _Lines(file)
+FlowLines = YamlLines[FlowError]  # a flow file's line map
+
+
+def _parse_yaml(text: str, file: Path) -> tuple[Any, FlowLines]:
+    lines = YamlLines(file, FlowError)
     try:
         loader = yaml.SafeLoader(text)
         try:
@@ -125,7 +134,7 @@ def _strip_tags(loc: tuple[str | int, ...]) -> list[str | int]:
     return list(loc)
 
 
-def parse_flow(text: str, file: Path) -> tuple[Flow | None, list[FlowError], _Lines]:
+def parse_flow(text: str, file: Path) -> tuple[Flow | None, list[FlowError], FlowLines]:
     data, lines = _parse_yaml(text, file)
     try:
         return Flow.model_validate(data), [], lines
@@ -175,7 +184,7 @@ def _walk_prompts(value: Any, path: Path_) -> Iterator[tuple[Path_, Prompt]]:
             yield from _walk_prompts(v, (*path, str(i)))
 
 
-def _check_graph(flow: Flow, lines: _Lines) -> list[FlowError]:
+def _check_graph(flow: Flow, lines: FlowLines) -> list[FlowError]:
     errors: list[FlowError] = []
     if flow.start not in flow.nodes:
         errors.append(lines.error(("start",), f"start node {flow.start!r} does not exist"))
@@ -204,7 +213,7 @@ def _check_graph(flow: Flow, lines: _Lines) -> list[FlowError]:
     return errors
 
 
-def _check_cycles(flow: Flow, lines: _Lines) -> list[FlowError]:
+def _check_cycles(flow: Flow, lines: FlowLines) -> list[FlowError]:
     """A cycle through nodes that never wait for the caller would loop forever."""
     quiet = {n for n, node in flow.nodes.items() if node.kind not in LISTENING_KINDS}
     edges = {
@@ -238,7 +247,7 @@ def _check_cycles(flow: Flow, lines: _Lines) -> list[FlowError]:
     return errors
 
 
-def _check_refs(flow: Flow, lines: _Lines, known_intents: set[str] | None) -> list[FlowError]:
+def _check_refs(flow: Flow, lines: FlowLines, known_intents: set[str] | None) -> list[FlowError]:
     errors: list[FlowError] = []
     g = flow.globals
     for sub, queue in (
@@ -265,7 +274,7 @@ def _check_refs(flow: Flow, lines: _Lines, known_intents: set[str] | None) -> li
 
 
 def _check_node(
-    flow: Flow, name: str, node: Node, lines: _Lines, known: set[str] | None
+    flow: Flow, name: str, node: Node, lines: FlowLines, known: set[str] | None
 ) -> list[FlowError]:
     errors: list[FlowError] = []
     base: Path_ = ("nodes", name)
@@ -310,7 +319,7 @@ def _check_node(
     return errors
 
 
-def _check_speech(flow: Flow, lines: _Lines, voices: dict[str, str]) -> list[FlowError]:
+def _check_speech(flow: Flow, lines: FlowLines, voices: dict[str, str]) -> list[FlowError]:
     """Every prompt text of every locale can be spoken: each language run has a voice."""
     from app.flows.match import render
     from app.tts.runs import unreadable_chars

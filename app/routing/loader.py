@@ -8,13 +8,14 @@ every problem; ``load_file`` raises the first.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
+from app.flows.loader import YamlLines
 from app.flows.schema import Flow
 from app.routing.config import RoutingConfig
 from app.routing.refs import check_flows, check_refs
@@ -33,45 +34,10 @@ class RoutingFileError(ValueError):
         super().__init__(f"{file}:{line}: {reason}")
 
 
-class Lines:
-    """Path in the document (keys and list indices as strings) -> 1-based line."""
-
-    def __init__(self, file: Path) -> None:
-        self.file = file
-        self.map: dict[Path_, int] = {}
-
-    def walk(self, node: yaml.Node, path: Path_) -> None:
-        if isinstance(node, yaml.MappingNode):
-            seen: set[str] = set()
-            for key, value in node.value:
-                name = str(key.value)
-                if name in seen:
-                    raise RoutingFileError(self.file, key.start_mark.line + 1,
-                                           f"duplicate key {name!r}")
-                seen.add(name)
-                self.map[(*path, name)] = key.start_mark.line + 1
-                self.walk(value, (*path, name))
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                self.map[(*path, str(i))] = item.start_mark.line + 1
-                self.walk(item, (*path, str(i)))
-
-    def line(self, loc: Iterable[str | int]) -> int:
-        path: Path_ = ()
-        for elem in loc:
-            cand = (*path, str(elem))
-            if cand in self.map:
-                path = cand
-        return self.map.get(path, 1)
-
-    def error(self, loc: Iterable[str | int], reason: str) -> RoutingFileError:
-        return RoutingFileError(self.file, self.line(loc), reason)
-
-
 def parse_yaml(text: str, file: Path, what: str = "a routing file"
-               ) -> tuple[dict[str, Any], Lines]:
+               ) -> tuple[dict[str, Any], YamlLines[RoutingFileError]]:
     """The document as a mapping and its line map; YAML errors name the line."""
-    lines = Lines(file)
+    lines = YamlLines(file, RoutingFileError)
     try:
         loader = yaml.SafeLoader(text)
         try:
