@@ -189,3 +189,34 @@ async def test_warm_transfer_nobody_answers_returns_the_caller_to_the_agent(
                                  "target": "agent zhang.wei", "outcome": "failed"}]
     assert cdr["answered_by"] == "li.na" and cdr["outcome"] == "agent_handled"
     assert cdr["hold_s"] >= 2.5  # the consultation's wait on hold counts as hold time
+
+
+async def test_hand_back_to_the_bot_and_the_result_on_the_agents_desk(
+        make_desk: Any, tmp_path: Path) -> None:
+    desk = await make_desk(actions_routing(tmp_path), flows_dir=actions_flow(tmp_path))
+    agent = desk.agent("li.na")
+    caller, call_id, _ = await connected_call(desk, agent)
+
+    refused = await agent.action(call_id, "handback", {"node": "busy"}, expect=400)
+    assert "verify" in refused["detail"]  # the hotline's hand-back nodes are named
+    i = len(caller.events.items)
+    await agent.action(call_id, "handback", {"node": "verify"})
+    await caller.event("agent_disconnected", after=i, reason="handback")
+    await caller.press_at("verify", "4")  # the bot asks; the caller answers the bot
+    for digit in "321":
+        caller.peer.send_dtmf(digit)
+
+    _, back = await agent.feed.wait(lambda m: m["type"] == "call_event" and m["event"][
+        "type"] == "handback" and m["event"]["phase"] == "returned")
+    result = back["event"]["result"]
+    assert result["slots"] == {"id_last4": "4321"} and "verify" in result["path"]
+    await caller.event("agent_connected", after=i, agent_id="li.na")
+    await hears(caller.peer, len(caller.peer.received), LI_NA_HZ)  # the agent has them back
+    await agent.action(call_id, "hangup")
+
+    cdr = await desk.cdr(call_id, lambda c: bool(c.get("ended_at")))
+    assert cdr["answered_by"] == "li.na" and cdr["outcome"] == "agent_handled"
+    assert [(r["agent_id"], r["outcome"]) for r in cdr["ring_attempts"]] == [
+        ("li.na", "answered")]  # taken back without ringing anyone
+    phases = [e["phase"] for _, e in caller.events.items if e.get("type") == "handback"]
+    assert phases == ["started", "returned"]
