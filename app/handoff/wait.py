@@ -176,7 +176,8 @@ class CallHandoff:
         self._talk_agent = conn.agent_id
         waited_s = (self.live.now() - self.joined_at).total_seconds() if self.joined_at else 0.0
         talk = Talk(self.call, self.live, self.link, conn, waited_s=waited_s,
-                    enqueue_transfer=self._warm_enqueue)
+                    enqueue_transfer=self._warm_enqueue,
+                    dial_number=self.owner.phones.dial_number)
         return await talk.run()
 
     def _retarget(self, target: Target, note: str, agent_id: str) -> None:
