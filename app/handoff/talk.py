@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 EndReason = Literal["agent_hangup", "agent_dropped", "transfer", "handback", "warm_done"]
 DROPPED = ("media_timeout", "network_lost", "ice_failed", "session_expired")
-DialNumber = Callable[[str, str, str], Coroutine[Any, Any, Any]]
+DialNumber = Callable[..., Coroutine[Any, Any, Any]]  # (call_id, number, caller_id, *, cancel)
 CALLER_BACKLOG = 25  # chunks (500 ms) of caller audio waiting for the agent's leg
 
 
@@ -96,8 +96,8 @@ class Talk:
                  dial_number: DialNumber | None = None) -> None:
         """``enqueue_transfer(target, note, agent_id)`` puts the call back into routing
         towards ``target`` (a warm transfer's target rings while the agent stays on);
-        ``dial_number(call_id, number, caller_id)`` rings a number routing hands over (a
-        warm transfer to a number: ``Phones.dial_number``)."""
+        ``dial_number(call_id, number, caller_id, cancel=event)`` rings a number routing
+        hands over (a warm transfer to a number: ``Phones.dial_number``)."""
         self.dial_number = dial_number
         self.call = call
         self.live = live
@@ -111,6 +111,7 @@ class Talk:
         self.hold_s = 0.0
         self._hold_since: float | None = None
         self._warm: tuple[Target, str] | None = None
+        self._dial_cancel: asyncio.Event | None = None  # a warm transfer's number ringing
         self._done: asyncio.Future[TalkEnd] = asyncio.get_running_loop().create_future()
         self._caller_q: asyncio.Queue[AudioChunk] = asyncio.Queue(CALLER_BACKLOG)
         self._send = _Sender()
@@ -372,14 +373,17 @@ class Talk:
         if exit_.action != "dial_number" or not exit_.number or self.dial_number is None:
             self._warm_failed(f"{exit_.action}: {exit_.reason}")
             return None
-        info = self.call.info
-        result = await self.dial_number(info.call_id, exit_.number, info.hotline_number)
+        info, warm = self.call.info, self._warm
+        self._dial_cancel = asyncio.Event()
+        result = await self.dial_number(info.call_id, exit_.number, info.hotline_number,
+                                        cancel=self._dial_cancel)
+        if self._warm is not warm:  # the agent cancelled while it rang
+            if isinstance(result, Connected):
+                with contextlib.suppress(Exception):
+                    await result.leg.close()
+            return None
         if not isinstance(result, Connected):
             self._warm_failed(f"{exit_.number}: {result}")
-            return None
-        if self._warm is None:  # the agent cancelled while it rang
-            with contextlib.suppress(Exception):
-                await result.leg.close()
             return None
         return result
 
@@ -407,6 +411,8 @@ class Talk:
             if complete:
                 raise DeskError(409, "the target has not answered yet")
             self.live.leave(self.call.info.call_id, "cancelled")
+            if self._dial_cancel is not None:
+                self._dial_cancel.set()  # a number still ringing stops
             self._back_from_warm("cancelled", "cancelled before the target answered")
             return
         if not complete:
