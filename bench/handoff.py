@@ -92,7 +92,7 @@ def first_tone_at(peer: CallerPeer, start: int, hz: float) -> int | None:
 
 
 async def heard_after(peer: CallerPeer, start: int, hz: float, t0: float,
-                      timeout_s: float = 10) -> float:
+                      timeout_s: float = 30) -> float:
     deadline = time.perf_counter() + timeout_s
     while time.perf_counter() < deadline:
         if first_tone_at(peer, start, hz) is not None:
@@ -126,26 +126,41 @@ async def one_call(url: str, agents: dict[str, DeskAgent], out: dict[str, list[f
                 await asyncio.sleep(0.002)
         out["press_to_offer"].append(offered - pressed)
         out["requested_to_offer"].append(offered - requested)
-        peer = await agent.connect_media(offer["offer_id"])
+        try:
+            await answer_and_talk(caller, agent, offer, call_id, out)
+        except (AssertionError, RuntimeError, TimeoutError) as exc:  # counted, not fatal
+            out["failed_after_offer"].append(time.perf_counter())
+            print(f"  a call failed after its offer: {exc!r}"[:300])
+    finally:
+        await caller.close()
+
+
+async def answer_and_talk(caller: Caller, agent: DeskAgent, offer: dict[str, Any],
+                          call_id: str, out: dict[str, list[float]]) -> None:
+    """Connect the desk's audio, answer, time the first tone each way, hang up."""
+    peer = await agent.connect_media(offer["offer_id"])
+    try:
         play(peer, Pcm(tone(AGENT_HZ, 60), 16_000))
         at_caller, at_agent = len(caller.peer.received), len(peer.received)
         answered = time.perf_counter()
         await agent.post(f"/v1/desk/offers/{offer['offer_id']}/answer", {})
-        caller_hears, agent_hears = await asyncio.gather(
-            heard_after(caller.peer, at_caller, AGENT_HZ, answered),
-            heard_after(peer, at_agent, CALLER_HZ, answered))
-        out["answer_to_caller_hears"].append(caller_hears)
-        out["answer_to_agent_hears"].append(agent_hears)
+        try:
+            caller_hears, agent_hears = await asyncio.gather(
+                heard_after(caller.peer, at_caller, AGENT_HZ, answered),
+                heard_after(peer, at_agent, CALLER_HZ, answered))
+            out["answer_to_caller_hears"].append(caller_hears)
+            out["answer_to_agent_hears"].append(agent_hears)
+        except RuntimeError:  # counted: an overloaded client can miss the tone entirely
+            out["audio_not_heard"].append(answered)
         _, connected = await caller.event("agent_connected")
         out["server_answer_to_bridge"].append(connected["setup_ms"] / 1000)
         await agent.action(call_id, "hangup")
         await caller.event("call_ended")
         await agent.feed.wait(lambda m: m["type"] == "agent_state"
                               and m.get("state") == "available", after=len(agent.feed.items) - 1)
+    finally:
         agent.peers.remove(peer)
         await peer.close()
-    finally:
-        await caller.close()
 
 
 async def loop_lag(lags: list[float], period_s: float = 0.01) -> None:
@@ -230,7 +245,8 @@ async def main(rounds_1: int, rounds_many: int, many: int) -> None:
             for calls, rounds in ((1, rounds_1), (many, rounds_many)):
                 out: dict[str, list[float]] = {k: [] for k in (
                     "press_to_offer", "requested_to_offer", "server_answer_to_bridge",
-                    "answer_to_caller_hears", "answer_to_agent_hears", "client_loop_lag")}
+                    "answer_to_caller_hears", "answer_to_agent_hears", "client_loop_lag",
+                    "audio_not_heard", "failed_after_offer")}
                 for _ in range(rounds):
                     probe = asyncio.create_task(loop_lag(out["client_loop_lag"]))
                     try:
@@ -241,7 +257,13 @@ async def main(rounds_1: int, rounds_many: int, many: int) -> None:
                         await asyncio.gather(probe, return_exceptions=True)
                 print(f"\n{calls} call(s) at once, {rounds} round(s):")
                 for name, values in out.items():
-                    if values:
+                    if name == "failed_after_offer":
+                        print(f"  calls lost after the offer (answer/audio/hang-up failed): "
+                              f"{len(values)} of {calls * rounds}")
+                    elif name == "audio_not_heard":
+                        print(f"  tone not heard within 30 s of the answer: {len(values)} "
+                              f"of {calls * rounds} calls")
+                    elif values:
                         show(name, values)
             print("\nbaselines (same run):")
             show("GET /healthz round trip", health)
