@@ -118,6 +118,7 @@ async def test_blind_transfer_to_another_agent_passes_the_packet_on(
     first, second = desk.agent("li.na"), desk.agent("zhang.wei")
     caller, call_id, _ = await connected_call(desk, first, second)
 
+    before = len(first.feed.items)
     await first.action(call_id, "transfer", {"mode": "blind", "target": {"agent": "zhang.wei"},
                                              "note": "wants a refund"})
     _, offer = await second.offer()
@@ -126,7 +127,7 @@ async def test_blind_transfer_to_another_agent_passes_the_packet_on(
     assert packet["transferred_by"] == "li.na" and "wants a refund" in packet["note"]
     assert any(t["speaker"] == "bot" for t in packet["transcript"])  # the bot's part too
     await first.feed.wait(lambda m: m["type"] == "agent_state" and m.get("state") ==
-                          "available")  # li.na's part is over (no wrap-up time here)
+                          "available", after=before)  # li.na's part is over (no wrap-up)
     peer = await second.answer(offer["offer_id"])
     await caller.event("agent_connected", agent_id="zhang.wei")
     play(peer, Pcm(tone(ZHANG_WEI_HZ, 30), 16_000))

@@ -49,10 +49,11 @@ async def test_warm_transfer_to_a_number_consults_then_connects_the_caller(
         _, consult = await agent.feed.wait(lambda m: m["type"] == "consult")
         assert consult["agent_id"] == f"number:{NUMBER}"
         await hears(peer, mark_agent, PHONE_HZ)  # the agent talks to the phone first
+        before = len(agent.feed.items)
         await agent.action(call_id, "complete")
         await hears(caller.peer, len(caller.peer.received), PHONE_HZ)  # now the caller does
         await agent.feed.wait(lambda m: m["type"] == "agent_state" and m.get("state") ==
-                              "available")  # li.na is free again
+                              "available", after=before)  # li.na is free again
         await phone_hears(home, CALLER_HZ)  # and the phone hears the caller
         await caller.close()
         cdr = await desk.cdr(call_id, lambda c: bool(c.get("ended_at")))
