@@ -314,7 +314,7 @@ def running_cluster(tmp: Path, db_url: str, names: tuple[str, ...] = ("node-a", 
     """Start the nodes (at once: model-free, seconds) and Kamailio in front; stop all after.
     ``env`` is added to every node's settings, ``per_node[name]`` to one node's."""
     flows = tmp / "flows"
-    flows.mkdir(exist_ok=True)
+    flows.mkdir(parents=True, exist_ok=True)
     shutil.copy(HOLD_FLOW, flows / HOLD_FLOW.name)
     envs = {name: node_env(name, db_url, flows, **(env or {}), **(per_node or {}).get(name, {}))
             for name in names}
