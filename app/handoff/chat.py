@@ -192,6 +192,10 @@ class ChatTalk:
         talk_s = self._talk_s()
         self.chat.events.emit(AgentDisconnected(agent_id=agent_id, reason=reason, talk_s=talk_s,
                                                 hold_s=0.0))
+        # said on the desk's own feed: the record's events reach it through the bus, after
+        # ``call_ended`` below has stopped the desk watching this chat
+        self.live.desk.send(agent_id, {"type": "talk_ended", "call_id": call_id,
+                                       "channel": "chat", "reason": reason})
         if end is not None:
             self.chat.show_agent("left", self._name())
         self.live.spawn(self.conn.leg.close(), f"chat-desk-close-{call_id}")

@@ -116,6 +116,8 @@ async def test_a_chat_is_offered_at_the_desk_answered_typed_both_ways_and_wrappe
         await second.action(chat.call_id, "hangup")
         left = await chat.until("agent")
         assert left["event"] == "left"
+        await second.feed.wait(lambda m: m["type"] == "talk_ended"
+                               and m["call_id"] == chat.call_id)
         end = await chat.until("end")
     assert end["outcome"] == "agent_handled"
 
