@@ -6,11 +6,13 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, cast, func, inspect, literal_column
-from sqlalchemy.sql.elements import ColumnElement as Col
+from sqlalchemy import ColumnElement, func, inspect, literal_column
 
 from app.storage.db import Database
-from app.storage.models import CallEventRow
+from app.storage.sqlexpr import payload_float, payload_text, seconds_between
+
+__all__ = ["BUCKETS", "cdr_columns", "local_bucket", "payload_float", "payload_text",
+           "seconds_between"]
 
 # strftime formats (SQLite) and their to_char twins (PostgreSQL)
 BUCKETS = {"hour": ("%Y-%m-%d %H:00", "YYYY-MM-DD HH24:00"),
@@ -29,24 +31,6 @@ def local_bucket(backend: str, column: Any, bucket: str, offset_s: int) -> Colum
         return func.strftime(lite, column, f"{offset:+d} seconds")
     shifted = func.timezone("UTC", column) + literal_column(f"interval '{offset} seconds'")
     return func.to_char(shifted, pg)
-
-
-def seconds_between(backend: str, start: Any, end: Any) -> Col[float]:
-    """``end - start`` in seconds (a float; NULL when either is NULL)."""
-    if backend == "sqlite":
-        return cast((func.julianday(end) - func.julianday(start)) * 86400.0, Float)
-    return cast(func.extract("epoch", end - start), Float)
-
-
-def payload_text(key: str) -> ColumnElement[str]:
-    """An event payload's field as text (NULL when absent)."""
-    column: ColumnElement[str] = CallEventRow.payload[key].as_string()
-    return column
-
-
-def payload_float(key: str) -> ColumnElement[float]:
-    column: ColumnElement[float] = CallEventRow.payload[key].as_float()
-    return column
 
 
 def cdr_columns(db: Database) -> frozenset[str]:

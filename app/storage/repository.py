@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from app.record import CallEvent, flow_path, parse_event, transcript_turns
+from app.storage import rollup
 from app.storage.db import Database
 from app.storage.errors import CallNotFoundError, DatabaseUnavailableError
 from app.storage.eventlog import MAX_BATCH, GroupCommitLog
@@ -495,3 +496,5 @@ class CallRepository:
                     payload=payload,
                 )
             )
+        s.flush()
+        rollup.add_call(s, s.get_bind().dialect.name, row.id)
