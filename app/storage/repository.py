@@ -479,7 +479,8 @@ class CallRepository:
     def _close(
         s: Session, row: CallRow, outcome: str, ended_at: datetime, extra: dict[str, Any]
     ) -> None:
-        """Fill the CDR from the log and log ``call_ended`` unless the session already did.
+        """Fill the CDR from the log, log ``call_ended`` unless the session already did, and add
+        the call to the report roll-ups (``rollup.add_call``).
         ``row`` is locked by the caller (FOR UPDATE / SQLite write lock)."""
         events = s.scalars(
             select(CallEventRow)

@@ -6,11 +6,16 @@ raw records (saying why) when the filter does not fit whole hours or the bins.""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import delete, select
+from typer.testing import CliRunner
 
+from app.cli import app
 from app.reports import REPORTS, Report, ReportFilter, run_report
+from app.settings import load_settings
 from app.storage import CallRepository, Database
 from app.storage.models import ReportHourlyRow, ReportRollupStateRow
 from app.storage.rollup import rebuild
@@ -111,3 +116,20 @@ def test_filters_the_rollups_cannot_answer_fall_back_to_raw(db: Database,
     # a half hour off: c1 (09:10) and c2 (09:40) Shanghai, counted from the raw records
     half = ReportFilter(start=DAY.start + timedelta(hours=9, minutes=30), end=DAY.end)
     assert run_report(db, "outcomes", half).figure("offered").value == 4
+
+
+def test_rollup_command_rebuilds_the_configured_database(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOTLINE_DATA_DIR", str(tmp_path / "data"))
+    db = Database.from_settings(load_settings(None))
+    db.migrate()
+    write_day(CallRepository(db))
+    with db.session(write=True) as s:
+        s.execute(delete(ReportHourlyRow))
+        s.execute(delete(ReportRollupStateRow))
+    assert run_report(db, "outcomes", DAY).source == "raw"
+    done = CliRunner().invoke(app, ["reports", "rollup"])
+    assert done.exit_code == 0 and "rolled up 5 ended calls" in done.output, done.output
+    assert run_report(db, "outcomes", DAY).source == "rollup"
+    assert run_report(db, "outcomes", DAY).figure("offered").value == 5
+    db.dispose()
