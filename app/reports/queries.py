@@ -8,7 +8,7 @@ from functools import partial
 
 from sqlalchemy.orm import Session
 
-from app.reports import calls, rolled, understanding
+from app.reports import calls, rolled, staffing, understanding
 from app.reports.calls import Context
 from app.reports.filters import ReportFilter
 from app.reports.model import Report
@@ -28,6 +28,7 @@ REPORTS: dict[str, ReportFn] = {
     "intents": understanding.intents,
     "menu_nodes": understanding.menu_nodes,
     "sentiment": understanding.sentiment,
+    "staffing": staffing.staffing,
 }
 # the same reports from the hourly roll-ups (rolled.unusable says when they cannot answer)
 ROLLED: dict[str, ReportFn] = {
@@ -56,7 +57,8 @@ def run_report(db: Database, name: str, f: ReportFilter, *, sla_s: float = 20.0,
     ctx = Context(backend=db.backend, columns=cdr_columns(db), sla_s=sla_s,
                   short_abandon_s=short_abandon_s, low_confidence=low_confidence)
     with db.session() as s:
-        why = rolled.unusable(s, f, ctx) if rollups else "roll-ups not asked for"
+        why = ("roll-ups not asked for" if not rollups else "not kept in the roll-ups"
+               if name not in ROLLED else rolled.unusable(s, f, ctx))
         report = (ROLLED[name] if why is None else fn)(s, f, ctx)
     source = ("from the hourly roll-ups (and the calls in progress)" if why is None
               else f"from the raw call records ({why})")

@@ -6,13 +6,13 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, inspect, literal_column
+from sqlalchemy import ColumnElement, case, func, inspect, literal_column
 
 from app.storage.db import Database
 from app.storage.sqlexpr import payload_float, payload_text, seconds_between
 
-__all__ = ["BUCKETS", "cdr_columns", "local_bucket", "payload_float", "payload_text",
-           "seconds_between"]
+__all__ = ["BUCKETS", "cdr_columns", "half_hour_of_day", "local_bucket", "payload_float",
+           "payload_text", "seconds_between"]
 
 # strftime formats (SQLite) and their to_char twins (PostgreSQL)
 BUCKETS = {"hour": ("%Y-%m-%d %H:00", "YYYY-MM-DD HH24:00"),
@@ -31,6 +31,18 @@ def local_bucket(backend: str, column: Any, bucket: str, offset_s: int) -> Colum
         return func.strftime(lite, column, f"{offset:+d} seconds")
     shifted = func.timezone("UTC", column) + literal_column(f"interval '{offset} seconds'")
     return func.to_char(shifted, pg)
+
+
+def half_hour_of_day(backend: str, column: Any, offset_s: int) -> ColumnElement[str]:
+    """``column`` (UTC) shifted by ``offset_s``, as "HH:00" or "HH:30"."""
+    offset = int(offset_s)
+    if backend == "sqlite":
+        minute = func.strftime("%M", column, f"{offset:+d} seconds")
+        return (func.strftime("%H:", column, f"{offset:+d} seconds")
+                + case((minute < "30", "00"), else_="30"))
+    shifted = func.timezone("UTC", column) + literal_column(f"interval '{offset} seconds'")
+    return (func.to_char(shifted, "HH24:")
+            + case((func.extract("minute", shifted) < 30, "00"), else_="30"))
 
 
 def cdr_columns(db: Database) -> frozenset[str]:

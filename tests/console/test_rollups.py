@@ -14,7 +14,8 @@ from sqlalchemy import delete, select
 from typer.testing import CliRunner
 
 from app.cli import app
-from app.reports import REPORTS, Report, ReportFilter, run_report
+from app.reports import Report, ReportFilter, run_report
+from app.reports.queries import ROLLED
 from app.settings import load_settings
 from app.storage import CallRepository, Database
 from app.storage.models import ReportHourlyRow, ReportRollupStateRow
@@ -39,7 +40,7 @@ def answer(report: Report) -> dict[str, Any]:
 
 def assert_rollups_equal_raw(db: Database) -> None:
     for f in FILTERS:
-        for name in REPORTS:
+        for name in ROLLED:
             rolled = run_report(db, name, f)
             raw = run_report(db, name, f, rollups=False)
             assert rolled.source == "rollup", (name, rolled.notes)
