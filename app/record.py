@@ -401,6 +401,14 @@ class WrapUp(_Event):
     corrected: bool = False
 
 
+class CallbackOffered(_Event):
+    """The queued caller was offered to keep their place and be called back."""
+
+    type: Literal["callback_offered"] = "callback_offered"
+    group: str | None = None
+    waited_s: float = 0.0
+
+
 class CallbackQueued(_Event):
     type: Literal["callback_queued"] = "callback_queued"
     number: str
@@ -456,7 +464,7 @@ CallEvent = Annotated[
     | RecordingResumed | RoutingDecided | QueueJoinedEvent | QueueLeftEvent | OverflowEvent
     | QueueExitEvent | OfferEvent | RingEnded | AnnouncedPosition | AgentConnected
     | AgentDisconnected | HoldChanged | MuteChanged | AgentTransfer | HandBack | WrapUp
-    | CallbackQueued | CallbackDone,
+    | CallbackOffered | CallbackQueued | CallbackDone,
     Field(discriminator="type"),
 ]
 EVENTS: TypeAdapter[CallEvent] = TypeAdapter(CallEvent)

@@ -8,6 +8,7 @@ the talk resamples between it and the caller.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,9 +67,12 @@ class Phones:
                                f"{result.status} {result.reason}".strip())
 
     async def dial_number(self, call_id: str, number: str, caller_id: str,
-                          ring_timeout_s: float | None = None) -> Connected | DialFailure:
-        """Ring ``number`` (an exit to a number, a transfer, a callback)."""
-        result = await self._dial(number, None, caller_id, ring_timeout_s or self.ring_timeout_s)
+                          ring_timeout_s: float | None = None,
+                          cancel: asyncio.Event | None = None) -> Connected | DialFailure:
+        """Ring ``number`` (an exit to a number, a transfer, a callback); ``cancel`` set
+        stops the ringing."""
+        result = await self._dial(number, None, caller_id, ring_timeout_s or self.ring_timeout_s,
+                                  cancel)
         if isinstance(result, DialFailure):
             return result
         if result.answered and result.media is not None:

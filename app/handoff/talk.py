@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 
 EndReason = Literal["agent_hangup", "agent_dropped", "transfer", "handback", "warm_done"]
 DROPPED = ("media_timeout", "network_lost", "ice_failed", "session_expired")
+DialNumber = Callable[..., Coroutine[Any, Any, Any]]  # (call_id, number, caller_id, *, cancel)
 CALLER_BACKLOG = 25  # chunks (500 ms) of caller audio waiting for the agent's leg
 
 
@@ -90,9 +92,13 @@ class _Agent:
 
 class Talk:
     def __init__(self, call: CallSession, live: LiveRouting, link: CallLink, conn: Connected,
-                 *, enqueue_transfer: Any, waited_s: float) -> None:
+                 *, enqueue_transfer: Any, waited_s: float,
+                 dial_number: DialNumber | None = None) -> None:
         """``enqueue_transfer(target, note, agent_id)`` puts the call back into routing
-        towards ``target`` (a warm transfer's target rings while the agent stays on)."""
+        towards ``target`` (a warm transfer's target rings while the agent stays on);
+        ``dial_number(call_id, number, caller_id, cancel=event)`` rings a number routing
+        hands over (a warm transfer to a number: ``Phones.dial_number``)."""
+        self.dial_number = dial_number
         self.call = call
         self.live = live
         self.link = link
@@ -105,6 +111,7 @@ class Talk:
         self.hold_s = 0.0
         self._hold_since: float | None = None
         self._warm: tuple[Target, str] | None = None
+        self._dial_cancel: asyncio.Event | None = None  # a warm transfer's number ringing
         self._done: asyncio.Future[TalkEnd] = asyncio.get_running_loop().create_future()
         self._caller_q: asyncio.Queue[AudioChunk] = asyncio.Queue(CALLER_BACKLOG)
         self._send = _Sender()
@@ -334,10 +341,12 @@ class Talk:
                                                name=f"talk-warm-{self.call.info.call_id}"))
 
     async def _await_target(self) -> None:
-        decision = await self.link.decisions.get()
+        decision: Connected | Exited | None = await self.link.decisions.get()
         if isinstance(decision, Exited):
-            self._warm_failed(f"{decision.action}: {decision.reason}")
-            return
+            decision = await self._dial_target(decision)
+            if decision is None:
+                return
+        assert isinstance(decision, Connected)
         self.consult = _Agent(decision)
         call_id = self.call.info.call_id
         self.live.desk.send(self.agent.id, {"type": "consult", "call_id": call_id,
@@ -357,6 +366,26 @@ class Talk:
         if self.consult is target:  # the target hung up before the transfer completed
             await self._end_consult("failed")
             self._back_from_warm("failed", f"the target hung up ({target.leg.end_reason})")
+
+    async def _dial_target(self, exit_: Exited) -> Connected | None:
+        """Routing handed a warm transfer's number over: it rings while the caller holds;
+        no answer, busy or a cancelled transfer brings the caller back to the agent."""
+        if exit_.action != "dial_number" or not exit_.number or self.dial_number is None:
+            self._warm_failed(f"{exit_.action}: {exit_.reason}")
+            return None
+        info, warm = self.call.info, self._warm
+        self._dial_cancel = asyncio.Event()
+        result = await self.dial_number(info.call_id, exit_.number, info.hotline_number,
+                                        cancel=self._dial_cancel)
+        if self._warm is not warm:  # the agent cancelled while it rang
+            if isinstance(result, Connected):
+                with contextlib.suppress(Exception):
+                    await result.leg.close()
+            return None
+        if not isinstance(result, Connected):
+            self._warm_failed(f"{exit_.number}: {result}")
+            return None
+        return result
 
     def _warm_failed(self, detail: str) -> None:
         self._back_from_warm("failed", detail)
@@ -382,6 +411,8 @@ class Talk:
             if complete:
                 raise DeskError(409, "the target has not answered yet")
             self.live.leave(self.call.info.call_id, "cancelled")
+            if self._dial_cancel is not None:
+                self._dial_cancel.set()  # a number still ringing stops
             self._back_from_warm("cancelled", "cancelled before the target answered")
             return
         if not complete:

@@ -39,6 +39,7 @@ from app.media.hold import HoldMusic
 from app.record import (
     AgentTransfer,
     AnnouncedPosition,
+    CallbackOffered,
     CallbackQueued,
     CallError,
     HandBack,
@@ -175,7 +176,8 @@ class CallHandoff:
         self._talk_agent = conn.agent_id
         waited_s = (self.live.now() - self.joined_at).total_seconds() if self.joined_at else 0.0
         talk = Talk(self.call, self.live, self.link, conn, waited_s=waited_s,
-                    enqueue_transfer=self._warm_enqueue)
+                    enqueue_transfer=self._warm_enqueue,
+                    dial_number=self.owner.phones.dial_number)
         return await talk.run()
 
     def _retarget(self, target: Target, note: str, agent_id: str) -> None:
@@ -304,6 +306,7 @@ class CallHandoff:
                 if offer_callback and not offered and self._callback_possible() and \
                         self.live.service.callback_due(self.call_id, self.live.now()):
                     offered = True
+                    self._offer_callback()
                     await self._say("callback_offer")
                 if offered and self._pressed("1"):
                     await self._keep_place_for_callback()
@@ -329,6 +332,10 @@ class CallHandoff:
                                                 wait_min=said.wait_min))
         await self.call.player.say_quietly(text, self.call.locale)
         return True
+
+    def _offer_callback(self) -> None:
+        waited_s = (self.live.now() - self.joined_at).total_seconds() if self.joined_at else 0
+        self.call.events.emit(CallbackOffered(group=self._group(), waited_s=round(waited_s, 1)))
 
     def _callback_possible(self) -> bool:
         number = self.call.info.caller_number

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import av
-import httpx
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
@@ -29,6 +28,7 @@ from app.media.audio import Pcm, resample
 from app.media.framing import InboundFramer, pcm_frame
 from app.media.playout import Pacer, PlayoutBuffer
 from app.media.webrtc import DTMF_CHANNEL_LABEL, DTMF_DIGITS
+from app.sim.offer import OfferRefused, post_offer
 
 EventCallback = Callable[[dict[str, Any]], None]
 NoteCallback = Callable[[str], None]
@@ -293,15 +293,21 @@ async def _send_keys(peer: CallerPeer, progress: CallProgress, schedule: Sequenc
             sent.append(digit)
 
 
-async def place_call(server_url: str, wav_pcm: Pcm, *, hotline_number: str | None = None,
+async def place_call(server_url: str | Sequence[str], wav_pcm: Pcm, *,
+                     hotline_number: str | None = None,
                      locale: str | None = None, caller_number: str | None = None,
                      dtmf: Sequence[KeyPress] = (), codec: str | None = None,
                      grace_s: float = 3.0, timeout_s: float = 30.0,
                      connect_timeout_s: float = 15.0, record: bool = True,
                      on_event: EventCallback | None = None,
                      on_note: NoteCallback | None = None,
-                     events_token: str | None = None) -> CallResult:
+                     events_token: str | None = None,
+                     retry_wait_max_s: float = 10.0) -> CallResult:
     """Place one call (see the module docstring for when the caller hangs up).
+
+    ``server_url`` may list several nodes: a node that answers 503 (full, draining) or not
+    at all is skipped for the next, and when all refused the offer is tried again after
+    their ``Retry-After`` (at most ``retry_wait_max_s``; ``app.sim.offer``).
 
     The call's events are followed with the caller's pass from the answer (what a caller
     may see: the conversation), or with ``events_token`` (an API token with
@@ -312,7 +318,7 @@ async def place_call(server_url: str, wav_pcm: Pcm, *, hotline_number: str | Non
     """
     if codec is not None and codec.lower() not in CODECS:
         raise ValueError(f"unknown codec {codec!r}: use {' or '.join(CODECS)}")
-    base = server_url.rstrip("/")
+    bases = [server_url] if isinstance(server_url, str) else list(server_url)
     peer = CallerPeer(wav_pcm, codecs=[CODECS[codec.lower()]] if codec else (), record=record)
     notes: list[str] = []
 
@@ -327,8 +333,10 @@ async def place_call(server_url: str, wav_pcm: Pcm, *, hotline_number: str | Non
     keys: asyncio.Task[None] | None = None
     try:
         started = time.perf_counter()
-        answer, answer_s = await _post_offer(base, await peer.create_offer(), hotline_number,
-                                             locale, caller_number, started)
+        answer, base = await _post_offer([b.rstrip("/") for b in bases],
+                                         await peer.create_offer(), hotline_number, locale,
+                                         caller_number, note, retry_wait_max_s)
+        answer_s = time.perf_counter() - started
         call_id = str(answer["call_id"])
         ws_url = "ws" + base.removeprefix("http") + f"/v1/calls/{call_id}/events"
         if answer.get("caller_token") and not events_token:  # the caller's own pass
@@ -357,23 +365,19 @@ async def place_call(server_url: str, wav_pcm: Pcm, *, hotline_number: str | Non
             await _settle([follower], grace_s=2.0)
 
 
-async def _post_offer(base: str, sdp: str, hotline_number: str | None, locale: str | None,
-                      caller_number: str | None, started: float) -> tuple[dict[str, Any], float]:
+async def _post_offer(bases: list[str], sdp: str, hotline_number: str | None,
+                      locale: str | None, caller_number: str | None,
+                      note: Callable[[str], None], retry_wait_max_s: float
+                      ) -> tuple[dict[str, Any], str]:
     body: dict[str, Any] = {"sdp": sdp, "type": "offer"}
     for key, value in (("hotline_number", hotline_number), ("locale", locale),
                        ("caller_number", caller_number)):
         if value is not None:
             body[key] = value
-    async with httpx.AsyncClient(timeout=30) as client:
-        response = await client.post(f"{base}/v1/webrtc/offer", json=body)
-    answer_s = time.perf_counter() - started
-    if response.status_code != 200:
-        retry = response.headers.get("retry-after")
-        extra = f"; retry after {retry} s" if retry else ""
-        raise CallError(f"server refused the call ({response.status_code}): "
-                        f"{_detail(response)}{extra}")
-    answer: dict[str, Any] = response.json()
-    return answer, answer_s
+    try:
+        return await post_offer(bases, body, retry_wait_max_s=retry_wait_max_s, note=note)
+    except OfferRefused as exc:
+        raise CallError(str(exc)) from None
 
 
 async def _wait_end(peer: CallerPeer, progress: CallProgress, keys: asyncio.Task[None],
@@ -424,9 +428,3 @@ async def _settle(tasks: list[asyncio.Task[None]], grace_s: float) -> None:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
 
-
-def _detail(response: httpx.Response) -> str:
-    try:
-        return str(response.json().get("detail", response.text))
-    except (ValueError, AttributeError):
-        return response.text

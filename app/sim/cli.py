@@ -131,6 +131,7 @@ class CallOptions:
     sip: bool = False
     sip_port: int = 5060
     token: str | None = None
+    next_servers: tuple[str, ...] = ()  # tried in turn when a node answers 503 (or not)
 
 
 async def _run_call(options: CallOptions) -> str:
@@ -161,10 +162,10 @@ async def _run_call(options: CallOptions) -> str:
         hotline = options.number or await first_hotline(url)
         what = f"{wav.name} ({pcm.duration_s:.1f} s)" if wav else "silence"
         typer.echo(f"calling {hotline} at {url} with {what}")
-        result = await place_call(url, pcm, hotline_number=hotline, locale=options.locale,
-                                  dtmf=schedule, codec=options.codec, grace_s=options.grace_s,
-                                  timeout_s=options.timeout_s, on_event=show, on_note=note,
-                                  events_token=token)
+        result = await place_call([url, *options.next_servers], pcm, hotline_number=hotline,
+                                  locale=options.locale, dtmf=schedule, codec=options.codec,
+                                  grace_s=options.grace_s, timeout_s=options.timeout_s,
+                                  on_event=show, on_note=note, events_token=token)
     if options.out is not None:
         await asyncio.to_thread(write_wav, options.out, result.bot_audio.data,
                                 CALL_SAMPLE_RATE_HZ)
@@ -284,6 +285,9 @@ def call(
     server: Annotated[
         str | None, typer.Option(help="e.g. http://127.0.0.1:8080; default in-process")
     ] = None,
+    next_server: Annotated[list[str] | None, typer.Option(
+        "--next-server", help="with --server: another node, tried when a node answers 503 "
+                              "(full, draining) or not at all; repeatable")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="save the bot audio")] = None,
     codec: Annotated[str | None, typer.Option(
         help="the only codec the caller offers: pcmu or opus; default both")] = None,
@@ -318,8 +322,10 @@ def call(
     try:
         if codec is not None and codec.lower() not in CODECS:
             raise CliError(f"--codec must be {' or '.join(CODECS)}, not {codec!r}")
+        if next_server and server is None:
+            raise CliError("--next-server needs --server (the first node to try)")
         options = CallOptions(wav, dtmf, number, locale, server, out, codec, timeout_s, grace_s,
-                              config, sip, sip_port, token)
+                              config, sip, sip_port, token, tuple(next_server or ()))
         asyncio.run(_run_sip_call(options) if sip else _run_call(options))
     except (AudioFormatError, CallError, CliError, ValueError, OSError, httpx.HTTPError) as exc:
         typer.echo(f"error: {exc}", err=True)

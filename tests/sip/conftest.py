@@ -88,12 +88,15 @@ class SipServer:
         raise AssertionError(f"expected {count} new call(s)")
 
 
-def start_server(tmp: Path, **env_overrides: str) -> SipServer:
+def start_server(tmp: Path, *, port: int | None = None, sip_port: int | None = None,
+                 **env_overrides: str) -> SipServer:
+    """Start ``hotline serve`` (on free ports unless given: a node restarted at the address
+    a proxy knows) and wait until it is ready."""
     flows = tmp / "flows"
     flows.mkdir(parents=True, exist_ok=True)
     for flow in (KO_FLOW, DEMO_FLOW):
         shutil.copy(flow, flows / flow.name)
-    port, sip_port = free_port(), free_udp_port()
+    port, sip_port = port or free_port(), sip_port or free_udp_port()
     rtp_base = random.randrange(30000, 60000, 1000)
     env = {
         **os.environ, "HOTLINE_PORT": str(port), "HOTLINE_DATA_DIR": str(tmp / "data"),

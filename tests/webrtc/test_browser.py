@@ -131,3 +131,43 @@ async def test_browser_keypad_reaches_the_flow(live: Any, tmp_path: Path) -> Non
     record = await _record(live.url, call_id)
     assert record["cdr"]["outcome"] == "completed"
     assert "one" in record["flow_path"]
+
+
+def _call_through_busy(url: str, fake_audio: Path, node_frees_up: Callable[[], None]) -> str:
+    """Call while the node refuses (503 + Retry-After); once the page says the lines are
+    busy the node frees up; the page tries again by itself and connects."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    with chromium(fake_audio) as driver:
+        driver.get(f"{url}/phone")
+        select = Select(driver.find_element(By.ID, "hotline"))
+        _wait(lambda: select.options, 10, "the hotline list")
+        select.select_by_value(NUMBER)
+        driver.find_element(By.ID, "call").click()
+        status = driver.find_element(By.ID, "status")
+        _wait(lambda: "All lines busy" in status.text, 20,
+              lambda: f"the busy notice (page says: {status.text})")
+        node_frees_up()
+        _wait(lambda: driver.execute_script("return window.hotlinePhone.state") == "connected",
+              40, lambda: f"the call to connect (page says: {status.text})")
+        assert driver.execute_script("return window.hotlinePhone.retries") >= 1
+        call_id = str(driver.execute_script("return window.hotlinePhone.callId"))
+        driver.find_element(By.ID, "hangup").click()
+        _wait(lambda: driver.execute_script("return window.hotlinePhone.state") == "idle", 10,
+              "the page to hang up")
+        return call_id
+
+
+async def test_browser_caller_tries_again_after_a_503(live: Any, tmp_path: Path) -> None:
+    calls = live.app.state.calls
+    calls.draining = True  # full or draining: 503 + Retry-After
+
+    def node_frees_up() -> None:
+        calls.draining = False
+
+    fake = tmp_path / "quiet.wav"
+    write_wav(fake, bytes(48_000 * 2 * 2), 48_000)
+    call_id = await asyncio.to_thread(_call_through_busy, live.url, fake, node_frees_up)
+    record = await _record(live.url, call_id)
+    assert record["cdr"]["outcome"] == "caller_hangup"  # hung up in the menu

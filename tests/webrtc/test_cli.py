@@ -129,3 +129,9 @@ def test_an_unknown_codec_is_refused(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["call", "--codec", "g729", "--server", "http://127.0.0.1:9"])
     assert result.exit_code == 1
     assert "--codec must be opus or pcmu, not 'g729'" in result.output
+
+
+def test_next_server_needs_a_first_server() -> None:
+    result = CliRunner().invoke(app, ["call", "--next-server", "http://127.0.0.1:9"])
+    assert result.exit_code == 1
+    assert "--next-server needs --server" in result.output

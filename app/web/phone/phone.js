@@ -10,7 +10,7 @@
     log: $("log"), partial: $("partial"), remote: $("remote"), keys: $("keys"),
   };
   const phone = { state: "idle", callId: null, pc: null, dc: null, ws: null, mic: null,
-                  startedAt: 0, timerId: null, events: [] };
+                  startedAt: 0, timerId: null, events: [], retries: 0 };
   window.hotlinePhone = phone; // for tests and the curious
 
   function setState(state, text) {
@@ -125,6 +125,32 @@
     });
   }
 
+  // A node that is full or draining answers 503 + Retry-After. Behind a load balancer (which
+  // health-checks /readyz) the next try reaches a node with room: try again after Retry-After
+  // (at most OFFER_RETRY_MAX_S), OFFER_ATTEMPTS times in all.
+  const OFFER_ATTEMPTS = 4, OFFER_RETRY_MAX_S = 10;
+
+  async function postOffer(pc, offer) {
+    for (let attempt = 1; ; attempt++) {
+      const res = await fetch("/v1/webrtc/offer", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(offer),
+      });
+      const body = await res.json().catch(() => ({}));
+      if (res.ok) return body;
+      const detail = body.detail ? String(body.detail) : "HTTP " + res.status;
+      if (res.status !== 503 || attempt >= OFFER_ATTEMPTS) throw new Error(detail);
+      const after = Number(res.headers.get("Retry-After"));
+      const waitS = Math.min(OFFER_RETRY_MAX_S, after > 0 ? after : 5);
+      phone.retries = attempt;
+      setState("calling", `All lines busy; trying again in ${waitS} s…`);
+      await new Promise((resolve) => setTimeout(resolve, waitS * 1000));
+      if (pc !== phone.pc) return {}; // the caller hung up meanwhile
+      setState("calling", "Calling again…");
+    }
+  }
+
   async function startCall() {
     const number = hotlineNumber();
     if (!number) { setState("error", "Pick or type a hotline number"); return; }
@@ -132,6 +158,7 @@
     ui.partial.textContent = "";
     ui.keys.textContent = "";
     phone.events = [];
+    phone.retries = 0;
     setState("calling", "Calling " + number + "…");
     try {
       phone.mic = await navigator.mediaDevices.getUserMedia({ audio: true, video: false });
@@ -143,14 +170,9 @@
       pc.onconnectionstatechange = () => onConnectionState(pc);
       await pc.setLocalDescription(await pc.createOffer());
       await gatheringComplete(pc, 3000);
-      const res = await fetch("/v1/webrtc/offer", {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ sdp: pc.localDescription.sdp, type: "offer",
-                               hotline_number: number, locale: ui.locale.value }),
-      });
-      const body = await res.json().catch(() => ({}));
-      if (!res.ok) throw new Error(body.detail ? String(body.detail) : "HTTP " + res.status);
+      const body = await postOffer(pc, { sdp: pc.localDescription.sdp, type: "offer",
+                                         hotline_number: number, locale: ui.locale.value });
+      if (pc !== phone.pc) return; // hung up while waiting for a free line
       phone.callId = body.call_id;
       openEvents(body.call_id, body.caller_token);
       await pc.setRemoteDescription({ type: "answer", sdp: body.sdp });
