@@ -1,5 +1,5 @@
 """The ``hotline`` command: serve, call, transcribe, say, intents, flows, models, users,
-tokens."""
+tokens, reports."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from app.auth.cli import tokens_app, users_app
 from app.cli_errors import HotlineGroup
 from app.flows.cli import flows_app
 from app.nlu.cli import intents_app
+from app.reports.cli import reports_app
 from app.routing.cli import routing_app
 from app.sim.cli import call
 from app.tts.cli import say
@@ -30,6 +31,7 @@ app.add_typer(flows_app, name="flows", help="IVR flows: check, chat, test, graph
 app.add_typer(routing_app, name="routing", help="Routing: import, export, check, explain, replay.")
 app.add_typer(users_app, name="users", help="Back-office users: add, list, passwd, disable.")
 app.add_typer(tokens_app, name="tokens", help="API tokens: create, list, revoke.")
+app.add_typer(reports_app, name="reports", help="Reports: rebuild the hourly roll-ups.")
 app.command("transcribe", help="Transcribe a WAV file with Vosk.")(transcribe)
 app.command("say", help="Synthesize speech to a WAV file.")(say)
 app.command("call", help="Place a simulated call (WebRTC, or SIP/RTP with --sip).")(call)

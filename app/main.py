@@ -24,6 +24,7 @@ from app.api import (
     chat_page,
     config_pages,
     desk,
+    flow_admin,
     health,
     landing,
     phone,
@@ -123,6 +124,7 @@ def create_app(settings: Settings, *, base_url: str | None = None,
     app.include_router(monitor_api.router)
     app.include_router(inbox_api.router)
     app.include_router(config_pages.router)
+    app.include_router(flow_admin.router)
     app.include_router(webrtc.router)
     app.include_router(phone.router)
     app.include_router(desk.router)

@@ -78,6 +78,13 @@ class Services:
     handoff: HandoffService | None = None  # routing to agents, the desks
     sip: Any = None  # app.sip.service.SipService when sip_enabled
 
+    def use_flows(self, flows: dict[str, Any]) -> None:
+        """Serve ``flows`` from now on (a flow version was activated): new calls take the
+        hotlines' new flows; a call in progress goes on in its flow's new version."""
+        self.flows = flows
+        self.calls.deps.engine.flows = flows
+        self.calls.hotlines = hotlines_of(flows)
+
     async def aclose(self) -> None:
         """Stop every call (each closes its own record), then the shared parts."""
         if self.sip is not None:  # BYEs leave before the calls' tasks are cancelled

@@ -1,12 +1,15 @@
-"""Reports and call search over many generated CDRs: each report's time, the call search's,
-the streamed CSV export's, beside a baseline without the reports' indexes (migration 0006).
+"""Reports and call search over many generated CDRs: each report from the raw records and
+from the hourly roll-ups (app/storage/rollup.py) in the same run, with the time the roll-up
+rebuild took and whether both answers are the same; the call search's and the streamed CSV
+export's times.
 
     .venv/bin/python -m bench.reports [--cdrs 100000] [--days 30] [--pg] [--no-sqlite]
 
-The same generated data (seeded) is loaded at schema revision 0005 (no 0006 indexes), timed,
-then migrated to head (0006 adds the indexes) and timed again. Each timing is the best of
-``--repeat`` runs (default 3) over a 7-day window and over the whole range. ``--pg`` runs the
-same on a private PostgreSQL (tests/pg.py; fsync off: loading is faster than on a server).
+The generated data (seeded) is loaded at the head schema straight into the tables (so the
+roll-ups are empty), every report is timed over the raw records (best of ``--raw-repeat``),
+``rebuild`` fills the roll-ups, and every report is timed again (best of ``--repeat``).
+Each over a 7-day window and over the whole range. ``--pg`` runs the same on a private
+PostgreSQL (tests/pg.py; fsync off: loading is faster than on a server).
 """
 
 from __future__ import annotations
@@ -20,13 +23,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from alembic import command
 from sqlalchemy import insert
 
-from app.reports import REPORTS, ReportFilter, run_report
+from app.reports import Report, ReportFilter, run_report
+from app.reports.queries import ROLLED
 from app.reports.search import CallQuery, export_cdrs, search_calls
 from app.storage import Database
 from app.storage.models import CallEventRow, CallRow
+from app.storage.rollup import rebuild
 
 START = datetime(2026, 10, 1, tzinfo=UTC)
 NUMBERS = ("4008001234", "4008005678", "4006660000", "4001112222")
@@ -97,14 +101,32 @@ def best_s(fn: Callable[[], Any], repeat: int) -> float:
     return min(times)
 
 
-def timings(db: Database, days: int, repeat: int) -> dict[str, float]:
+def report_timings(db: Database, days: int, repeat: int, rollups: bool
+                   ) -> tuple[dict[str, float], dict[str, Report]]:
+    """Each report over a 7-day window and the whole range: best time, and the answer."""
     week = ReportFilter(start=START + timedelta(days=days // 2),
                         end=START + timedelta(days=days // 2 + 7), tz="Asia/Shanghai")
     whole = ReportFilter(start=START, end=START + timedelta(days=days + 1))
     out: dict[str, float] = {}
-    for name in REPORTS:
-        out[f"{name} (7 days)"] = best_s(lambda n=name: run_report(db, n, week), repeat)
-        out[f"{name} (all)"] = best_s(lambda n=name: run_report(db, n, whole), repeat)
+    answers: dict[str, Report] = {}
+    for name in ROLLED:  # the reports the roll-ups keep
+        for label, f in (("7 days", week), ("all", whole)):
+            key = f"{name} ({label})"
+            out[key] = best_s(lambda n=name, f=f: run_report(db, n, f, rollups=rollups),
+                              repeat)
+            answers[key] = run_report(db, name, f, rollups=rollups)
+            want = "rollup" if rollups else "raw"
+            if answers[key].source != want:
+                raise SystemExit(f"{key}: answered from {answers[key].source}, not {want}: "
+                                 f"{answers[key].notes}")
+    return out, answers
+
+
+def search_timings(db: Database, days: int, repeat: int) -> dict[str, float]:
+    week = ReportFilter(start=START + timedelta(days=days // 2),
+                        end=START + timedelta(days=days // 2 + 7), tz="Asia/Shanghai")
+    whole = ReportFilter(start=START, end=START + timedelta(days=days + 1))
+    out: dict[str, float] = {}
     by_number = CallQuery(filter=ReportFilter(start=week.start, end=week.end,
                                               number=NUMBERS[1]), outcome="abandoned")
     out["search: number+outcome, 7 days"] = best_s(
@@ -118,23 +140,35 @@ def timings(db: Database, days: int, repeat: int) -> dict[str, float]:
     return out
 
 
-def run(db: Database, label: str, cdrs: int, days: int, repeat: int) -> None:
-    config = db._alembic_config()
-    with db.begin_write() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "0005")  # the schema before the reports' indexes
+def _same(a: Report, b: Report) -> bool:
+    def strip(r: Report) -> dict[str, Any]:
+        got = r.as_json()
+        got.pop("notes")
+        got.pop("source")
+        return got
+    return strip(a) == strip(b)
+
+
+def run(db: Database, label: str, cdrs: int, days: int, repeat: int, raw_repeat: int) -> None:
+    db.migrate()
     print(f"\n== {label}: loading {cdrs} CDRs over {days} days ...", flush=True)
     print(f"   loaded in {load(db, cdrs, days):.1f} s", flush=True)
     with db.engine.connect() as conn:
         conn.exec_driver_sql("ANALYZE")
-    base = timings(db, days, repeat)
-    db.migrate()
+    raw, raw_answers = report_timings(db, days, raw_repeat, rollups=False)
+    t = time.perf_counter()
+    calls = rebuild(db)
+    print(f"   roll-ups rebuilt from {calls} calls in {time.perf_counter() - t:.1f} s",
+          flush=True)
     with db.engine.connect() as conn:
         conn.exec_driver_sql("ANALYZE")
-    indexed = timings(db, days, repeat)
-    print(f"{'what':44} {'no index (0005)':>16} {'indexes (0006)':>16}")
-    for key in base:
-        print(f"{key:44} {base[key] * 1e3:13.0f} ms {indexed[key] * 1e3:13.0f} ms")
+    rolled, rolled_answers = report_timings(db, days, repeat, rollups=True)
+    print(f"{'report':36} {'raw records':>14} {'roll-ups':>12}  same answer")
+    for key in raw:
+        same = "yes" if _same(raw_answers[key], rolled_answers[key]) else "NO"
+        print(f"{key:36} {raw[key] * 1e3:11.0f} ms {rolled[key] * 1e3:9.0f} ms  {same}")
+    for key, value in search_timings(db, days, repeat).items():
+        print(f"{key:36} {value * 1e3:11.0f} ms")
 
 
 def _pg() -> Iterator[str]:
@@ -153,18 +187,20 @@ def main() -> None:
     parser.add_argument("--cdrs", type=int, default=100_000)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--raw-repeat", type=int, default=1,
+                        help="runs of each report over the raw records (slow at 1 M)")
     parser.add_argument("--pg", action="store_true", help="also on a private PostgreSQL")
     parser.add_argument("--no-sqlite", action="store_true")
     args = parser.parse_args()
     if not args.no_sqlite:
         with tempfile.TemporaryDirectory() as tmp:
             db = Database(f"sqlite:///{Path(tmp) / 'bench.db'}")
-            run(db, "SQLite", args.cdrs, args.days, args.repeat)
+            run(db, "SQLite", args.cdrs, args.days, args.repeat, args.raw_repeat)
             db.dispose()
     if args.pg:
         for url in _pg():
             db = Database(url)
-            run(db, "PostgreSQL", args.cdrs, args.days, args.repeat)
+            run(db, "PostgreSQL", args.cdrs, args.days, args.repeat, args.raw_repeat)
             db.dispose()
 
 

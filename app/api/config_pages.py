@@ -5,7 +5,7 @@ ring), ``/v1/config/flows/check`` (check an uploaded flow file without installin
 checker as ``hotline routing check``, errors with line and reason, saved in one
 transaction, audited with the rules before and after).
 
-Who: ``config:write`` (admin). Flow files are still installed through the file system.
+Who: ``config:write`` (admin). Flow versions (upload, activate, roll back): ``flow_admin``.
 """
 
 from __future__ import annotations

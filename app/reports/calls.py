@@ -11,10 +11,9 @@ from sqlalchemy.orm import Session
 
 from app.reports.filters import ReportFilter
 from app.reports.model import Figure, Report, pct
-from app.reports.sql import local_bucket, payload_float, payload_text, seconds_between
+from app.reports.sql import local_bucket, payload_text, seconds_between
 from app.storage.models import CallEventRow, CallRow
-
-WAIT_BINS_S = (5, 10, 20, 30, 60, 120)
+from app.storage.rollup import ABANDON_EDGES_S
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,12 @@ def volume(s: Session, f: ReportFilter, ctx: Context, by: str) -> Report:
         select(key.label("k"), func.count().label("n"), handed, abandoned)
         .where(*f.conditions()).group_by(key).order_by(key)
     ).all()
-    table: list[list[Any]] = [[str(k), int(n), int(h), int(a or 0)] for k, n, h, a in rows]
+    return volume_report(f, by, [[str(k), int(n), int(h), int(a or 0)] for k, n, h, a in rows])
+
+
+def volume_report(f: ReportFilter, by: str, table: list[list[Any]]) -> Report:
+    """The volume report from its rows: [bucket, calls, handed_off, abandoned]."""
+    table = sorted(table, key=lambda r: str(r[0]))
     total = sum(r[1] for r in table)
     busiest = max(table, key=lambda r: r[1]) if table else None
     label = {"hour": "hour", "day": "day", "hour_of_day": "hour of day",
@@ -77,6 +81,20 @@ def _first_transfer() -> Any:
             .group_by(CallEventRow.call_id).subquery())
 
 
+@dataclass(frozen=True)
+class OutcomeCounts:
+    """What the outcomes report counts; ``by_outcome``: (outcome or None, calls)."""
+
+    offered: int
+    answered: int
+    handed: int
+    contained: int
+    abandoned: int
+    short: int
+    agent_answered: int | None
+    by_outcome: list[tuple[str | None, int]]
+
+
 def outcomes(s: Session, f: ReportFilter, ctx: Context) -> Report:
     """Answered, abandoned, containment, and the Chinese 400 figures beside them."""
     conds = f.conditions()
@@ -95,12 +113,20 @@ def outcomes(s: Session, f: ReportFilter, ctx: Context) -> Report:
         select(func.count()).select_from(CallRow).join(first, first.c.call_id == CallRow.id)
         .where(*conds, CallRow.outcome == "abandoned", wait < ctx.short_abandon_s)) or 0)
     by_outcome = s.execute(select(CallRow.outcome, func.count()).where(*conds)
-                           .group_by(CallRow.outcome).order_by(func.count().desc())).all()
+                           .group_by(CallRow.outcome)).all()
     agent_answered: int | None = None
     if ctx.has_agent_columns:
         col = CallRow.__table__.c
         agent_answered = int(s.scalar(select(func.count()).select_from(CallRow)
                                       .where(*conds, col["answered_by"].is_not(None))) or 0)
+    return outcomes_report(OutcomeCounts(
+        offered, answered, handed, contained, abandoned, short, agent_answered,
+        [(o, int(c)) for o, c in by_outcome]), ctx)
+
+
+def outcomes_report(c: OutcomeCounts, ctx: Context) -> Report:
+    offered, answered, handed, contained = c.offered, c.answered, c.handed, c.contained
+    abandoned, short, agent_answered = c.abandoned, c.short, c.agent_answered
     n = ctx.short_abandon_s
     figures = [
         Figure("offered", "Calls offered", "呼入量", offered, "calls that started in the range"),
@@ -133,8 +159,9 @@ def outcomes(s: Session, f: ReportFilter, ctx: Context) -> Report:
                pct(offered - answered + abandoned, offered),
                "(offered - answered + abandoned) / offered", "%"),
     ]
-    table: list[list[Any]] = [[str(o or "(in progress)"), int(c), pct(int(c), offered)]
-                              for o, c in by_outcome]
+    ordered = sorted(c.by_outcome, key=lambda oc: (-oc[1], oc[0] or ""))
+    table: list[list[Any]] = [[str(o or "(in progress)"), n, pct(n, offered)]
+                              for o, n in ordered]
     return Report("outcomes", "Answered, abandoned, containment", "接通、放弃与自助解决",
                   figures, ["outcome", "calls", "percent_of_offered"], table,
                   chart=[(r[0], float(r[1])) for r in table], chart_label="calls")
@@ -147,20 +174,41 @@ def handoffs(s: Session, f: ReportFilter, ctx: Context) -> Report:
         select(reason, queue, func.count())
         .join(CallRow, CallRow.id == CallEventRow.call_id)
         .where(CallEventRow.type == "transfer", *f.conditions())
-        .group_by(reason, queue).order_by(func.count().desc(), reason)
+        .group_by(reason, queue)
     ).all()
-    total = sum(int(r[2]) for r in rows)
-    table: list[list[Any]] = [[str(r or ""), str(q or ""), int(n), pct(int(n), total)]
-                              for r, q, n in rows]
+    return handoffs_report([(str(r or ""), str(q or ""), int(n)) for r, q, n in rows])
+
+
+def handoffs_report(rows: list[tuple[str, str, int]]) -> Report:
+    """The handoffs report from (reason, queue, transfers)."""
+    rows = sorted(rows, key=lambda r: (-r[2], r[0], r[1]))
+    total = sum(r[2] for r in rows)
+    table: list[list[Any]] = [[r, q, n, pct(n, total)] for r, q, n in rows]
     by_reason: dict[str, int] = {}
-    for r, _, n, _ in table:
+    for r, _, n in rows:
         by_reason[r] = by_reason.get(r, 0) + n
     figures = [Figure("transfers", "Transfers", "转人工次数", total,
                       "transfer events of calls in the range (a call may transfer twice)")]
     return Report("handoffs", "Handoff reasons", "转人工原因", figures,
                   ["reason", "queue", "transfers", "percent"], table,
                   chart=sorted(((k, float(v)) for k, v in by_reason.items()),
-                               key=lambda kv: -kv[1]), chart_label="transfers")
+                               key=lambda kv: (-kv[1], kv[0])), chart_label="transfers")
+
+
+@dataclass(frozen=True)
+class WaitCounts:
+    """What the waits report counts: abandoned calls per wait bin (lower edge of
+    ``ABANDON_EDGES_S`` -> calls), their number and summed wait; queue timeouts; handed-off
+    calls; ASA and service level (None without the agent columns)."""
+
+    abandoned_bins: dict[int, int]
+    abandoned: int
+    abandoned_wait_s: float
+    short: int
+    timeouts: int
+    handed: int
+    asa: float | None
+    sla: float | None
 
 
 def waits(s: Session, f: ReportFilter, ctx: Context) -> Report:
@@ -172,14 +220,13 @@ def waits(s: Session, f: ReportFilter, ctx: Context) -> Report:
     abandoned_waits = [float(w) for (w,) in s.execute(
         select(wait).select_from(CallRow).join(first, first.c.call_id == CallRow.id)
         .where(*conds, CallRow.outcome == "abandoned")).all() if w is not None]
-    timeouts = s.execute(
-        select(func.count(), func.avg(payload_float("waited_s")))
+    timeouts = int(s.scalar(
+        select(func.count()).select_from(CallEventRow)
         .join(CallRow, CallRow.id == CallEventRow.call_id)
-        .where(CallEventRow.type == "queue_timeout", *conds)).one()
+        .where(CallEventRow.type == "queue_timeout", *conds)) or 0)
     handed = int(s.scalar(select(func.count(CallRow.handoff_target)).where(*conds)) or 0)
     asa: float | None = None
     sla: float | None = None
-    why = "" if ctx.has_agent_columns else AGENT_MISSING
     if ctx.has_agent_columns:
         col = CallRow.__table__.c
         answered = col["answered_by"].is_not(None)
@@ -188,36 +235,44 @@ def waits(s: Session, f: ReportFilter, ctx: Context) -> Report:
                         .where(*conds, answered)).one()
         asa = round(float(got[0]), 2) if got[0] is not None else None
         sla = pct(int(got[2] or 0), handed)
-    bins = _bins(abandoned_waits)
+    bins = dict.fromkeys(ABANDON_EDGES_S, 0)
+    for w in abandoned_waits:
+        bins[max(e for e in ABANDON_EDGES_S if e <= w or e == 0)] += 1
     short = sum(1 for w in abandoned_waits if w < ctx.short_abandon_s)
+    return waits_report(WaitCounts(bins, len(abandoned_waits), sum(abandoned_waits), short,
+                                   timeouts, handed, asa, sla), ctx)
+
+
+def waits_report(c: WaitCounts, ctx: Context) -> Report:
+    why = "" if ctx.has_agent_columns else AGENT_MISSING
     figures = [
-        Figure("asa", "Average speed of answer (ASA)", "平均应答时长", asa,
+        Figure("asa", "Average speed of answer (ASA)", "平均应答时长", c.asa,
                "mean wait (transfer -> agent answers) of calls an agent answered", "s",
                why=why),
         Figure("service_level", f"Service level ({ctx.sla_s:g} s)",
-               f"{ctx.sla_s:g}秒接通率", sla,
+               f"{ctx.sla_s:g}秒接通率", c.sla,
                f"calls an agent answered within {ctx.sla_s:g} s / handed_off "
                "(abandoned calls count against it, short abandons included)", "%", why=why),
-        Figure("abandoned", "Abandoned in queue", "排队放弃", len(abandoned_waits),
+        Figure("abandoned", "Abandoned in queue", "排队放弃", c.abandoned,
                "abandoned calls with a transfer event"),
         Figure("short_abandons", f"Short abandons (< {ctx.short_abandon_s:g} s)",
-               "短时放弃", short, f"abandoned with a wait under {ctx.short_abandon_s:g} s"),
+               "短时放弃", c.short, f"abandoned with a wait under {ctx.short_abandon_s:g} s"),
         Figure("avg_abandon_wait", "Average wait before abandoning", "放弃前平均等待",
-               round(sum(abandoned_waits) / len(abandoned_waits), 2) if abandoned_waits
-               else None, "mean of (end - first transfer) over abandoned calls", "s",
-               why="" if abandoned_waits else "no abandoned call"),
-        Figure("queue_timeouts", "Queue timeouts", "排队超时", int(timeouts[0] or 0),
+               round(c.abandoned_wait_s / c.abandoned, 2) if c.abandoned else None,
+               "mean of (end - first transfer) over abandoned calls", "s",
+               why="" if c.abandoned else "no abandoned call"),
+        Figure("queue_timeouts", "Queue timeouts", "排队超时", c.timeouts,
                "queue_timeout events (the caller waited the queue's maximum)"),
     ]
+    bins = _bin_labels(c.abandoned_bins)
     return Report("waits", "Wait times and abandonment by wait", "等待时长与放弃",
                   figures, ["waited", "abandoned"], [[k, v] for k, v in bins],
                   chart=[(k, float(v)) for k, v in bins], chart_label="abandoned calls")
 
 
-def _bins(values: list[float]) -> list[tuple[str, int]]:
-    edges = (0.0, *map(float, WAIT_BINS_S))
-    out: list[tuple[str, int]] = []
-    for lo, hi in zip(edges, edges[1:], strict=False):
-        out.append((f"{lo:g}-{hi:g} s", sum(1 for v in values if lo <= v < hi)))
-    out.append((f">= {edges[-1]:g} s", sum(1 for v in values if v >= edges[-1])))
+def _bin_labels(bins: dict[int, int]) -> list[tuple[str, int]]:
+    edges = ABANDON_EDGES_S
+    out = [(f"{lo:g}-{hi:g} s", bins.get(lo, 0)) for lo, hi in zip(edges, edges[1:],
+                                                                   strict=False)]
+    out.append((f">= {edges[-1]:g} s", bins.get(edges[-1], 0)))
     return out

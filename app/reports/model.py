@@ -53,11 +53,13 @@ class Report:
     chart_label: str = ""
     notes: list[str] = field(default_factory=list)
     filter: dict[str, str | None] = field(default_factory=dict)
+    source: str = "raw"  # "raw" (the call records) or "rollup" (the hourly roll-ups)
 
     def as_json(self) -> dict[str, Any]:
         return {"name": self.name, "title": self.title, "title_zh": self.title_zh,
                 "filter": self.filter, "figures": [f.as_json() for f in self.figures],
-                "columns": self.columns, "rows": self.rows, "notes": self.notes}
+                "columns": self.columns, "rows": self.rows, "notes": self.notes,
+                "source": self.source}
 
     def figure(self, key: str) -> Figure:
         for f in self.figures:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, cast, func, inspect, literal_column
-from sqlalchemy.sql.elements import ColumnElement as Col
+from sqlalchemy import ColumnElement, case, func, inspect, literal_column
 
 from app.storage.db import Database
-from app.storage.models import CallEventRow
+from app.storage.sqlexpr import payload_float, payload_text, seconds_between
+
+__all__ = ["BUCKETS", "cdr_columns", "half_hour_of_day", "local_bucket", "payload_float",
+           "payload_text", "seconds_between"]
 
 # strftime formats (SQLite) and their to_char twins (PostgreSQL)
 BUCKETS = {"hour": ("%Y-%m-%d %H:00", "YYYY-MM-DD HH24:00"),
@@ -31,22 +33,16 @@ def local_bucket(backend: str, column: Any, bucket: str, offset_s: int) -> Colum
     return func.to_char(shifted, pg)
 
 
-def seconds_between(backend: str, start: Any, end: Any) -> Col[float]:
-    """``end - start`` in seconds (a float; NULL when either is NULL)."""
+def half_hour_of_day(backend: str, column: Any, offset_s: int) -> ColumnElement[str]:
+    """``column`` (UTC) shifted by ``offset_s``, as "HH:00" or "HH:30"."""
+    offset = int(offset_s)
     if backend == "sqlite":
-        return cast((func.julianday(end) - func.julianday(start)) * 86400.0, Float)
-    return cast(func.extract("epoch", end - start), Float)
-
-
-def payload_text(key: str) -> ColumnElement[str]:
-    """An event payload's field as text (NULL when absent)."""
-    column: ColumnElement[str] = CallEventRow.payload[key].as_string()
-    return column
-
-
-def payload_float(key: str) -> ColumnElement[float]:
-    column: ColumnElement[float] = CallEventRow.payload[key].as_float()
-    return column
+        minute = func.strftime("%M", column, f"{offset:+d} seconds")
+        return (func.strftime("%H:", column, f"{offset:+d} seconds")
+                + case((minute < "30", "00"), else_="30"))
+    shifted = func.timezone("UTC", column) + literal_column(f"interval '{offset} seconds'")
+    return (func.to_char(shifted, "HH24:")
+            + case((func.extract("minute", shifted) < 30, "00"), else_="30"))
 
 
 def cdr_columns(db: Database) -> frozenset[str]:

@@ -29,8 +29,17 @@ def intents(s: Session, f: ReportFilter, ctx: Context) -> Report:
         select(intent, func.count(), func.avg(conf), low)
         .join(CallRow, CallRow.id == CallEventRow.call_id)
         .where(CallEventRow.type == "intent", *f.conditions())
-        .group_by(intent).order_by(func.count().desc(), intent)
+        .group_by(intent)
     ).all()
+    return intents_report([(i, int(n), float(a) if a is not None else None, int(lo or 0))
+                           for i, n, a, lo in rows], ctx)
+
+
+def intents_report(rows: list[tuple[str | None, int, float | None, int]],
+                   ctx: Context) -> Report:
+    """The intents report from (intent or None when refused, turns, mean confidence,
+    low-confidence turns)."""
+    rows = sorted(rows, key=lambda r: (-r[1], r[0] is None, r[0] or ""))
     total = sum(int(r[1]) for r in rows)
     refused = sum(int(r[1]) for r in rows if r[0] is None)
     lows = sum(int(r[3] or 0) for r in rows if r[0] is not None)
@@ -73,16 +82,22 @@ def menu_nodes(s: Session, f: ReportFilter, ctx: Context) -> Report:
         select(node, said, func.count())
         .join(CallRow, CallRow.id == CallEventRow.call_id)
         .where(CallEventRow.type == "flow_step", decision.in_(NO_MATCH), *f.conditions())
-        .group_by(node, said).order_by(func.count().desc(), said)
+        .group_by(node, said)
     ).all():
-        kept = phrases.setdefault(str(n), [])
-        if len(kept) < PHRASES_PER_NODE:
-            kept.append((_phrase(str(text or "")), int(count)))
+        phrases.setdefault(str(n or ""), []).append((str(text or ""), int(count)))
+    return menu_nodes_report([(str(n or ""), int(t), int(nm or 0), int(ni or 0))
+                              for n, t, nm, ni in rows], phrases)
+
+
+def menu_nodes_report(rows: list[tuple[str, int, int, int]],
+                      phrases: dict[str, list[tuple[str, int]]]) -> Report:
+    """The menu report from (node, caller turns, no-match, no-input) and, per node, every
+    (input, count) it did not match."""
     table: list[list[Any]] = []
     for n, turns, nm, ni in rows:
-        said_list = "; ".join(f"{t} ({c})" for t, c in phrases.get(str(n), []))
-        table.append([str(n), int(turns), int(nm or 0), pct(int(nm or 0), int(turns)),
-                      int(ni or 0), pct(int(ni or 0), int(turns)), said_list])
+        top = sorted(phrases.get(n, []), key=lambda tc: (-tc[1], tc[0]))[:PHRASES_PER_NODE]
+        said_list = "; ".join(f"{_phrase(t)} ({c})" for t, c in top)
+        table.append([n, turns, nm, pct(nm, turns), ni, pct(ni, turns), said_list])
     table.sort(key=lambda r: (-(r[3] or 0), r[0]))
     turns_all = sum(r[1] for r in table)
     figures = [
@@ -115,7 +130,7 @@ def sentiment(s: Session, f: ReportFilter, ctx: Context) -> Report:
         select(label, func.count())
         .join(CallRow, CallRow.id == CallEventRow.call_id)
         .where(CallEventRow.type == "sentiment", *f.conditions())
-        .group_by(label).order_by(label)
+        .group_by(label)
     ).all()
     last = (select(CallEventRow.call_id, func.max(CallEventRow.seq).label("seq"))
             .join(CallRow, CallRow.id == CallEventRow.call_id)
@@ -127,6 +142,14 @@ def sentiment(s: Session, f: ReportFilter, ctx: Context) -> Report:
                          last.c.seq == CallEventRow.seq))
         .group_by(label)
     ).all())
+    return sentiment_report([(str(lab or ""), int(n)) for lab, n in rows],
+                            {str(k or ""): int(v) for k, v in ended.items()})
+
+
+def sentiment_report(rows: list[tuple[str, int]], ended: dict[str, int]) -> Report:
+    """The sentiment report from (label, turns) and {label: calls whose last scored turn
+    has it}."""
+    rows = sorted(rows)
     scored_calls = sum(int(v) for v in ended.values())
     angry = int(ended.get("negative", 0))
     total = sum(int(n) for _, n in rows)

@@ -267,3 +267,35 @@ class RoutingMetaRow(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[Any] = mapped_column(JsonType)
+
+
+# -- report roll-ups (app/storage/rollup.py; migration 0007) ---------------------------------
+
+
+class ReportHourlyRow(Base):
+    """One aggregate of the calls that started in one UTC hour on one number in one locale:
+    ``metric`` (what is counted) split by ``dim1``/``dim2``; ``n`` the count, ``m`` a second
+    count and ``total`` a sum, as ``rollup.METRICS`` says per metric."""
+
+    __tablename__ = "report_hourly"
+
+    hour: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)
+    hotline_number: Mapped[str] = mapped_column(String(32), primary_key=True)
+    locale: Mapped[str] = mapped_column(String(16), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(32), primary_key=True)
+    dim1: Mapped[str] = mapped_column(String(128), primary_key=True)
+    dim2: Mapped[str] = mapped_column(Text, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
+    m: Mapped[int] = mapped_column(BigInteger)
+    total: Mapped[float] = mapped_column(Float)
+
+
+class ReportRollupStateRow(Base):
+    """When the roll-ups were last rebuilt from the raw records (no row: never, so the
+    reports read the raw records)."""
+
+    __tablename__ = "report_rollup_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    built_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    calls: Mapped[int] = mapped_column(BigInteger)

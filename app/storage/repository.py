@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from app.record import CallEvent, flow_path, parse_event, transcript_turns
+from app.storage import rollup
 from app.storage.db import Database
 from app.storage.errors import CallNotFoundError, DatabaseUnavailableError
 from app.storage.eventlog import MAX_BATCH, GroupCommitLog
@@ -478,7 +479,8 @@ class CallRepository:
     def _close(
         s: Session, row: CallRow, outcome: str, ended_at: datetime, extra: dict[str, Any]
     ) -> None:
-        """Fill the CDR from the log and log ``call_ended`` unless the session already did.
+        """Fill the CDR from the log, log ``call_ended`` unless the session already did, and add
+        the call to the report roll-ups (``rollup.add_call``).
         ``row`` is locked by the caller (FOR UPDATE / SQLite write lock)."""
         events = s.scalars(
             select(CallEventRow)
@@ -495,3 +497,5 @@ class CallRepository:
                     payload=payload,
                 )
             )
+        s.flush()
+        rollup.add_call(s, s.get_bind().dialect.name, row.id)

@@ -73,6 +73,10 @@ MATRIX: dict[str, frozenset[str]] = {
     "GET /console/config": frozenset({A}),
     "POST /v1/config/flows/check": frozenset({A}),
     "POST /v1/config/routing": frozenset({A}),
+    "POST /v1/config/flows": frozenset({A}),
+    "GET /v1/config/flows/{flow_id}/versions": frozenset({A}),
+    "POST /v1/config/flows/{flow_id}/versions/{version}/activate": frozenset({A}),
+    "POST /v1/config/flows/{flow_id}/rollback": frozenset({A}),
     "POST /v1/webrtc/offer": EVERYONE,
     "GET /v1/webrtc/config": EVERYONE,
     "GET /phone": EVERYONE,
@@ -101,7 +105,7 @@ MATRIX: dict[str, frozenset[str]] = {
 NEED_A_MODEL = frozenset({"POST /v1/intents/reload", "POST /v1/inbox/retrain"})
 PATH_VALUES = {"{name}": "nobody", "{token_id}": "999999", "{call_id}": "nope",
                "{order_number}": "4567", "{session_id}": "nope", "{offer_id}": "nope",
-               "{action}": "hold"}
+               "{action}": "hold", "{flow_id}": "nope", "{version}": "7"}
 
 
 @pytest_asyncio.fixture

@@ -23,8 +23,9 @@ ROUTING_TABLES = {
     "routing_calendars", "routing_agents", "routing_groups", "routing_group_members",
     "routing_hotlines", "routing_rules", "routing_meta",
 }
-HEAD = "0006"  # the newest revision shipped
-AUTH_TABLES = {"users", "auth_sessions", "api_tokens", "audit_log"}
+HEAD = "0007"  # the newest revision shipped
+AUTH_TABLES = {"users", "auth_sessions", "api_tokens", "audit_log",
+               "report_hourly", "report_rollup_state"}  # and the reports' roll-ups (0007)
 
 
 def test_migrate_empty_database_then_rerun_is_a_noop(db_url: str) -> None:

@@ -207,6 +207,77 @@ function flowCheck() {
   });
 }
 
+function resultLine(out, text, cls) {
+  const li = document.createElement("li");
+  li.textContent = text;
+  li.className = cls;
+  out.append(li);
+}
+
+function problems(e) {
+  try { return JSON.parse(e.message).map((p) => p.msg); } catch (x) { return [e.message]; }
+}
+
+async function flowVersionRows(box) {
+  const flow = box.dataset.flow;
+  const body = box.querySelector("tbody");
+  const out = document.getElementById("flow-upload-result");
+  body.textContent = "";
+  const listed = await send("GET", `/v1/config/flows/${encodeURIComponent(flow)}/versions`);
+  for (const v of listed.versions) {
+    const tr = document.createElement("tr");
+    for (const text of [String(v.version), v.at, v.by]) {
+      const td = document.createElement("td");
+      td.textContent = text;
+      tr.append(td);
+    }
+    const td = document.createElement("td");
+    if (v.active) {
+      td.textContent = "active";
+    } else {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.textContent = "Activate";
+      button.addEventListener("click", async () => {
+        try {
+          await send("POST", `/v1/config/flows/${encodeURIComponent(flow)}/versions/${v.version}/activate`);
+          location.reload();
+        } catch (e) { for (const p of problems(e)) resultLine(out, p, "error"); }
+      });
+      td.append(button);
+    }
+    tr.append(td);
+    body.append(tr);
+  }
+}
+
+function flowVersions() {
+  const form = document.getElementById("flow-upload");
+  if (!form) return;
+  const out = document.getElementById("flow-upload-result");
+  const boxes = document.querySelectorAll(".flow-versions");
+  for (const box of boxes) {
+    flowVersionRows(box).catch((e) => resultLine(out, e.message, "error"));
+    box.querySelector(".flow-rollback").addEventListener("click", async () => {
+      try {
+        await send("POST", `/v1/config/flows/${encodeURIComponent(box.dataset.flow)}/rollback`);
+        location.reload();
+      } catch (e) { for (const p of problems(e)) resultLine(out, p, "error"); }
+    });
+  }
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    out.textContent = "";
+    const file = document.getElementById("flow-upload-file").files[0];
+    if (!file) return;
+    try {
+      const v = await send("POST", "/v1/config/flows", { filename: file.name, text: await file.text() });
+      resultLine(out, `${file.name}: stored as version ${v.version} of ${v.flow} (not active yet)`, "saved");
+      for (const box of boxes) if (box.dataset.flow === v.flow) await flowVersionRows(box);
+    } catch (e) { for (const p of problems(e)) resultLine(out, p, "error"); }
+  });
+}
+
 function routingEdit() {
   const form = document.getElementById("routing-form");
   if (!form) return;
@@ -233,5 +304,5 @@ function routingEdit() {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
-  signIn(); signOut(); inbox(); monitor(); flowCheck(); routingEdit();
+  signIn(); signOut(); inbox(); monitor(); flowCheck(); routingEdit(); flowVersions();
 });
