@@ -157,3 +157,31 @@ async def test_a_chat_nobody_answers_gets_the_flows_queue_timeout_offer(
     cdr = await desk.cdr(chat.call_id, lambda c: bool(c.get("ended_at")))
     assert cdr["channel"] == "chat" and cdr["answered_by"] is None
     assert cdr["wait_s"] >= 2.5 and cdr["queue_group"] == "zh_service"
+
+
+async def test_a_visitor_leaving_mid_chat_frees_the_agent_for_wrap_up(
+        make_desk: Any, tmp_path: Path) -> None:
+    desk = await make_desk(two_agent_routing(tmp_path))
+    agent = desk.agent("li.na")
+    await agent.login()
+    session, ws_url = await open_chat(desk.url)
+    async with websockets.connect(ws_url, subprotocols=session["protocols"]) as ws:
+        chat = Chat(session, ws)
+        await chat.ask_for_agent()
+        _, offer = await agent.offer()
+        await agent.post(f"/v1/desk/offers/{offer['offer_id']}/answer", {"sdp": "v=0"},
+                         expect=400)  # a chat has no audio
+        await agent.post(f"/v1/desk/offers/{offer['offer_id']}/answer", {})
+        await chat.until("agent")
+        await chat.ws.send(json.dumps({"type": "end"}))
+        end = await chat.until("end")
+    assert end["outcome"] == "agent_handled"
+    _, ended = await agent.feed.wait(lambda m: m["type"] == "talk_ended")
+    assert ended["reason"] == "caller_hangup"
+    await agent.action(chat.call_id, "message", {"text": "还在吗"}, expect=409)
+    me = await agent.client.get("/v1/desk/me")
+    assert me.json()["presence"]["calls"] == []
+    await agent.post(f"/v1/desk/calls/{chat.call_id}/wrapup", {"disposition": "information"})
+    cdr = await desk.cdr(chat.call_id, lambda c: bool(c.get("disposition")))
+    assert cdr["answered_by"] == "li.na" and cdr["outcome"] == "agent_handled"
+    assert cdr["disposition"] == "information"
