@@ -311,7 +311,8 @@ async def wrap_up(call_id: str, body: WrapUpIn, agent: Agent, request: Request
         task = request.app.state.calls.task(call_id)
         if task is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(task), RECORD_CLOSE_WAIT_S)
+                async with asyncio.timeout(RECORD_CLOSE_WAIT_S):
+                    await asyncio.shield(task)
         handoff.late.emitter(call_id)(event)
     with contextlib.suppress(DeskError):
         if handoff.live.presence(agent.agent_id).system == "wrap_up":

@@ -98,7 +98,8 @@ class CallEventLog:
     async def wait_started(self, timeout_s: float) -> str | None:
         """None once the call's row exists; else why not (the writer keeps trying)."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._start_tried.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self._start_tried.wait()
         if self._row_created:
             return None
         return self.start_problem or f"the call record was not created within {timeout_s} s"
@@ -167,9 +168,8 @@ class CallEventLog:
                     await self._spool(problem)
                     return
                 with contextlib.suppress(TimeoutError):  # back off; wake early on close
-                    await asyncio.wait_for(
-                        self._wake.wait(), _BACKOFF_S[min(attempt, len(_BACKOFF_S)) - 1]
-                    )
+                    async with asyncio.timeout(_BACKOFF_S[min(attempt, len(_BACKOFF_S)) - 1]):
+                        await self._wake.wait()
                 self._wake.clear()
         except asyncio.CancelledError:
             await self._spool("the process stopped before the record was written")

@@ -147,7 +147,8 @@ class CallManager:
         task = self._tasks.get(call_id)
         if task is None:
             raise KeyError(call_id)
-        return await asyncio.wait_for(asyncio.shield(task), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            return await asyncio.shield(task)
 
     async def shutdown(self) -> None:
         """Stop every call; each one finalizes its own record (outcome ``interrupted``)."""

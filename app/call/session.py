@@ -152,7 +152,8 @@ class CallSession:
         self.outcome = "error"
         apology = Say(text=self._system_text("apology"), locale=self.locale, barge_in=False)
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.player.say(apology, self.locale), APOLOGY_TIMEOUT_S)
+            async with asyncio.timeout(APOLOGY_TIMEOUT_S):
+                await self.player.say(apology, self.locale)
 
     def system_text(self, key: str, locale: str | None = None) -> str:
         """A built-in text (``app.flows.defaults``) in the call's language."""
@@ -305,7 +306,8 @@ class CallSession:
             if self.clock.speaking():
                 wait_s = max(wait_s, 1.0)
             try:
-                item = await asyncio.wait_for(self.listener.inputs.get(), max(wait_s, 0.01))
+                async with asyncio.timeout(max(wait_s, 0.01)):
+                    item = await self.listener.inputs.get()
             except TimeoutError:
                 digits = keypad.expire()
                 if digits:

@@ -156,7 +156,8 @@ async def run_chat_script(
         try:
             async with chat.attach() as link:
                 fails = await runner.run(link)
-            await asyncio.wait_for(asyncio.shield(task), TURN_TIMEOUT_S)
+            async with asyncio.timeout(TURN_TIMEOUT_S):
+                await asyncio.shield(task)
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -234,7 +235,8 @@ class _ChatRun:
         """Messages up to the next question, queue wait or end of the chat."""
         turn = _Turn()
         while True:
-            message = await asyncio.wait_for(link.receive(), TURN_TIMEOUT_S)
+            async with asyncio.timeout(TURN_TIMEOUT_S):
+                message = await link.receive()
             if message is None:
                 return turn
             if message["type"] in ("ask", "queue", "end"):

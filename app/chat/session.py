@@ -262,7 +262,8 @@ class ChatSession:
                 await self._client_changed.wait()
                 continue
             try:
-                await asyncio.wait_for(self._client_changed.wait(), self.detach_s)
+                async with asyncio.timeout(self.detach_s):
+                    await self._client_changed.wait()
             except TimeoutError:
                 self.end_reason = "connection_lost"
 
@@ -336,7 +337,8 @@ class ChatSession:
         self.events.emit(Listening(grammar=list(action.grammar) if action.grammar else None,
                                    timeout_s=self.no_input_s))
         try:
-            item = await asyncio.wait_for(self.inbox.get(), self.no_input_s)
+            async with asyncio.timeout(self.no_input_s):
+                item = await self.inbox.get()
         except TimeoutError:
             self._ask = None
             self.events.emit(NoInput(timeout_s=self.no_input_s))
@@ -381,7 +383,8 @@ class ChatSession:
                     next_position = now + settings.queue_position_every_s
                 wait_s = min(deadline, next_position) - now
                 try:
-                    item = await asyncio.wait_for(self.inbox.get(), max(wait_s, 0.001))
+                    async with asyncio.timeout(max(wait_s, 0.001)):
+                        item = await self.inbox.get()
                 except TimeoutError:
                     continue
                 if isinstance(item.message, TextIn):

@@ -82,7 +82,8 @@ class RedisEventBus:
             await asyncio.wait(self._tasks, timeout=5)
         self._tasks = []
         with contextlib.suppress(Exception):  # a Redis that is gone: nothing to close cleanly
-            await asyncio.wait_for(self._client.aclose(), 5)
+            async with asyncio.timeout(5):
+                await self._client.aclose()
 
     async def ping(self) -> str | None:
         """None when Redis answers, else why not."""
@@ -160,5 +161,6 @@ class RedisEventBus:
             self._log.error(what, error=f"{type(exc).__name__}: {exc}", failures=failures,
                             outbox=len(self._outbox))
         with contextlib.suppress(Exception):  # drop half-dead connections: reconnect afresh
-            await asyncio.wait_for(self._client.connection_pool.disconnect(), 2)
+            async with asyncio.timeout(2):
+                await self._client.connection_pool.disconnect()
         await asyncio.sleep(_BACKOFF_S[min(failures, len(_BACKOFF_S)) - 1])

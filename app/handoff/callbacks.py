@@ -67,7 +67,8 @@ class LateLog:
     async def aclose(self) -> None:
         if self._writer is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(self._writer), 10)
+                async with asyncio.timeout(10):
+                    await asyncio.shield(self._writer)
             self._writer.cancel()
             await asyncio.gather(self._writer, return_exceptions=True)
 

@@ -231,7 +231,8 @@ class LiveRouting:
             sleep_s = MAX_SLEEP_S if deadline is None else min(
                 MAX_SLEEP_S, (deadline - now).total_seconds())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(0.005, sleep_s))
+                async with asyncio.timeout(max(0.005, sleep_s)):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 now = self.now()

@@ -345,7 +345,8 @@ async def place_call(server_url: str | Sequence[str], wav_pcm: Pcm, *,
                                                       events_token))
         await peer.accept_answer(answer["sdp"])
         try:
-            await asyncio.wait_for(peer.connected.wait(), connect_timeout_s)
+            async with asyncio.timeout(connect_timeout_s):
+                await peer.connected.wait()
         except TimeoutError as exc:
             raise CallError(f"WebRTC connection not established in {connect_timeout_s} s "
                             f"(state {peer.pc.connectionState})") from exc
@@ -389,7 +390,8 @@ async def _wait_end(peer: CallerPeer, progress: CallProgress, keys: asyncio.Task
             while not progress.waiting:
                 await progress.changed()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(_until_not_waiting(progress), grace_s)
+                async with asyncio.timeout(grace_s):
+                    await _until_not_waiting(progress)
                 continue  # the bot spoke again: wait for its next listen
             return "caller"
 

@@ -250,12 +250,14 @@ async def _run_sip_call(options: CallOptions) -> None:
         subscribed = asyncio.Event()
         watcher = asyncio.create_task(_watch_sip_call(url, caller, show, token, subscribed))
         try:
-            await asyncio.wait_for(subscribed.wait(), 30)
+            async with asyncio.timeout(30):
+                await subscribed.wait()
             result = await place_sip_call(host, port, pcm, number=hotline, caller_number=caller,
                                           dtmf=schedule, grace_s=options.grace_s,
                                           timeout_s=options.timeout_s)
             with contextlib.suppress(TimeoutError, OSError):
-                await asyncio.wait_for(asyncio.shield(watcher), 20)
+                async with asyncio.timeout(20):
+                    await asyncio.shield(watcher)
         finally:
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)

@@ -152,9 +152,9 @@ class SipTransport:
     async def _connect_and_send(self, peer: Peer, data: bytes) -> None:
         loop = asyncio.get_running_loop()
         try:
-            _, protocol = await asyncio.wait_for(
-                loop.create_connection(lambda: _TcpConnection(self), peer.host, peer.port), 5
-            )
+            async with asyncio.timeout(5):
+                _, protocol = await loop.create_connection(
+                    lambda: _TcpConnection(self), peer.host, peer.port)
         except (OSError, TimeoutError) as exc:
             self.log.warning("sip_tcp_connect_failed", peer=str(peer), error=str(exc))
             return
@@ -173,6 +173,7 @@ class SipTransport:
                 connection.transport.close()
         if self._server is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2)
+                async with asyncio.timeout(2):
+                    await self._server.wait_closed()
         if self.udp is not None:
             self.udp.close()

@@ -341,7 +341,8 @@ async def _cancel(service: SipService, tx: ClientTransaction, invite: SipRequest
     with contextlib.suppress(asyncio.CancelledError):
         await service.endpoint.request(_cancel_for(invite), peer)
     try:
-        return await asyncio.wait_for(asyncio.shield(tx.future), 5.0)
+        async with asyncio.timeout(5.0):
+            return await asyncio.shield(tx.future)
     except (TimeoutError, asyncio.CancelledError):
         tx.terminate()
         return None

@@ -102,7 +102,8 @@ class InboundCall:
         self.tx.respond(self._ok(self.invite, self._answer_sdp))
         self.state = "answered"
         try:
-            await asyncio.wait_for(self._acked.wait(), 64 * T1_S + 1)
+            async with asyncio.timeout(64 * T1_S + 1):
+                await self._acked.wait()
         except TimeoutError:
             self._failed("no ACK for our 200 OK")
             return
@@ -142,7 +143,8 @@ class InboundCall:
             if asyncio.get_running_loop().time() > deadline:
                 break  # no PRACK: answer anyway (the 200 OK supersedes the provisional)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._pracked.wait(), interval)
+                async with asyncio.timeout(interval):
+                    await self._pracked.wait()
             interval = min(2 * interval, 4.0)
 
     def _apply(self, chosen: sdp.Negotiated) -> None:

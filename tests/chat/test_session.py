@@ -12,6 +12,7 @@ import httpx
 from app.call.bus import EventBus
 from app.call.conversation import ANONYMOUS
 from app.call.info import CallDeps, CallInfo
+from app.chat.protocol import EndIn, TextIn
 from app.chat.session import ChatSession
 from app.flows.defaults import default_text
 from app.flows.engine import FlowEngine
@@ -55,5 +56,42 @@ async def test_a_chat_whose_record_cannot_be_created_apologizes_and_spools_it(
         assert (detail.cdr.channel, detail.cdr.outcome) == ("chat", "error")
         errors = [e.payload for e in detail.events if e.type == "error"]
         assert errors and errors[0]["where"] == "storage"
+    finally:
+        db.dispose()
+
+
+async def test_a_visitor_who_types_and_ends_in_the_same_instant_gets_the_end_at_once(
+        tmp_path: Path) -> None:
+    """The end and a message right behind it land in one event-loop step (a burst on a
+    loaded box): the chat ends then, as caller_hangup. (On Python 3.11, ``asyncio.wait_for`` around the
+    inbox read swallowed the chat's cancellation here: the chat went on waiting for input
+    until the no-input timeout, and the visitor never got the end.)"""
+    settings = Settings(data_dir=tmp_path / "data", log_json=False, chat_no_input_s=120)
+    db, repo = await open_storage(settings)
+    try:
+        async with httpx.AsyncClient() as http:
+            deps = CallDeps(settings=settings, store=repo, bus=EventBus(),
+                            engine=FlowEngine(load_flows(PROJECT_ROOT / "ivr_flows")),
+                            tts=None, asr=None, nlu=None, http=http, queues=QueueBoard())
+            info = CallInfo(call_id="chat-burst", flow_id="demo_hotline",
+                            hotline_number="4008001234", caller_number=ANONYMOUS,
+                            locale="zh", channel="chat")
+            chat = ChatSession(info, deps)
+            async with chat.attach() as link:
+                run = asyncio.create_task(chat.run())
+                seen = []
+                while (message := await asyncio.wait_for(link.receive(), 30)) is not None:
+                    seen.append(message)
+                    if message["type"] == "ask":
+                        break
+                chat.submit(EndIn())
+                chat.submit(TextIn(text="hello"))
+                outcome = await asyncio.wait_for(run, 10)
+                while (message := await link.receive()) is not None:
+                    seen.append(message)
+        assert outcome == "caller_hangup"
+        assert seen[-1]["type"] == "end" and seen[-1]["outcome"] == "caller_hangup"
+        detail = repo.get_call("chat-burst")
+        assert detail is not None and detail.cdr.outcome == "caller_hangup"
     finally:
         db.dispose()
