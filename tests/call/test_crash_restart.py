@@ -43,6 +43,9 @@ async def test_kill_9_with_calls_in_flight_then_restart_finalizes_them(tmp_path:
                 break
             await asyncio.sleep(0.1)
         assert len(in_flight) == 2, "calls never reached the menu"
+        # events are published at once and stored in the background: what a kill -9 keeps
+        # is what was stored (acknowledged) by then, so wait until the menu's listen is
+        await _until_stored(url, in_flight, "listen")
         server.send_signal(signal.SIGKILL)
         server.wait(timeout=10)
         await asyncio.gather(*calls, return_exceptions=True)
@@ -72,3 +75,19 @@ async def test_kill_9_with_calls_in_flight_then_restart_finalizes_them(tmp_path:
     finally:
         restarted.send_signal(signal.SIGTERM)
         restarted.wait(timeout=30)
+
+
+async def _until_stored(url: str, call_ids: list[str], event_type: str,
+                        timeout_s: float = 60.0) -> None:
+    async with httpx.AsyncClient(headers=ADMIN, timeout=timeout_s) as client:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        waiting = set(call_ids)
+        while waiting and loop.time() < deadline:
+            for call_id in sorted(waiting):
+                response = await client.get(f"{url}/v1/calls/{call_id}")
+                if response.status_code == 200 and event_type in [
+                        e["type"] for e in response.json()["events"]]:
+                    waiting.discard(call_id)
+            await asyncio.sleep(0.1)
+    assert not waiting, f"no stored {event_type!r} event for {waiting} in {timeout_s} s"
