@@ -8,22 +8,29 @@ refused; a second supervisor is refused while one is on."""
 from __future__ import annotations
 
 import asyncio
+import shutil
+from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 
 from app.auth import Role
-from app.media.audio import Pcm
+from app.media.audio import Pcm, read_wav
 from app.sim.caller import CallerPeer
-from tests.handoff.conftest import Desk
-from tests.handoff.routing import actions_flow, actions_routing
+from tests.handoff.conftest import DEMO, SHANGHAI_CALLER, Desk
+from tests.handoff.routing import actions_flow, actions_routing, phone_agent_routing, short_flow
 from tests.handoff.test_agent_actions import CALLER_HZ, LI_NA_HZ, connected_call
+from tests.handoff.test_routing_paths import ask_for_agent
 from tests.helpers.auth import ADMIN, create_user, sign_in
 from tests.helpers.desk import SILENCE, play
 from tests.helpers.tones import tone
+from tests.helpers.tools import needs
+from tests.sip.conftest import free_udp_port
+from tests.sip.test_outbound import _baresip, _baresip_config
 
 SUPERVISOR_HZ = 1250.0
+PHONE_HZ = 1000.0  # what the agent's SIP phone plays
 SECOND = 32_000  # bytes of 16 kHz s16le
 
 
@@ -93,7 +100,7 @@ class Supervisor:
         await self.client.aclose()
 
 
-async def test_listen_whisper_barge_on_a_real_call(make_desk: Any, tmp_path: Any) -> None:
+async def test_listen_whisper_barge_on_a_real_call(make_desk: Any, tmp_path: Path) -> None:
     desk: Desk = await make_desk(actions_routing(tmp_path), flows_dir=actions_flow(tmp_path))
     agent = desk.agent("li.na")
     caller, call_id, agent_peer = await connected_call(desk, agent)
@@ -155,3 +162,45 @@ async def test_listen_whisper_barge_on_a_real_call(make_desk: Any, tmp_path: Any
                      ("wang.boss", "call.supervise.mode", "whisper"),
                      ("wang.boss", "call.supervise.mode", "barge"),
                      ("wang.boss", "call.supervise.end", "barge")]
+
+
+@needs(shutil.which("baresip") is not None, "baresip")
+async def test_whisper_to_a_phone_agent(make_desk: Any, tmp_path: Path) -> None:
+    """The agent's leg is a SIP phone (baresip, 8 kHz G.711): the whisper is mixed at the
+    phone leg's rate; the phone decodes it, the caller never hears it; the talk's end ends
+    the supervision."""
+    port = free_udp_port()
+    uri = f"sip:agent@127.0.0.1:{port}"
+    home = _baresip_config(tmp_path, port, PHONE_HZ)
+    async with _baresip(home):
+        desk = await make_desk(phone_agent_routing(tmp_path, uri),
+                               flows_dir=short_flow(tmp_path), sip_enabled=True, sip_port=0)
+        agent = desk.agent("wang.fang")
+        await agent.login()
+        caller = desk.caller()
+        call_id = await caller.dial(DEMO, caller_number=SHANGHAI_CALLER)
+        play(caller.peer, Pcm(tone(CALLER_HZ, 60), 16_000))
+        await ask_for_agent(caller)
+        await caller.event("agent_connected", agent_id="wang.fang")
+        boss = Supervisor(desk.url, "wang.boss")
+        desk.opened.append(boss)
+        await boss.login()
+        play(boss.peer, Pcm(tone(SUPERVISOR_HZ, 60), 16_000))
+        await boss.join(call_id, "whisper")
+        await until_heard(boss.peer, CALLER_HZ, PHONE_HZ)
+        for _ in range(2):
+            second = await next_second(caller.peer)
+            assert tone_share(second, SUPERVISOR_HZ) < 0.01 and tone_share(second, PHONE_HZ) > 0.3
+        await caller.close()
+        cdr = await desk.cdr(call_id, lambda c: bool(c.get("ended_at")))
+        async with httpx.AsyncClient(base_url=desk.url, headers=ADMIN, timeout=30) as admin:
+            stored = (await admin.get(f"/v1/calls/{call_id}")).json()
+    assert cdr["answered_by"] == "wang.fang"
+    left = [e["payload"] for e in stored["events"] if e["type"] == "supervisor_left"]
+    assert [(e["supervisor"], e["mode"], e["reason"]) for e in left] == [
+        ("wang.boss", "whisper", "talk_ended")]
+    (dump,) = home.glob("dump-*-dec.wav")  # what the phone decoded: caller + whisper
+    heard = read_wav(dump)
+    tail = heard.data[-heard.sample_rate_hz * 2 * 2:]
+    assert tone_share(tail, CALLER_HZ, heard.sample_rate_hz) > 0.1
+    assert tone_share(tail, SUPERVISOR_HZ, heard.sample_rate_hz) > 0.1
