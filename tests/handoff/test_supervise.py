@@ -54,15 +54,17 @@ async def next_second(peer: CallerPeer, timeout_s: float = 20) -> bytes:
     return bytes(peer.received[start:start + SECOND])
 
 
-async def until_heard(peer: CallerPeer, *tones_hz: float, timeout_s: float = 20) -> bytes:
-    """Seconds ``peer`` hears until one carries every tone of ``tones_hz`` (>= 10 % each)."""
+async def until_heard(peer: CallerPeer, *tones_hz: float, timeout_s: float = 20,
+                      min_share: float = 0.1) -> bytes:
+    """Seconds ``peer`` hears until one carries every tone of ``tones_hz`` (each at least
+    ``min_share`` of the energy)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     shares: list[float] = []
     while loop.time() < deadline:
         second = await next_second(peer)
         shares = [tone_share(second, hz) for hz in tones_hz]
-        if min(shares) >= 0.1:
+        if min(shares) >= min_share:
             return second
     raise AssertionError(f"did not hear {tones_hz} (shares {shares})")
 

@@ -138,6 +138,7 @@ async function supervise(callId, mode, el) {
   const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
   const pc = new RTCPeerConnection();
   supervising = { callId, pc, stream };
+  window.hotlineSupervise = supervising;  // the page's peer, for a look from the devtools
   for (const track of stream.getAudioTracks()) pc.addTrack(track, stream);
   pc.addEventListener("track", (e) => {
     const audio = document.getElementById("supervise-audio");
@@ -161,6 +162,7 @@ function stopSupervising() {
   supervising.pc.close();
   for (const track of supervising.stream.getTracks()) track.stop();
   supervising = null;
+  window.hotlineSupervise = null;
 }
 
 function liveRow(callId) {
