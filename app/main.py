@@ -36,6 +36,7 @@ from app.api import console as console_api
 from app.api import inbox as inbox_api
 from app.api import monitor as monitor_api
 from app.api import reports as reports_api
+from app.api import supervise as supervise_api
 from app.api.errors import install_error_handlers
 from app.auth import AuthService
 from app.auth.deps import check_access_declared, public
@@ -122,6 +123,7 @@ def create_app(settings: Settings, *, base_url: str | None = None,
     app.include_router(console_api.router)
     app.include_router(console_api.static)
     app.include_router(monitor_api.router)
+    app.include_router(supervise_api.router)
     app.include_router(inbox_api.router)
     app.include_router(config_pages.router)
     app.include_router(flow_admin.router)

@@ -454,6 +454,32 @@ class RecordingResumed(_Event):
     type: Literal["recording_resumed"] = "recording_resumed"
 
 
+class SupervisorJoined(_Event):
+    """A supervisor joined a call with an agent: listen, whisper (to the agent) or barge."""
+
+    type: Literal["supervisor_joined"] = "supervisor_joined"
+    supervisor: str
+    mode: Literal["listen", "whisper", "barge"]
+    agent_id: str
+
+
+class SupervisorMode(_Event):
+    type: Literal["supervisor_mode"] = "supervisor_mode"
+    supervisor: str
+    mode: Literal["listen", "whisper", "barge"]
+    previous: Literal["listen", "whisper", "barge"]
+
+
+class SupervisorLeft(_Event):
+    """The supervisor's session ended: they left, their leg dropped, or the talk ended."""
+
+    type: Literal["supervisor_left"] = "supervisor_left"
+    supervisor: str
+    mode: Literal["listen", "whisper", "barge"]
+    reason: str
+    supervised_s: float
+
+
 CallEvent = Annotated[
     CallStarted | CallEnded | CallError | Hangup | LocaleChanged | DtmfPressed
     | TranscriptHeard | Listening | NoInput | BargeIn | AsrGrammarRejected
@@ -464,7 +490,8 @@ CallEvent = Annotated[
     | RecordingResumed | RoutingDecided | QueueJoinedEvent | QueueLeftEvent | OverflowEvent
     | QueueExitEvent | OfferEvent | RingEnded | AnnouncedPosition | AgentConnected
     | AgentDisconnected | HoldChanged | MuteChanged | AgentTransfer | HandBack | WrapUp
-    | CallbackOffered | CallbackQueued | CallbackDone,
+    | CallbackOffered | CallbackQueued | CallbackDone | SupervisorJoined | SupervisorMode
+    | SupervisorLeft,
     Field(discriminator="type"),
 ]
 EVENTS: TypeAdapter[CallEvent] = TypeAdapter(CallEvent)

@@ -28,7 +28,7 @@ def call_summary(call_id: str, info: Any, history: list[dict[str, Any]]) -> dict
         "caller_number": info.caller_number, "channel": info.channel, "locale": info.locale,
         "started_at": history[0]["at"] if history else None, "node": None, "intent": None,
         "confidence": None, "sentiment": None, "queue": None, "queued_at": None,
-        "last_said": None}
+        "last_said": None, "agent": None, "supervisor": None, "supervise_mode": None}
     for event in history:
         kind = event.get("type")
         if kind == "node_entered":
@@ -40,6 +40,12 @@ def call_summary(call_id: str, info: Any, history: list[dict[str, Any]]) -> dict
             summary["sentiment"] = event.get("label")
         elif kind == "transfer":
             summary["queue"], summary["queued_at"] = event.get("queue"), event.get("at")
+        elif kind in ("agent_connected", "agent_disconnected"):
+            summary["agent"] = event.get("agent_id") if kind == "agent_connected" else None
+        elif kind in ("supervisor_joined", "supervisor_mode", "supervisor_left"):
+            on = kind != "supervisor_left"
+            summary["supervisor"] = event.get("supervisor") if on else None
+            summary["supervise_mode"] = event.get("mode") if on else None
         elif kind == "transcript" and event.get("is_final") and event.get("speaker",
                                                                         "caller") == "caller":
             summary["last_said"] = event.get("text")

@@ -23,7 +23,8 @@ class Perm(StrEnum):
     TRANSCRIPTS_READ = "transcripts:read"  # a call's transcript, events and flow state
     RECORDINGS_READ = "recordings:read"  # a call's audio
     EVENTS_LIVE = "events:live"  # every call's live events (monitor wall, integrations)
-    MONITOR = "monitor"  # supervisor tools: listen, whisper, barge, force agent states
+    MONITOR = "monitor"  # supervisor tools: the live wall, force agent states
+    CALLS_LISTEN = "calls:listen"  # join a call with an agent: listen, whisper, barge
     DESK = "desk"  # the agent desk: take calls, own calls
     REPORTS_READ = "reports:read"
     INTENTS_MANAGE = "intents:manage"  # examples, training, model activation and reload
@@ -38,7 +39,7 @@ ROLE_PERMS: dict[Role, frozenset[Perm]] = {
     Role.ADMIN: frozenset(Perm),
     Role.SUPERVISOR: frozenset({
         Perm.CALLS_READ, Perm.TRANSCRIPTS_READ, Perm.RECORDINGS_READ, Perm.EVENTS_LIVE,
-        Perm.MONITOR, Perm.DESK, Perm.REPORTS_READ, Perm.METRICS_READ,
+        Perm.MONITOR, Perm.CALLS_LISTEN, Perm.DESK, Perm.REPORTS_READ, Perm.METRICS_READ,
     }),
     Role.AGENT: frozenset({Perm.DESK}),
     Role.ANALYST: frozenset({

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from app.call.media import CallMedia
 from app.events import AudioChunk, Transcript
 from app.handoff.live import CallLink, Connected, DeskError, Exited, LiveRouting
+from app.handoff.supervise import AuditEnd, Mode, Supervision
 from app.media.audio import StreamResampler
 from app.media.hold import HoldMusic
 from app.record import (
@@ -117,6 +118,7 @@ class Talk:
         self._send = _Sender()
         self._tasks: list[asyncio.Task[Any]] = []
         self._asr: Any = None
+        self.supervision: Supervision | None = None  # one supervisor at a time
 
     def agents(self) -> set[str]:
         return {self.agent.id} | ({self.consult.id} if self.consult else set())
@@ -156,6 +158,8 @@ class Talk:
     async def _stop(self, end: TalkEnd | None) -> None:
         call, agent = self.call, self.agent
         call.listener.tap = None
+        if self.supervision is not None:
+            await self.supervision.close("talk_ended")
         self.state = "talking"
         for task in self._tasks:
             task.cancel()
@@ -188,6 +192,8 @@ class Talk:
 
     # -- audio ---------------------------------------------------------------------------------
     def _caller_chunk(self, chunk: AudioChunk) -> None:
+        if self.supervision is not None:
+            self.supervision.heard_caller(chunk)
         if self.state != "talking":
             return
         if self._caller_q.full():
@@ -198,7 +204,11 @@ class Talk:
         while True:
             chunk = await self._caller_q.get()
             leg = self.agent.leg
-            await leg.play(self._send.convert("caller", chunk, leg.sample_rate_hz))
+            chunk = self._send.convert("caller", chunk, leg.sample_rate_hz)
+            if self.supervision is not None:  # whisper, barge: the agent hears them too
+                chunk = AudioChunk(self.supervision.to_agent(chunk.pcm), chunk.sample_rate_hz,
+                                   chunk.media_ts_ms)
+            await leg.play(chunk)
 
     async def _agent_in(self, agent: _Agent) -> None:
         media = self.call.media
@@ -208,11 +218,16 @@ class Talk:
                 continue
             if self._asr is not None:
                 self._asr.push(item)
+            if self.supervision is not None:
+                self.supervision.heard_agent(item)
             if self.state == "consult" and self.consult is not None:
                 await self.consult.leg.play(self._send.convert(
                     "a2b", item, self.consult.leg.sample_rate_hz))
             elif self.state == "talking" and not self.muted:
                 chunk = self._send.convert("agent", item, media.sample_rate_hz)
+                if self.supervision is not None:  # barge: the caller hears them too
+                    chunk = AudioChunk(self.supervision.to_caller(chunk.pcm),
+                                       chunk.sample_rate_hz, chunk.media_ts_ms)
                 if recorder is not None:
                     recorder.bot(chunk)
                 await media.play(chunk)
@@ -228,6 +243,23 @@ class Talk:
             if self.call.recorder is not None:
                 self.call.recorder.bot(chunk)
             await media.play(chunk)
+
+    # -- supervisor ----------------------------------------------------------------------------
+    def supervise(self, supervisor: str, mode: Mode, leg: CallMedia, audit_end: AuditEnd
+                  ) -> Supervision:
+        """A supervisor joins on ``leg`` (the caller hears them only when barging)."""
+        if self.supervision is not None:
+            raise DeskError(409, f"call {self.call.info.call_id} is supervised by "
+                            f"{self.supervision.supervisor} (one supervisor per call)")
+
+        def closed(done: Supervision) -> None:
+            if self.supervision is done:
+                self.supervision = None
+
+        self.supervision = Supervision(self.call, self.agent.id, self.agent.leg, supervisor,
+                                       mode, leg, audit_end=audit_end, on_closed=closed)
+        self.supervision.start()
+        return self.supervision
 
     # -- transcripts -----------------------------------------------------------------------------
     def _open_agent_asr(self) -> None:

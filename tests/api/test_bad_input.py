@@ -238,6 +238,20 @@ TABLE: list[Bad] = [
     Bad("POST /v1/desk/calls/{call_id}/wrapup", "/v1/desk/calls/nope/wrapup", 422,
         "disposition", body={}),
     Bad("WS /v1/desk/ws", "/v1/desk/ws?x=%ff", 0),
+    Bad("POST /v1/calls/{call_id}/supervise", "/v1/calls/x/supervise", 422, "mode",
+        body={"sdp": "v=0"}),
+    Bad("POST /v1/calls/{call_id}/supervise", "/v1/calls/x/supervise", 422, "barge",
+        body={"mode": "spy", "sdp": "v=0"}),
+    Bad("POST /v1/calls/{call_id}/supervise", "/v1/calls/x/supervise", 422, "sdp",
+        body={"mode": "listen", "sdp": ""}),
+    Bad("POST /v1/calls/{call_id}/supervise", "/v1/calls/x/supervise", 409,
+        "not talking to an agent", body={"mode": "listen", "sdp": "v=0"}),
+    Bad("POST /v1/calls/{call_id}/supervise/mode", "/v1/calls/x/supervise/mode", 422,
+        "JSON", body=b"{not json"),
+    Bad("POST /v1/calls/{call_id}/supervise/mode", "/v1/calls/x/supervise/mode", 409,
+        "not talking to an agent", body={"mode": "whisper"}),
+    Bad("POST /v1/calls/{call_id}/supervise/leave", "/v1/calls/x/supervise/leave", 409,
+        "not talking to an agent"),
     Bad("POST /v1/auth/logout", "/v1/auth/logout?x=%ff", 204),  # last: a token is not a
 ]  # session, so the admin token stays valid
 

@@ -97,6 +97,73 @@ async function pollTraining() {
 
 // -- live monitor ---------------------------------------------------------------------
 const calls = new Map();
+let supervising = null;  // { callId, pc, stream }: one call at a time
+
+function showAgent(el, agentId) {
+  el.querySelector(".agent").textContent = agentId ? "☎ " + agentId : "";
+  el.querySelector(".supervise").hidden = !agentId;
+}
+
+function superviseButtons(el, callId, list) {
+  if (!list.dataset.canListen) return;
+  const box = el.querySelector(".supervise");
+  for (const mode of ["listen", "whisper", "barge", "leave"]) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "supervise-" + mode;
+    button.textContent = list.dataset[mode];
+    button.addEventListener("click", () => supervise(callId, mode, el).catch((e) => {
+      el.dataset.superviseError = e.message;
+    }));
+    box.append(button);
+  }
+}
+
+async function supervise(callId, mode, el) {
+  const base = "/v1/calls/" + encodeURIComponent(callId) + "/supervise";
+  if (mode === "leave") {
+    if (supervising && supervising.callId === callId) {
+      stopSupervising();
+      await send("POST", base + "/leave");
+    }
+    el.dataset.supervise = "";
+    return;
+  }
+  if (supervising && supervising.callId === callId) {
+    const state = await send("POST", base + "/mode", { mode });
+    el.dataset.supervise = state.mode;
+    return;
+  }
+  if (supervising) stopSupervising();
+  const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+  const pc = new RTCPeerConnection();
+  supervising = { callId, pc, stream };
+  window.hotlineSupervise = supervising;  // the page's peer, for a look from the devtools
+  for (const track of stream.getAudioTracks()) pc.addTrack(track, stream);
+  pc.addEventListener("track", (e) => {
+    const audio = document.getElementById("supervise-audio");
+    audio.srcObject = e.streams[0] || new MediaStream([e.track]);
+    audio.play().catch(() => {});
+  });
+  await pc.setLocalDescription(await pc.createOffer());
+  await new Promise((resolve) => {
+    if (pc.iceGatheringState === "complete") return resolve();
+    pc.addEventListener("icegatheringstatechange", () => {
+      if (pc.iceGatheringState === "complete") resolve();
+    });
+  });
+  const answer = await send("POST", base, { mode, sdp: pc.localDescription.sdp });
+  await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
+  el.dataset.supervise = answer.mode;
+}
+
+function stopSupervising() {
+  if (!supervising) return;
+  supervising.pc.close();
+  for (const track of supervising.stream.getTracks()) track.stop();
+  supervising = null;
+  window.hotlineSupervise = null;
+}
 
 function liveRow(callId) {
   let row = calls.get(callId);
@@ -105,9 +172,10 @@ function liveRow(callId) {
     const el = document.createElement("div");
     el.className = "live-call";
     el.dataset.call = callId;
-    el.innerHTML = '<div><a></a> <span class="node"></span> <span class="intent"></span> <span class="sentiment"></span></div><ol class="turns"></ol>';
+    el.innerHTML = '<div><a></a> <span class="node"></span> <span class="intent"></span> <span class="sentiment"></span> <span class="agent"></span> <span class="supervise" hidden></span></div><ol class="turns"></ol>';
     el.querySelector("a").textContent = callId;
     el.querySelector("a").href = "/console/calls/" + encodeURIComponent(callId);
+    superviseButtons(el, callId, list);
     list.prepend(el);
     row = { el, turns: el.querySelector(".turns") };
     calls.set(callId, row);
@@ -134,7 +202,11 @@ function showEvent(event) {
     li.textContent = event.type === "transcript" ? event.text : (event.display || event.text);
     row.turns.append(li);
   }
+  if (event.type === "agent_connected" || event.type === "agent_disconnected") {
+    showAgent(el, event.type === "agent_connected" ? event.agent_id : null);
+  }
   if (event.type === "call_ended") {
+    if (supervising && supervising.callId === event.call_id) stopSupervising();
     el.remove();
     calls.delete(event.call_id);
   }
@@ -178,6 +250,7 @@ async function refreshQueues() {
           s.className = "sentiment " + c.sentiment;
         }
       }
+      if (!known || c.agent) showAgent(el, c.agent);
     }
     document.getElementById("active-count").textContent = String(calls.size);
   } catch (e) { /* shown on the next refresh */ }
