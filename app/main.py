@@ -28,6 +28,7 @@ from app.api import (
     health,
     landing,
     phone,
+    prompts,
     webrtc,
 )
 from app.api import auth as auth_api
@@ -127,6 +128,7 @@ def create_app(settings: Settings, *, base_url: str | None = None,
     app.include_router(inbox_api.router)
     app.include_router(config_pages.router)
     app.include_router(flow_admin.router)
+    app.include_router(prompts.router)
     app.include_router(webrtc.router)
     app.include_router(phone.router)
     app.include_router(desk.router)

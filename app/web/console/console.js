@@ -83,6 +83,16 @@ function inbox() {
   }
 }
 
+function showProgress(progress) {
+  const bar = document.getElementById("training-progress");
+  const label = document.getElementById("training-phase");
+  if (!bar || !progress) return;
+  bar.value = progress.percent;
+  bar.textContent = progress.percent + "%";
+  label.textContent = progress.phase ? `${progress.phase} (${progress.phase_index}/${progress.phases}): `
+    + `${progress.step}/${progress.total} · ${progress.percent}%` : "";
+}
+
 async function pollTraining() {
   const box = document.getElementById("training");
   const retrain = document.getElementById("retrain");
@@ -90,7 +100,8 @@ async function pollTraining() {
     const job = await send("GET", "/v1/inbox/retrain");
     box.textContent = job.summary;
     box.dataset.state = job.state;
-    if (job.state === "running") { setTimeout(pollTraining, 1000); return; }
+    showProgress(job.progress);
+    if (job.state === "running") { setTimeout(pollTraining, 500); return; }
   } catch (e) { box.textContent = e.message; }
   if (retrain) retrain.disabled = false;
 }
@@ -376,6 +387,66 @@ function routingEdit() {
   });
 }
 
+// -- prompts: play (the recording or the voice), upload and remove recordings ----------
+function problemText(data, status) {
+  const detail = data && data.detail;
+  if (typeof detail === "string") return detail;
+  if (Array.isArray(detail)) return detail.map((d) => d.msg).join("; ");
+  return "HTTP " + status;
+}
+
+function prompts() {
+  for (const row of document.querySelectorAll("tr.prompt")) {
+    const status = row.querySelector(".status");
+    const say = (text, cls) => { if (status) { status.textContent = text; status.className = "status " + cls; } };
+    for (const button of row.querySelectorAll("button.play")) {
+      button.addEventListener("click", async () => {
+        const query = new URLSearchParams({
+          locale: row.dataset.locale, text: row.querySelector(".text").firstChild.textContent,
+          flow: row.dataset.flow || "", source: button.dataset.source,
+        });
+        say("…", "");
+        const response = await fetch("/v1/config/prompts/play?" + query, { credentials: "same-origin" });
+        if (!response.ok) {
+          let data = null;
+          try { data = await response.json(); } catch (e) { data = null; }
+          say(problemText(data, response.status), "error");
+          return;
+        }
+        const audio = row.querySelector("audio.preview");
+        audio.src = URL.createObjectURL(await response.blob());
+        audio.hidden = false;
+        say(response.headers.get("X-Prompt-Source") || "", "saved");
+        audio.play().catch(() => { /* the controls are shown */ });
+      });
+    }
+    const form = row.querySelector("form.upload-recording");
+    if (form) {
+      form.addEventListener("submit", async (event) => {
+        event.preventDefault();
+        const body = new FormData(form);
+        say("…", "");
+        const response = await fetch("/v1/config/prompts/" + row.dataset.key + "/recording", {
+          method: "POST", credentials: "same-origin", headers: { "X-CSRF-Token": csrf() }, body,
+        });
+        let data = null;
+        try { data = await response.json(); } catch (e) { data = null; }
+        if (response.ok) window.location.reload();
+        else say(problemText(data, response.status), "error");
+      });
+    }
+    const remove = row.querySelector("button.remove-recording");
+    if (remove) {
+      remove.addEventListener("click", async () => {
+        try {
+          await send("DELETE", "/v1/config/prompts/" + row.dataset.key + "/recording");
+          window.location.reload();
+        } catch (e) { say(e.message, "error"); }
+      });
+    }
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
-  signIn(); signOut(); inbox(); monitor(); flowCheck(); routingEdit(); flowVersions();
+  signIn(); signOut(); inbox(); monitor(); flowCheck(); routingEdit(); flowVersions(); prompts();
 });
