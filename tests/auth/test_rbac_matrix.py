@@ -65,6 +65,7 @@ MATRIX: dict[str, frozenset[str]] = {
     "GET /console/calls/{call_id}": CALL_READERS,
     "GET /console/monitor": frozenset({A, S}),
     "GET /v1/monitor": frozenset({A, S}),
+    "GET /v1/alerts": frozenset({A, S}),
     "GET /console/inbox": frozenset({A, N}),
     "GET /v1/inbox": frozenset({A, N}),
     "POST /v1/inbox/labels": frozenset({A, N}),
