@@ -29,6 +29,7 @@ from app.auth import Perm
 from app.auth.deps import CurrentPrincipal, require
 from app.handoff.live import DeskError
 from app.handoff.service import HandoffService
+from app.handoff.wait import CallHandoff
 from app.handoff.wrapup import Draft, dispositions_of, draft
 from app.record import WrapUp, event_payload, parse_event
 from app.routing.config import Target
@@ -169,8 +170,14 @@ class HandBackTo(BaseModel):
     node: str = Field(min_length=1, max_length=128)
 
 
+class ChatText(BaseModel):
+    """What the agent types to a chat (the chat's message size limit applies)."""
+
+    text: str = Field(min_length=1)
+
+
 ACTIONS = ("hold", "unhold", "mute", "unmute", "hangup", "transfer", "complete", "cancel",
-           "handback")
+           "handback", "message")
 
 
 @router.post("/calls/{call_id}/actions/{action}")
@@ -190,6 +197,8 @@ async def call_action(call_id: str, action: str, agent: Agent, request: Request
             node = HandBackTo.model_validate_json(raw or b"{}").node
             _check_node(handoff, call_id, node)
             body = {"node": node}
+        elif action == "message":
+            body = {"text": _chat_text(request, raw)}
         talk = handoff.live.talk(agent.agent_id, call_id)
         result: dict[str, Any] = await talk.control(agent.agent_id, action, body)
     except ValidationError as exc:
@@ -197,6 +206,14 @@ async def call_action(call_id: str, action: str, agent: Agent, request: Request
     except DeskError as exc:
         raise _desk_error(exc) from exc
     return result
+
+
+def _chat_text(request: Request, raw: bytes) -> str:
+    text = ChatText.model_validate_json(raw or b"{}").text
+    max_chars = request.app.state.settings.chat_message_max_chars
+    if len(text) > max_chars:
+        raise HTTPException(422, f"text: at most {max_chars} characters, got {len(text)}")
+    return text
 
 
 def _check_target(handoff: HandoffService, target: Target) -> None:
@@ -213,6 +230,8 @@ def _check_node(handoff: HandoffService, call_id: str, node: str) -> None:
     call = handoff.calls.get(call_id)
     if call is None:
         raise DeskError(409, f"call {call_id} is not with an agent here")
+    if not isinstance(call, CallHandoff):
+        raise DeskError(409, f"{call_id} is a chat: it cannot be handed back to the bot")
     hotline = handoff.live.service.routing.config.hotline(call.call.info.hotline_number)
     allowed = dict(hotline.handback) if hotline else {}
     if node not in allowed:

@@ -29,7 +29,7 @@ from app.chat.form import Ask, ask_for, typed_locale
 from app.chat.protocol import ButtonIn, ChatInputError, ClientMessage, EndIn, TextIn
 from app.events import utc_now
 from app.flows.defaults import default_text
-from app.flows.runtime import CallerInput, FlowState, Listen, Say, Transfer
+from app.flows.runtime import CallerInput, FlowState, Listen, ResumeAt, Say, Transfer
 from app.log import get_logger
 from app.metrics import CALLS_ACTIVE, CALLS_TOTAL, CHAT_REPLY_LATENCY
 from app.pii import MASKED_KEY
@@ -248,6 +248,8 @@ class ChatSession:
         return self.outcome
 
     def _left_outcome(self) -> str:
+        if self.conversation.agent_answered:
+            return "agent_handled"
         if self.conversation.queued:
             return "abandoned"
         return "caller_hangup" if self.end_reason == "caller_hangup" else "connection_lost"
@@ -279,6 +281,8 @@ class ChatSession:
     async def _finish(self, tasks: list[asyncio.Task[Any]]) -> None:
         await _cancel(tasks)
         self.deps.queues.leave(self.info.call_id)
+        if self.deps.handoff is not None:
+            await self.deps.handoff.call_ending(self)
         ended_at = utc_now()
         self.events.emit(CallEnded(
             outcome=self.outcome, end_reason=self.end_reason, locale=self.locale,
@@ -350,11 +354,20 @@ class ChatSession:
         heard = TranscriptHeard(text=message.text, is_final=True)
         return await self.conversation.understand(heard, typed_locale(message.text, action))
 
-    async def wait_for_agent(self, action: Transfer) -> CallerInput:
-        """The visitor waits for a human. Until the agent desk is connected (routing), every
-        wait ends at ``queue_max_wait_s`` and the flow goes on with ``queue_timeout`` (its
-        callback/voicemail offer), as on the phone. Messages typed meanwhile are recorded
-        for the agent; this is the one place the agent desk plugs into."""
+    async def wait_for_agent(self, action: Transfer) -> CallerInput | ResumeAt | None:
+        """The visitor waits for a human. Where the routing knows the hotline, the chat is
+        routed and offered like a call (``deps.handoff``: ``app.handoff.chat``); else it
+        waits in the flow's queue until ``queue_max_wait_s`` and the flow goes on with
+        ``queue_timeout`` (its callback/message offer), as on the phone."""
+        handoff = self.deps.handoff
+        if handoff is not None and handoff.serves(self.info.hotline_number):
+            self._set_typing(False)
+            self._reply_from = None
+            return await handoff.wait_for_agent(self, action)
+        return await self._wait_in_queue(action)
+
+    async def _wait_in_queue(self, action: Transfer) -> CallerInput:
+        """No routing: messages typed meanwhile are recorded; the wait ends at max wait."""
         settings = self.deps.settings
         board, call_id = self.deps.queues, self.info.call_id
         board.join(action.queue, call_id)
@@ -381,6 +394,31 @@ class ChatSession:
         self.events.emit(QueueTimeout(queue=action.queue,
                                       waited_s=round(time.monotonic() - started, 1)))
         return CallerInput(kind="queue_timeout", at=self.deps.clock())
+
+    # ------------------------------------------------------------------ with an agent
+    def show_queue(self, queue: str, position: int, wait_min: int | None) -> None:
+        """The visitor's place in routing's queue (and the estimated wait, when known)."""
+        text = self._system_text("queue_position").format(n=position,
+                                                          ahead=max(position - 1, 0))
+        if wait_min is not None:
+            text += self._system_text("queue_wait").format(minutes=wait_min)
+        self._send({"type": "queue", "queue": queue, "position": position, "text": text,
+                    "locale": self.locale})
+
+    def show_notice(self, key: str) -> None:
+        text = self._system_text(key)
+        if text:
+            self._bot_message(text, self.locale)
+
+    def show_agent(self, event: str, name: str) -> None:
+        """An agent ``joined`` or ``left`` the chat."""
+        self._send({"type": "agent", "event": event, "name": name})
+
+    def agent_message(self, text: str, name: str) -> int:
+        """What the agent typed at the desk; returns its seq in the chat."""
+        sent = self._send({"type": "message", "from": "agent", "text": text, "name": name,
+                           "locale": self.locale})
+        return int(sent["seq"])
 
     def _announce_position(self, queue: str, n: int) -> None:
         text = self._system_text("queue_position").format(n=n, ahead=max(n - 1, 0))

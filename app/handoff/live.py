@@ -17,13 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from app.call.media import CallMedia
-from app.events import utc_now
+from app.call.media import CallMedia, EndReason
+from app.events import AudioChunk, Dtmf, utc_now
 from app.handoff.desk import DeskHub
 from app.handoff.packet import HandoffPacket
 from app.log import get_logger
@@ -88,6 +88,34 @@ class Exited:
 
 
 Decision = Connected | Exited
+
+
+class NoAudio:
+    """The desk's side of a chat: typed text, no audio (a ``CallMedia`` that carries none)."""
+
+    sample_rate_hz = 16000
+
+    def __init__(self) -> None:
+        self.end_reason: EndReason | None = None
+        self._closed = asyncio.Event()
+
+    async def inbound(self) -> AsyncIterator[AudioChunk | Dtmf]:
+        await self._closed.wait()
+        return
+        yield  # an async generator that yields nothing
+
+    async def play(self, chunk: AudioChunk) -> None:
+        return None
+
+    def flush(self) -> int:
+        return 0
+
+    async def close(self) -> None:
+        self.end_reason = self.end_reason or "local_close"
+        self._closed.set()
+
+    def media_info(self) -> dict[str, Any]:
+        return {"transport": "desk-text"}
 
 
 class CallLink:
@@ -374,8 +402,12 @@ class LiveRouting:
                                                         for d in agent.devices})
         self.ringing[offer.id] = ring
         ring_s = max(0.0, (offer.expires_at - self.now()).total_seconds())
+        chat = link.packet.channel == "chat"
         for device in agent.devices:
-            if device.kind == "web":
+            if chat and device.kind != "web":  # typed at the desk: a phone cannot take it
+                self.device_failed(ring, device.address, "failed",
+                                   "a chat is answered at the desk")
+            elif device.kind == "web":
                 self.desk.watch(offer.agent_id, offer.call_id)
                 self.desk.send(offer.agent_id, {
                     "type": "offer", "offer_id": offer.id, "call_id": offer.call_id,
@@ -434,6 +466,8 @@ class LiveRouting:
     async def prepare_web(self, agent_id: str, offer_id: str, sdp: str) -> str:
         """Connect the desk's audio while it rings (the answer is then instant)."""
         ring = self._ring_of(agent_id, offer_id)
+        if ring.link.packet.channel == "chat":
+            raise DeskError(400, f"offer {offer_id} is a chat: it has no audio")
         if ring.web_leg is not None:
             raise DeskError(409, f"offer {offer_id} has its desk audio already")
         if self.accept_web is None:
@@ -456,6 +490,13 @@ class LiveRouting:
 
     async def answer_web(self, agent_id: str, offer_id: str, sdp: str | None) -> str | None:
         ring = self._ring_of(agent_id, offer_id)
+        if ring.link.packet.channel == "chat":  # answered by typing: no audio to connect
+            if sdp:
+                raise DeskError(400, f"offer {offer_id} is a chat: it has no audio (answer "
+                                "without an SDP offer)")
+            if not self.answered(ring, "web", NoAudio()):
+                raise DeskError(409, f"offer {offer_id} ended before it was answered")
+            return None
         answer = await self.prepare_web(agent_id, offer_id, sdp) if sdp else None
         leg, drain = ring.web_leg, ring.drain
         if leg is None:

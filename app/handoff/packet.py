@@ -29,6 +29,7 @@ TREND_SLOPE = 0.05  # per turn: less is "steady"
 
 class HandoffPacket(BaseModel):
     call_id: str
+    channel: Literal["voice", "chat"] = "voice"  # a chat is answered by typing at the desk
     hotline_number: str
     caller_number: str
     caller_region: str
@@ -64,12 +65,14 @@ def trend_of(scores: list[float]) -> Trend:
 def build_packet(handoff: HandoffRequested, *, call_id: str, hotline_number: str,
                  caller_number: str, locale: str, state: FlowState | None,
                  typed: list[tuple[int, CallEvent]], previous: list[PreviousCall],
-                 crm: dict[str, Any], at: datetime) -> HandoffPacket:
+                 crm: dict[str, Any], at: datetime,
+                 channel: Literal["voice", "chat"] = "voice") -> HandoffPacket:
     scores = [e.score for _, e in typed if isinstance(e, SentimentScored)]
     region = lookup(caller_number if caller_number != "anonymous" else "")
     return HandoffPacket(
-        call_id=call_id, hotline_number=hotline_number, caller_number=caller_number,
-        caller_region=region.label(), locale=locale, queue=handoff.queue,
+        call_id=call_id, channel=channel, hotline_number=hotline_number,
+        caller_number=caller_number, caller_region=region.label(), locale=locale,
+        queue=handoff.queue,
         reason=handoff.reason, note=handoff.note, intent=handoff.intent,
         confidence=handoff.confidence, slots=dict(state.slots) if state else {},
         sentiment=handoff.sentiment,

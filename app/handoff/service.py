@@ -13,8 +13,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from app.call.ports import EventPublisher
+from app.chat.session import ChatSession
 from app.flows.runtime import CallerInput, ResumeAt, Transfer
 from app.handoff.callbacks import CallbackLink, LateLog
+from app.handoff.chat import ChatHandoff
 from app.handoff.desk import DeskHub
 from app.handoff.live import CallLink, LiveRouting
 from app.handoff.phones import Phones
@@ -36,21 +38,23 @@ class HandoffService:
         self.http = http
         self.phones = phones
         self.late = LateLog(repo, bus)
-        self.calls: dict[str, CallHandoff] = {}
+        self.calls: dict[str, CallHandoff | ChatHandoff] = {}
         self.log = get_logger(component="handoff")
 
     # -- AgentHandoff (the voice session) ----------------------------------------------------
     def serves(self, hotline_number: str) -> bool:
         return self.live.service.routing.config.hotline(hotline_number) is not None
 
-    async def wait_for_agent(self, call: CallSession, action: Transfer
+    async def wait_for_agent(self, call: CallSession | ChatSession, action: Transfer
                              ) -> CallerInput | ResumeAt | None:
         handoff = self.calls.get(call.info.call_id)
         if handoff is None:
-            handoff = self.calls[call.info.call_id] = CallHandoff(call, self)
+            handoff = self.calls[call.info.call_id] = (
+                ChatHandoff(call, self) if isinstance(call, ChatSession)
+                else CallHandoff(call, self))
         return await handoff.wait(action)
 
-    async def call_ending(self, call: CallSession) -> None:
+    async def call_ending(self, call: CallSession | ChatSession) -> None:
         handoff = self.calls.pop(call.info.call_id, None)
         if handoff is not None:
             await handoff.close()

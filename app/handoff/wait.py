@@ -27,7 +27,7 @@ import contextlib
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from app.call.media import CallMedia
 from app.events import Dtmf
@@ -109,34 +109,10 @@ class CallHandoff:
                 self.live.forget(self.call_id)
 
     async def _prepare(self, action: Transfer) -> None:
-        call = self.call
-        handoff = next((e for _, e in reversed(call.events.typed)
-                        if isinstance(e, HandoffRequested)), None)
-        if handoff is None:  # the conversation logs it first; never without it
-            handoff = call.conversation.handoff_packet(action)
         if self._previous is None:
             self._previous = await asyncio.to_thread(
-                self.repo.previous_calls, call.info.caller_number, self.call_id)
-        state = call.state
-        slots = dict(state.slots) if state else {}
-        crm: dict[str, Any] = {}
-        hotline = self.live.service.routing.config.hotline(call.info.hotline_number)
-        if hotline is not None and hotline.crm is not None:
-            crm, event, problem = await ask_crm(
-                hotline.crm, self.owner.http, caller_number=call.info.caller_number,
-                hotline_number=call.info.hotline_number, intent=handoff.intent, slots=slots)
-            if event is not None:
-                call.events.emit(event)
-            if problem is not None:
-                call.events.emit(CallError(reason="crm_unavailable", detail=problem[:300],
-                                           where="crm"))
-        packet = build_packet(handoff, call_id=self.call_id,
-                              hotline_number=call.info.hotline_number,
-                              caller_number=call.info.caller_number, locale=call.locale,
-                              state=state, typed=list(call.events.typed),
-                              previous=self._previous, crm=crm, at=self.live.now())
-        request = route_request(packet, action, self._previous)
-        self.link = CallLink(self.call_id, request, packet, call.events.emit)
+                self.repo.previous_calls, self.call.info.caller_number, self.call_id)
+        self.link = await link_for(self.call, self.owner, action, self._previous)
 
     async def _serve(self, conn: Connected | None) -> CallerInput | ResumeAt | None:
         assert self.link is not None
@@ -398,3 +374,35 @@ async def _drain(leg: CallMedia) -> None:
         pass
 
 
+
+
+async def link_for(call: Any, owner: HandoffService, action: Transfer,
+                   previous: list[PreviousCall], channel: Literal["voice", "chat"] = "voice"
+                   ) -> CallLink:
+    """The routing link of a call (``CallSession``) or chat (``ChatSession``) that asked for
+    a human: its handoff packet (with the hotline's CRM answer, if any) and route request."""
+    call_id = call.info.call_id
+    handoff = next((e for _, e in reversed(call.events.typed)
+                    if isinstance(e, HandoffRequested)), None)
+    if handoff is None:  # the conversation logs it first; never without it
+        handoff = call.conversation.handoff_packet(action)
+    state = call.state
+    slots = dict(state.slots) if state else {}
+    crm: dict[str, Any] = {}
+    live = owner.live
+    hotline = live.service.routing.config.hotline(call.info.hotline_number)
+    if hotline is not None and hotline.crm is not None:
+        crm, event, problem = await ask_crm(
+            hotline.crm, owner.http, caller_number=call.info.caller_number,
+            hotline_number=call.info.hotline_number, intent=handoff.intent, slots=slots)
+        if event is not None:
+            call.events.emit(event)
+        if problem is not None:
+            call.events.emit(CallError(reason="crm_unavailable", detail=problem[:300],
+                                       where="crm"))
+    packet = build_packet(handoff, call_id=call_id, hotline_number=call.info.hotline_number,
+                          caller_number=call.info.caller_number, locale=call.locale,
+                          state=state, typed=list(call.events.typed), previous=previous,
+                          crm=crm, at=live.now(), channel=channel)
+    request = route_request(packet, action, previous)
+    return CallLink(call_id, request, packet, call.events.emit)

@@ -228,6 +228,13 @@ TABLE: list[Bad] = [
         404, "no action"),
     Bad("POST /v1/desk/calls/{call_id}/actions/{action}", "/v1/desk/calls/x/actions/hold",
         409, "not on call"),
+    Bad("POST /v1/desk/calls/{call_id}/actions/{action}",  # a chat message: text required
+        "/v1/desk/calls/x/actions/message", 422, "at least 1 character", body={"text": ""}),
+    Bad("POST /v1/desk/calls/{call_id}/actions/{action}",  # and within the chat's limit
+        "/v1/desk/calls/x/actions/message", 422, "at most 1000 characters",
+        body={"text": "x" * 1001}),
+    Bad("POST /v1/desk/calls/{call_id}/actions/{action}",
+        "/v1/desk/calls/x/actions/message", 409, "not on call", body={"text": "hi"}),
     Bad("GET /v1/desk/calls/{call_id}/draft", "/v1/desk/calls/nope/draft", 404, "no call"),
     Bad("POST /v1/desk/calls/{call_id}/wrapup", "/v1/desk/calls/nope/wrapup", 422,
         "disposition", body={}),

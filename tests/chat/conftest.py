@@ -19,13 +19,28 @@ from tests.helpers.chat_server import DEMO, Server, start_server, stop_server
 from tests.helpers.server import free_port
 
 TIMEOUT_S = 60.0
+OTHER_HOTLINE_ROUTING = """\
+version: 1
+agents:
+  li.na: {name: 李娜, languages: [zh], skills: {general: 5}}
+groups:
+  zh_service: {strategy: sequential, members: [li.na], skills: [general]}
+hotlines:
+  - number: "4000000001"
+    flow: demo_hotline
+    default: {group: zh_service}
+"""
 
 
 @pytest.fixture(scope="session")
 def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The demo hotline with the shipped intent model; short queue wait and detach time;
-    generous rate limits; a second origin (``host_origin``) allowed to embed the chat."""
+    generous rate limits; a second origin (``host_origin``) allowed to embed the chat. The
+    routing knows another hotline only, so a handed-over chat waits in the flow's queue
+    (routed chats, offered at the desk: ``tests/handoff/test_chat_handoff.py``)."""
     tmp = tmp_path_factory.mktemp("chat_demo")
+    routing = tmp / "routing.yaml"
+    routing.write_text(OTHER_HOTLINE_ROUTING, encoding="utf-8")
     host_port = free_port()
     origin = f"http://127.0.0.1:{host_port}"
     server = start_server(
@@ -33,7 +48,7 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         HOTLINE_CHAT_DETACH_S="4", HOTLINE_CHAT_ALLOWED_ORIGINS=json.dumps([origin]),
         HOTLINE_CHAT_IP_SESSIONS_PER_MINUTE="10000",
         HOTLINE_CHAT_IP_MESSAGES_PER_MINUTE="100000",
-        HOTLINE_CHAT_MESSAGES_PER_MINUTE="10000",
+        HOTLINE_CHAT_MESSAGES_PER_MINUTE="10000", HOTLINE_ROUTING_FILE=str(routing),
     )
     server.host_origin = origin
     try:

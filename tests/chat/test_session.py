@@ -63,9 +63,9 @@ async def test_a_chat_whose_record_cannot_be_created_apologizes_and_spools_it(
 async def test_a_visitor_who_types_and_ends_in_the_same_instant_gets_the_end_at_once(
         tmp_path: Path) -> None:
     """The end and a message right behind it land in one event-loop step (a burst on a
-    loaded box): the chat ends then, as caller_hangup. (On Python 3.11, ``asyncio.wait_for`` around the
-    inbox read swallowed the chat's cancellation here: the chat went on waiting for input
-    until the no-input timeout, and the visitor never got the end.)"""
+    loaded box): the chat ends then, as caller_hangup. (On Python 3.11, ``asyncio.wait_for``
+    around the inbox read swallowed the chat's cancellation here: the chat went on waiting
+    for input until the no-input timeout, and the visitor never got the end.)"""
     settings = Settings(data_dir=tmp_path / "data", log_json=False, chat_no_input_s=120)
     db, repo = await open_storage(settings)
     try:

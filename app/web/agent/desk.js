@@ -97,6 +97,7 @@
         desk.offer = null; $("card").hidden = true; stopCountdown();
       }
     } else if (m.type === "connected") onCall(m);
+    else if (m.type === "talk_ended" && m.call_id === desk.callId) callOver();
     else if (m.type === "call_event" && m.event.call_id === desk.callId) live(m.event);
   }
 
@@ -107,7 +108,8 @@
     desk.offer = m;
     desk.callId = m.call_id;
     showPacket(m.packet);
-    $("card-title").textContent = t("incoming");
+    desk.chat = m.packet.channel === "chat";  // answered by typing: no microphone
+    $("card-title").textContent = t(desk.chat ? "incomingChat" : "incoming");
     $("ring-actions").hidden = false;
     $("call-actions").hidden = true;
     $("live").textContent = "";
@@ -154,7 +156,7 @@
   }
 
   function live(e) {
-    if (e.type === "transcript" && e.is_final) addTurn($("live"), e.speaker, e.text);
+    if (e.type === "transcript" && e.is_final) addTurn($("live"), e.speaker || "caller", e.text);
     else if (e.type === "sentiment") {
       const last = $("live").lastElementChild;
       if (last) { const s = document.createElement("span"); s.className = e.score < 0 ? "neg" : "pos"; s.textContent = ` [${e.label} ${e.score.toFixed(2)}]`; last.append(s); }
@@ -176,6 +178,10 @@
   $("answer").addEventListener("click", async () => {
     const offer = desk.offer;
     if (!offer) return;
+    if (desk.chat) {
+      try { await api("POST", `/v1/desk/offers/${offer.offer_id}/answer`, {}); } catch (err) { say(err.message); }
+      return;
+    }
     try {
       desk.mic = await navigator.mediaDevices.getUserMedia({ audio: true });
     } catch (err) { say(t("noMic") + err.message); return; }
@@ -204,10 +210,24 @@
     desk.callId = m.call_id;
     desk.held = desk.muted = false;
     stopCountdown();
-    $("card-title").textContent = t("oncall");
+    desk.chat = m.channel === "chat";
+    $("card-title").textContent = t(desk.chat ? "onchat" : "oncall");
     $("ring-actions").hidden = true;
     $("call-actions").hidden = false;
+    $("hold").hidden = $("mute").hidden = desk.chat;
+    $("chat-form").hidden = !desk.chat;
+    if (desk.chat) $("chat-text").focus();
   }
+
+  $("chat-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const text = $("chat-text").value.trim();
+    if (!text || !desk.callId) return;
+    try {
+      await api("POST", `/v1/desk/calls/${desk.callId}/actions/message`, { text });
+      $("chat-text").value = "";
+    } catch (err) { say(err.message); }
+  });
 
   async function act(action) {
     try { return await api("POST", `/v1/desk/calls/${desk.callId}/actions/${action}`, {}); } catch (err) { say(err.message); return null; }
@@ -231,6 +251,7 @@
     desk.offer = null;
     hangupMedia();
     $("call-actions").hidden = true;
+    $("chat-form").hidden = true;
     const select = $("disposition");
     select.textContent = "";
     for (const [code, label] of Object.entries(desk.dispositions)) {

@@ -14,6 +14,7 @@ window.deskI18n = (function () {
     previous: "Earlier calls", bot: "Bot", agent: "Agent", saved: "Wrap-up saved",
     state_offline: "offline", state_available: "available", state_ringing: "ringing",
     state_on_call: "on call", state_wrap_up: "wrap-up", state_away: "away",
+    incomingChat: "Incoming chat", onchat: "In a chat", send: "Send", customer: "Customer",
     badLogin: "Sign-in failed", noMic: "No microphone: ", notAgent: "This user is not an agent",
   };
   const zh = {
@@ -29,6 +30,7 @@ window.deskI18n = (function () {
     previous: "历史来电", bot: "机器人", agent: "坐席", saved: "已保存",
     state_offline: "离线", state_available: "空闲", state_ringing: "振铃",
     state_on_call: "通话中", state_wrap_up: "话后处理", state_away: "小休",
+    incomingChat: "在线咨询", onchat: "对话中", send: "发送", customer: "访客",
     badLogin: "登录失败", noMic: "无法使用麦克风：", notAgent: "该用户不是坐席",
   };
   const lang = (navigator.language || "en").toLowerCase().startsWith("zh") ? "zh" : "en";

@@ -12,6 +12,7 @@
       typing: "正在输入…", connecting: "正在连接…", reconnecting: "连接中断，正在重新连接…",
       ended: "对话已结束", failed: "无法开始对话：", restart: "开始新对话",
       tooLong: "消息太长（最多 {n} 个字）", you: "您", bot: "客服",
+      joined: "人工客服 {name} 为您服务", left: "人工客服 {name} 已结束对话",
     },
     en: {
       title: "Chat with us", send: "Send", end: "End chat", placeholder: "Type your message…",
@@ -19,6 +20,7 @@
       typing: "Typing…", connecting: "Connecting…", reconnecting: "Connection lost, reconnecting…",
       ended: "The chat has ended", failed: "Could not start the chat: ", restart: "New chat",
       tooLong: "Message too long (at most {n} characters)", you: "You", bot: "Assistant",
+      joined: "{name} (agent) joined the chat", left: "{name} (agent) left the chat",
     },
   };
   const params = new URLSearchParams(location.search);
@@ -156,13 +158,17 @@
 
   function handle(msg) {
     if (msg.type === "message") {
-      const who = msg.from === "user" ? "user" : "bot";
+      const who = msg.from === "user" ? "user" : msg.from === "agent" ? "agent" : "bot";
       chat.messages.push({ from: who, text: String(msg.text), button: msg.button || null });
       line(who, String(msg.text));
     } else if (msg.type === "ask") {
       showAsk(msg);
     } else if (msg.type === "typing") {
       ui.typing.hidden = !msg.on;
+    } else if (msg.type === "agent") {  // an agent joined or left (their name as text)
+      const said = (msg.event === "joined" ? t.joined : t.left).replace("{name}", String(msg.name || ""));
+      chat.messages.push({ from: "agent", text: said, button: null });
+      line("notice", said);
     } else if (msg.type === "queue") {
       chat.messages.push({ from: "queue", text: String(msg.text || ""), button: null });
       if (msg.text) line("notice", String(msg.text));
