@@ -180,6 +180,7 @@ TABLE: list[Bad] = [
     Bad("GET /v1/reports/export/calls.csv", "/v1/reports/export/calls.csv?start=2026-02-01"
         "T00:00:00Z&end=2026-01-01T00:00:00Z", 422, "must be after start"),
     Bad("GET /v1/monitor", "/v1/monitor?x=%ff", 200),
+    Bad("GET /v1/alerts", "/v1/alerts?x=%ff", 200),
     Bad("GET /v1/inbox", "/v1/inbox?threshold=x", 422, "valid number"),
     Bad("POST /v1/inbox/labels", "/v1/inbox/labels", 404, "no call nope",
         body={"call_id": "nope", "seq": 1, "label": "out_of_scope"}),

@@ -68,6 +68,7 @@ MATRIX: dict[str, frozenset[str]] = {
     "POST /v1/calls/{call_id}/supervise": frozenset({A, S}),
     "POST /v1/calls/{call_id}/supervise/mode": frozenset({A, S}),
     "POST /v1/calls/{call_id}/supervise/leave": frozenset({A, S}),
+    "GET /v1/alerts": frozenset({A, S}),
     "GET /console/inbox": frozenset({A, N}),
     "GET /v1/inbox": frozenset({A, N}),
     "POST /v1/inbox/labels": frozenset({A, N}),

@@ -164,10 +164,18 @@ def test_supervisor_watches_a_live_call(console: Console, tmp_path: Path) -> Non
             b.sees("상담원", f"{call} .turns li.caller")
             b.wait(lambda: ["general", "1"] == b.text("#queues tbody tr").split()[:2],
                    "the caller waiting in queue general")
+            # waiting longer than the alert threshold (1 s here): the banner names the call,
+            # its row and its queue's row are highlighted
+            b.sees(session["session_id"], "#alerts.firing #alert-list li.alert")
+            assert "Caller waiting too long" in b.text("#alert-list")
+            b.find(f"{call}.alerted")
+            b.find('#queues tr.alerted[data-queue="general"]')
             ws.send(json.dumps({"type": "end"}))
             while json.loads(ws.recv(timeout=60))["type"] != "end":
                 pass
         b.wait(lambda: not driver.find_elements("css selector", call), "the call to end")
+        b.wait(lambda: not driver.find_elements("css selector", "#alerts.firing"),
+               "the alert cleared when the caller hung up")
 
 
 def test_admin_changes_a_rule_and_sees_explain_change(console: Console,

@@ -194,7 +194,49 @@ function liveRow(callId) {
   return row;
 }
 
+// alerts (app/alerts): the banner, and the call or queue row they name highlighted
+const alerts = new Map();
+
+function showAlert(event) {
+  if (event.state === "raised") alerts.set(event.alert_id, event);
+  else alerts.delete(event.alert_id);
+  drawAlerts();
+}
+
+function drawAlerts() {
+  const box = document.getElementById("alerts");
+  if (!box) return;
+  const list = document.getElementById("alert-list");
+  list.textContent = "";
+  for (const a of alerts.values()) {
+    const li = document.createElement("li");
+    li.className = "alert " + a.severity;
+    li.dataset.alert = a.alert_id;
+    li.title = a.detail || "";
+    li.textContent = (box.dataset["label" + a.kind[0].toUpperCase() + a.kind.slice(1)] || a.kind) + ": " +
+      [a.subject.queue, a.subject.call_id].filter(Boolean).join(" ") + " " + a.value + " " + a.unit +
+      " (" + box.dataset.labelThreshold + " " + a.threshold + ")";
+    list.append(li);
+  }
+  box.classList.toggle("firing", alerts.size > 0);
+  document.getElementById("alert-count").textContent = String(alerts.size);
+  const named = [...alerts.values()].map((a) => a.subject);
+  for (const [id, row] of calls) row.el.classList.toggle("alerted", named.some((s) => s.call_id === id));
+  for (const tr of document.querySelectorAll("#queues tbody tr")) {
+    tr.classList.toggle("alerted", named.some((s) => s.queue && s.queue === tr.dataset.queue));
+  }
+}
+
+async function loadAlerts() {
+  try {
+    const state = await send("GET", "/v1/alerts");
+    for (const a of state.active) alerts.set(a.alert_id, a);
+  } catch (e) { /* the live events still arrive */ }
+  drawAlerts();
+}
+
 function showEvent(event) {
+  if (event.type === "alert") { showAlert(event); return; }
   const row = liveRow(event.call_id);
   const el = row.el;
   if (event.type === "node_entered") el.querySelector(".node").textContent = "▸ " + event.node;
@@ -232,6 +274,7 @@ function monitor() {
   socket.addEventListener("message", (message) => showEvent(JSON.parse(message.data)));
   socket.addEventListener("open", () => { document.body.dataset.live = "open"; });
   socket.addEventListener("close", () => { document.body.dataset.live = "closed"; });
+  loadAlerts();
   refreshQueues();
 }
 
@@ -242,6 +285,7 @@ async function refreshQueues() {
     body.textContent = "";
     for (const q of state.queues) {
       const tr = document.createElement("tr");
+      tr.dataset.queue = q.queue;
       for (const v of [q.queue, q.waiting, q.longest_wait_s.toFixed(0) + " s"]) {
         const td = document.createElement("td");
         td.textContent = v;
@@ -264,6 +308,7 @@ async function refreshQueues() {
       if (!known || c.agent) showAgent(el, c.agent);
     }
     document.getElementById("active-count").textContent = String(calls.size);
+    drawAlerts();
   } catch (e) { /* shown on the next refresh */ }
   setTimeout(refreshQueues, 2000);
 }
