@@ -23,6 +23,8 @@ from app.api.console_ui import render
 from app.auth import CurrentPrincipal, Perm, client_ip, require
 from app.flows.admin_calendar import (
     FILE_NAME,
+    FIRST_YEAR,
+    LAST_YEAR,
     AdminCalendar,
     AdminCalendarFile,
     AdminEntry,
@@ -96,6 +98,9 @@ async def get_calendar(request: Request, today: Annotated[date | None, Query()] 
                        ) -> dict[str, Any]:
     """The entries, and whether holiday data covers ``today`` (default: today in China)
     and the 60 days after it."""
+    if today is not None and not FIRST_YEAR <= today.year <= LAST_YEAR:
+        raise HTTPException(422, [{"loc": ["query", "today"], "type": "value_error",
+                                   "msg": f"today is in {FIRST_YEAR}..{LAST_YEAR}"}])
     file = _file(request)
     calendar = await asyncio.to_thread(file.get)
     return {"entries": _entries(calendar), "problem": file.problem,

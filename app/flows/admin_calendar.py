@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 EntryKind = Literal["holiday", "closed", "makeup", "hours"]
 FILE_NAME = "calendar.yaml"
+FIRST_YEAR, LAST_YEAR = 2000, 2099
 
 
 def _check_range(text: str) -> None:
@@ -58,6 +59,8 @@ class AdminEntry(BaseModel):
 
 def entry_problem(entry: AdminEntry) -> tuple[str, str] | None:
     """(field, reason) when an entry does not fit its kind, else None."""
+    if not FIRST_YEAR <= entry.date.year <= LAST_YEAR:
+        return "date", f"a calendar date is in {FIRST_YEAR}..{LAST_YEAR}, got {entry.date}"
     if entry.kind == "holiday" and not entry.name.strip():
         return "name", "a holiday needs a name"
     if entry.kind == "makeup" and entry.date.weekday() < 5:

@@ -108,7 +108,8 @@ def test_a_broken_file_keeps_the_last_good_calendar(admin: AdminCalendarFile) ->
     admin.path.write_text("entries:\n  - {date: 2027-02-30, kind: holiday, name: y}\n",
                           encoding="utf-8")
     assert admin.get().on(THURSDAY) is not None
-    assert admin.problem is not None and "calendar.yaml: YAML error: day is out of range" in admin.problem
+    assert admin.problem is not None
+    assert "calendar.yaml: YAML error: day is out of range" in admin.problem
     admin.path.write_text("entries:\n  - {date: 2027-02-01, kind: holiday, name: y}\n"
                           "  - {date: 2027-02-01, kind: closed}\n", encoding="utf-8")
     admin.get()
