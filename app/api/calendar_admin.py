@@ -77,9 +77,12 @@ def coverage(calendar: AdminCalendar, today: date) -> dict[str, Any]:
             "warning": coverage_warning(today, admin_years=years)}
 
 
-def preview(request: Request, day: date) -> list[dict[str, Any]]:
+def _flows(request: Request) -> dict[str, Any]:
+    return getattr(request.app.state, "flows", None) or {}
+
+
+def preview(flows: dict[str, Any], day: date) -> list[dict[str, Any]]:
     """How each flow's calendar treats ``day`` (flows without a calendar are always open)."""
-    flows: dict[str, Any] = getattr(request.app.state, "flows", None) or {}
     out = []
     for flow_id, flow in sorted(flows.items()):
         cal: BusinessCalendar | None = getattr(flow, "calendar", None)
@@ -156,7 +159,7 @@ async def calendar_preview(request: Request, day: Annotated[date, Query(alias="d
     """What happens on ``date`` for each flow calendar: open/closed/holiday, its hours, and
     why (admin entry, the flow's closed dates, chinesecalendar, or weekly hours)."""
     _file(request).get()
-    return {"date": day.isoformat(), "calendars": await asyncio.to_thread(preview, request, day)}
+    return {"date": day.isoformat(), "calendars": await asyncio.to_thread(preview, _flows(request), day)}
 
 
 @router.get("/console/calendar", dependencies=[require(Perm.CONFIG_WRITE)],
@@ -170,7 +173,7 @@ async def calendar_page(request: Request, who: CurrentPrincipal,
         shown = date.fromisoformat(day) if day else _today() + timedelta(days=1)
     except ValueError:
         problem = f"date must look like 2027-01-01, got {day!r}"
-    rows = await asyncio.to_thread(preview, request, shown) if shown else []
+    rows = await asyncio.to_thread(preview, _flows(request), shown) if shown else []
     return render(request, "calendar.html", who, entries=_entries(calendar),
                   file_problem=file.problem, coverage=coverage(calendar, _today()),
                   preview=rows, day=shown.isoformat() if shown else day, problem=problem)

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from app.api.calendar_admin import preview
 from app.flows.admin_calendar import (
     AdminCalendar,
     AdminCalendarFile,
@@ -78,6 +79,19 @@ def test_admin_makeup_saturday_is_open_with_weekday_hours(
     assert day_kind(SATURDAY) == "makeup"
     with pytest.raises(ValueError, match="Saturday or Sunday; 2026-11-26 is a Thursday"):
         AdminEntry(date=THURSDAY, kind="makeup")
+
+
+def test_the_preview_says_why(admin: AdminCalendarFile, engine: FlowEngine) -> None:
+    admin.save(AdminCalendar(entries=[AdminEntry(date=SATURDAY, kind="makeup", name="补班")]))
+    rows = {r["date"]: r for d in (THURSDAY, SATURDAY, date(2026, 10, 1), date(2027, 5, 3))
+            for r in preview(engine.flows, d)}
+    assert (rows["2026-11-26"]["status"], rows["2026-11-26"]["source"]) == ("open", "weekly")
+    assert rows["2026-11-28"]["status"] == "open" and rows["2026-11-28"]["source"] == "admin"
+    assert rows["2026-11-28"]["hours"] == ["09:00-18:00"] and "补班" in rows["2026-11-28"]["why"]
+    assert (rows["2026-10-01"]["status"], rows["2026-10-01"]["source"]) == ("holiday",
+                                                                            "library")
+    assert "National Day" in rows["2026-10-01"]["why"]
+    assert "no PRC holiday data" in rows["2027-05-03"]["why"]
 
 
 def test_hours_entry_and_closed_date(admin: AdminCalendarFile, engine: FlowEngine) -> None:
