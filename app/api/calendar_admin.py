@@ -158,8 +158,8 @@ async def calendar_preview(request: Request, day: Annotated[date, Query(alias="d
                            ) -> dict[str, Any]:
     """What happens on ``date`` for each flow calendar: open/closed/holiday, its hours, and
     why (admin entry, the flow's closed dates, chinesecalendar, or weekly hours)."""
-    _file(request).get()
-    return {"date": day.isoformat(), "calendars": await asyncio.to_thread(preview, _flows(request), day)}
+    rows = await asyncio.to_thread(preview, _flows(request), day)
+    return {"date": day.isoformat(), "calendars": rows}
 
 
 @router.get("/console/calendar", dependencies=[require(Perm.CONFIG_WRITE)],
