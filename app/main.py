@@ -34,6 +34,7 @@ from app.api import auth as auth_api
 from app.api import calls as calls_api
 from app.api import console as console_api
 from app.api import inbox as inbox_api
+from app.api import agent_state as agent_state_api
 from app.api import monitor as monitor_api
 from app.api import reports as reports_api
 from app.api import supervise as supervise_api
@@ -123,6 +124,7 @@ def create_app(settings: Settings, *, base_url: str | None = None,
     app.include_router(console_api.router)
     app.include_router(console_api.static)
     app.include_router(monitor_api.router)
+    app.include_router(agent_state_api.router)
     app.include_router(supervise_api.router)
     app.include_router(inbox_api.router)
     app.include_router(config_pages.router)
