@@ -30,11 +30,11 @@ from app.api import (
     phone,
     webrtc,
 )
+from app.api import agent_state as agent_state_api
 from app.api import auth as auth_api
 from app.api import calls as calls_api
 from app.api import console as console_api
 from app.api import inbox as inbox_api
-from app.api import agent_state as agent_state_api
 from app.api import monitor as monitor_api
 from app.api import reports as reports_api
 from app.api import supervise as supervise_api
