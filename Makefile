@@ -29,7 +29,17 @@ test: setup
 	$(BIN)/ruff check app tests bench
 	$(BIN)/lint-imports --no-logo .importlinter
 	$(BIN)/mypy
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/pytest -q -ra
+	@# The multi-node suite (`-m scale`: Kamailio, Redis, PostgreSQL, several nodes; ~6 min,
+	@# mostly waiting on timers) runs beside the rest, in its own pytest and temp folder.
+	@export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1; scale_log=$$(mktemp); \
+	$(BIN)/pytest -q -ra -m scale --basetemp=$$(mktemp -d)/scale tests/scale >$$scale_log 2>&1 & \
+	scale=$$!; \
+	echo "pytest -q -ra -m 'not scale'   (and beside it: pytest -m scale tests/scale)"; \
+	$(BIN)/pytest -q -ra -m "not scale"; rest=$$?; \
+	wait $$scale; scaled=$$?; \
+	echo "--- the multi-node suite (pytest -m scale tests/scale), run beside the rest:"; \
+	cat $$scale_log; rm -f $$scale_log; \
+	test $$rest = 0 && test $$scaled = 0
 
 lint: setup
 	$(BIN)/ruff check app tests bench

@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from app.api import (
     accounts,
     agent_page,
+    alerts,
     chat,
     chat_page,
     config_pages,
@@ -28,6 +29,7 @@ from app.api import (
     health,
     landing,
     phone,
+    prompts,
     webrtc,
 )
 from app.api import agent_state as agent_state_api
@@ -69,6 +71,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state.auth = AuthService(settings, services.db, limits=state.limits)
     state.sip = services.sip  # started by build_services when sip_enabled
     state.handoff = services.handoff
+    state.alerts = services.alerts
     loop = asyncio.get_running_loop()
     EVENT_LOOP_TASKS.set_function(lambda: len(asyncio.all_tasks(loop)))
     try:
@@ -126,9 +129,11 @@ def create_app(settings: Settings, *, base_url: str | None = None,
     app.include_router(monitor_api.router)
     app.include_router(agent_state_api.router)
     app.include_router(supervise_api.router)
+    app.include_router(alerts.router)
     app.include_router(inbox_api.router)
     app.include_router(config_pages.router)
     app.include_router(flow_admin.router)
+    app.include_router(prompts.router)
     app.include_router(webrtc.router)
     app.include_router(phone.router)
     app.include_router(desk.router)

@@ -65,3 +65,10 @@ NODE_DRAINING = Gauge("hotline_node_draining", "1 while this node drains before 
 BUS_RECONNECTS = Counter(
     "hotline_event_bus_reconnects_total", "Times the shared event bus (Redis) reconnected"
 )
+
+# -- alerts (app/alerts)
+ALERTS_RAISED = Counter("hotline_alerts_raised_total", "Alerts raised, by kind", ["kind"])
+ALERT_WEBHOOKS = Counter(
+    "hotline_alert_webhooks_total",
+    "Alert webhook deliveries, by result (sent, failed after the retries, dropped)", ["result"],
+)

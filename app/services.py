@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from app.alerts.engine import AlertEngine, rolling_service_level
 from app.asr.engine import AsrEngine
 from app.asr.registry import ModelRegistry
 from app.call.bus import EventBus, LiveBus
@@ -77,6 +78,7 @@ class Services:
     liveness: NodeLiveness | None = None
     handoff: HandoffService | None = None  # routing to agents, the desks
     sip: Any = None  # app.sip.service.SipService when sip_enabled
+    alerts: AlertEngine | None = None  # SLA, long wait, sentiment (app/alerts)
 
     def use_flows(self, flows: dict[str, Any]) -> None:
         """Serve ``flows`` from now on (a flow version was activated): new calls take the
@@ -93,6 +95,8 @@ class Services:
         await self.calls.shutdown()
         if self.handoff is not None:
             await self.handoff.aclose()
+        if self.alerts is not None:
+            await self.alerts.aclose()
         if self.liveness is not None:
             await self.liveness.aclose()
         with contextlib.suppress(Exception):
@@ -255,6 +259,8 @@ async def build_services(settings: Settings, *, http_base_url: str | None = None
                         owns_asr=owns_asr, owns_nlu=owns_nlu, liveness=liveness)
     services.handoff = await start_handoff(services, clock)
     deps.handoff = services.handoff
+    services.alerts = AlertEngine(settings, bus, calls, rolling_service_level(db, settings), http)
+    await services.alerts.start()
     if settings.sip_enabled:  # SIP trunk + RTP media (app/sip): calls in, agents' phones out
         from app.sip.service import start_sip
 

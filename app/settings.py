@@ -11,8 +11,17 @@ import os
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -212,6 +221,48 @@ class Settings(BaseSettings):
     queue_max_wait_s: float = Field(default=120, gt=0)
     queue_position_every_s: float = Field(default=30, gt=0)
 
+    # -- alerts (app/alerts): the monitor's wall highlight, GET /v1/alerts, the webhook
+    alert_check_every_s: float = Field(
+        default=5.0, gt=0, le=300, description="how often the alert engine evaluates (it "
+        "also checks at once on a sentiment turn or a caller leaving a queue)")
+    alert_sla_enabled: bool = Field(default=True, description="alert on service level")
+    alert_sla_s: float = Field(default=20.0, gt=0, description="answered within this many "
+                               "seconds counts for the service level (as the waits report)")
+    alert_sla_target_pct: float = Field(
+        default=80.0, ge=0, le=100, description="alert when the service level over the "
+        "window falls below this")
+    alert_sla_clear_pct: float = Field(
+        default=85.0, ge=0, le=100, description="the alert clears once the service level is "
+        "back at or above this (hysteresis: >= alert_sla_target_pct)")
+    alert_sla_window_s: float = Field(default=1800.0, gt=0, le=86_400,
+                                      description="rolling window: calls started this long ago")
+    alert_sla_min_calls: int = Field(default=10, ge=1, description="no service-level alert "
+                                     "with fewer handed-off calls in the window")
+    alert_hold_enabled: bool = Field(default=True, description="alert on a long queue wait")
+    alert_hold_max_s: float = Field(default=60.0, gt=0,
+                                    description="a caller waiting in a queue longer than this")
+    alert_sentiment_enabled: bool = Field(default=True,
+                                          description="alert on a live call's falling sentiment")
+    alert_sentiment_below: float = Field(
+        default=-0.5, ge=-1.0, le=1.0, description="a live call's latest sentiment score "
+        "(-1..1) below this")
+    alert_sentiment_drop: float = Field(
+        default=0.8, gt=0, le=2.0, description="or fallen by at least this from the call's "
+        "best earlier turn")
+    alert_recent_max: int = Field(default=200, ge=1, le=10_000,
+                                  description="raised/cleared alerts kept for GET /v1/alerts")
+    alert_webhook_url: str | None = Field(
+        default=None, description="http(s) URL each raised and cleared alert is POSTed to "
+        "as JSON; None: no webhook")
+    alert_webhook_secret: SecretStr | None = Field(
+        default=None, description="signs the webhook body: X-Hotline-Signature: "
+        "sha256=<hex HMAC-SHA256 of the body>")
+    alert_webhook_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    alert_webhook_retries: int = Field(default=3, ge=0, le=10,
+                                       description="tries after the first failure")
+    alert_webhook_backoff_s: float = Field(default=1.0, ge=0, le=60, description="wait before "
+                                           "the first retry, doubled before each next one")
+
     # -- web chat (/chat, /v1/chat)
     chat_allowed_origins: list[str] = Field(
         default_factory=list, description="other sites that may embed the chat widget or call "
@@ -295,6 +346,25 @@ class Settings(BaseSettings):
         default_factory=lambda: ["admin"], description="roles that see the other kinds "
         "(phone numbers) in clear in API and desk output; everyone else sees them masked",
     )
+
+    @field_validator("alert_sla_clear_pct")
+    @classmethod
+    def _clear_above_target(cls, value: float, info: ValidationInfo) -> float:
+        target = info.data.get("alert_sla_target_pct")
+        if target is not None and value < target:
+            raise ValueError(f"alert_sla_clear_pct ({value:g}) must be at least "
+                             f"alert_sla_target_pct ({target:g}), or the alert would flap")
+        return value
+
+    @field_validator("alert_webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"alert_webhook_url must be an absolute http(s) URL, got {value!r}")
+        return value
 
     @field_validator("auth_bootstrap_token")
     @classmethod

@@ -23,6 +23,7 @@ from app.auth import CurrentPrincipal, Perm, client_ip, require
 from app.log import get_logger
 from app.nlu.gate import train_gated
 from app.nlu.intents import OUT_OF_SCOPE, IntentFileError
+from app.nlu.progress import TrainingProgress
 from app.nlu.text import base_locale
 from app.reports.filters import ReportFilter
 from app.reports.inbox import InboxItem, Label, LabelStore, inbox_items, now_iso
@@ -51,10 +52,13 @@ class RetrainJob:
     started_at: str | None = None
     result: dict[str, Any] = field(default_factory=dict)
     task: asyncio.Task[None] | None = None
+    progress: TrainingProgress = field(default_factory=TrainingProgress)
 
     def as_json(self) -> dict[str, Any]:
+        """``progress``: phase, phase_index of phases, step of total (epochs, examples,
+        models evaluated), percent overall (100 when done)."""
         return {"state": self.state, "summary": self.summary, "started_at": self.started_at,
-                "result": self.result}
+                "result": self.result, "progress": self.progress.snapshot()}
 
 
 def _store(request: Request) -> LabelStore:
@@ -169,6 +173,7 @@ async def retrain(body: RetrainIn, request: Request, who: CurrentPrincipal) -> d
     if job.state == "running":
         raise HTTPException(409, "a retraining is already running")
     job.state, job.summary, job.result = "running", "training…", {}
+    job.progress = TrainingProgress()
     job.started_at = datetime.now(UTC).isoformat()
     await request.app.state.auth.audit(who, "intents.retrain", "intent_model",
                                        after={"reason": body.reason}, ip=client_ip(request))
@@ -182,7 +187,7 @@ async def _run(state: Any, job: RetrainJob) -> None:
     try:
         result = await asyncio.to_thread(
             train_gated, settings.intents_dir, settings.intent_model_path,
-            settings.data_dir / "intent-candidates", settings)
+            settings.data_dir / "intent-candidates", settings, job.progress)
         job.result = asdict(result)
         if result.activated and state.nlu is not None:
             await asyncio.to_thread(state.nlu.reload)

@@ -101,4 +101,6 @@ async def monitor_state(request: Request, who: CurrentPrincipal) -> dict[str, An
 @router.get("/console/monitor", dependencies=[require(Perm.MONITOR)],
             response_class=HTMLResponse, include_in_schema=False)
 async def monitor_page(request: Request, who: CurrentPrincipal) -> Response:
-    return render(request, "monitor.html", who)
+    engine = request.app.state.alerts
+    active = engine.book.view()["active"] if engine is not None else []
+    return render(request, "monitor.html", who, alerts=active)

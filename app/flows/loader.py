@@ -170,6 +170,11 @@ def node_targets(node: Node) -> list[tuple[Path_, str]]:
     return out
 
 
+def walk_prompts(flow: Flow) -> Iterator[tuple[Path_, Prompt]]:
+    """Every prompt of ``flow`` with its path in the file (("nodes", "menu", "prompt"))."""
+    return _walk_prompts(flow, ())
+
+
 def _walk_prompts(value: Any, path: Path_) -> Iterator[tuple[Path_, Prompt]]:
     if isinstance(value, Prompt):
         yield path, value

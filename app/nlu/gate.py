@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from app.nlu.evaluate import evaluate, load_eval_files, summary
-from app.nlu.pipeline import open_classifier, train_folder
+from app.nlu.intents import load_intents
+from app.nlu.pipeline import DEFAULT_CONFIG, open_classifier, train_folder
+from app.nlu.progress import TrainingProgress
 from app.nlu.store import POINTER, current_model_dir
 from app.settings import Settings
 
@@ -42,18 +44,26 @@ def by_locale(model: Path, heldout: Any, settings: Settings) -> dict[str, dict[s
 
 
 def train_gated(data_dir: Path, model_root: Path, candidates_root: Path,
-                settings: Settings) -> GateResult:
+                settings: Settings, progress: TrainingProgress | None = None) -> GateResult:
     """Train ``data_dir`` into ``candidates_root``, compare with ``model_root``'s current
-    model on the held-out files, and activate the candidate if it does not regress."""
+    model on the held-out files, and activate the candidate if it does not regress.
+    ``progress`` follows it: embedding, training each locale, evaluating."""
+    progress = progress or TrainingProgress()
     files = sorted((data_dir / "tests").glob("*.y*ml"))
     if not files:
         raise ValueError(f"no held-out test files under {data_dir / 'tests'}: nothing to "
                          "gate a new model on")
     heldout = load_eval_files(files)
-    folder = train_folder(data_dir, candidates_root, settings)
-    candidate = by_locale(folder, heldout, settings)
+    catalog = load_intents(data_dir)
+    progress.expect(int(DEFAULT_CONFIG.use_embeddings) + len(catalog.locales()) + 1)
+    folder = train_folder(data_dir, candidates_root, settings, progress=progress,
+                          catalog=catalog)
     serving = current_model_dir(model_root)
+    progress.start("evaluating on the held-out files", 1 + (serving is not None))
+    candidate = by_locale(folder, heldout, settings)
+    progress.advance()
     current = by_locale(serving, heldout, settings) if serving is not None else {}
+    progress.advance()
     floors = _floors(settings)
     figures: dict[str, dict[str, dict[str, float]]] = {}
     problems: list[str] = []
@@ -73,6 +83,7 @@ def train_gated(data_dir: Path, model_root: Path, candidates_root: Path,
                         current_version=serving.name if serving else None, figures=figures)
     if result.activated:
         activate(folder, model_root)
+    progress.finish()
     return result
 
 

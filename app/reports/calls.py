@@ -227,20 +227,33 @@ def waits(s: Session, f: ReportFilter, ctx: Context) -> Report:
     handed = int(s.scalar(select(func.count(CallRow.handoff_target)).where(*conds)) or 0)
     asa: float | None = None
     sla: float | None = None
-    if ctx.has_agent_columns:
+    counts = service_level_counts(s, f, ctx)
+    if counts is not None:
         col = CallRow.__table__.c
-        answered = col["answered_by"].is_not(None)
-        got = s.execute(select(func.avg(col["wait_s"]), func.count(),
-                               func.sum(case((col["wait_s"] <= ctx.sla_s, 1), else_=0)))
-                        .where(*conds, answered)).one()
-        asa = round(float(got[0]), 2) if got[0] is not None else None
-        sla = pct(int(got[2] or 0), handed)
+        got = s.scalar(select(func.avg(col["wait_s"]))
+                       .where(*conds, col["answered_by"].is_not(None)))
+        asa = round(float(got), 2) if got is not None else None
+        sla = pct(*counts)
     bins = dict.fromkeys(ABANDON_EDGES_S, 0)
     for w in abandoned_waits:
         bins[max(e for e in ABANDON_EDGES_S if e <= w or e == 0)] += 1
     short = sum(1 for w in abandoned_waits if w < ctx.short_abandon_s)
     return waits_report(WaitCounts(bins, len(abandoned_waits), sum(abandoned_waits), short,
                                    timeouts, handed, asa, sla), ctx)
+
+
+def service_level_counts(s: Session, f: ReportFilter, ctx: Context) -> tuple[int, int] | None:
+    """The service level's two counts: (calls an agent answered within ``ctx.sla_s``,
+    handed-off calls); None without the agent columns. The waits report and the alerts'
+    rolling service level (``app.alerts``) both use it."""
+    if not ctx.has_agent_columns:
+        return None
+    conds = f.conditions()
+    col = CallRow.__table__.c
+    handed = int(s.scalar(select(func.count(CallRow.handoff_target)).where(*conds)) or 0)
+    within = s.scalar(select(func.count()).select_from(CallRow).where(
+        *conds, col["answered_by"].is_not(None), col["wait_s"] <= ctx.sla_s))
+    return int(within or 0), handed
 
 
 def waits_report(c: WaitCounts, ctx: Context) -> Report:

@@ -26,6 +26,7 @@ from app.tts.cache import PromptCache, cache_key
 from app.tts.errors import TtsError
 from app.tts.normalize import normalize
 from app.tts.pool import DEFAULT_WORKER_ENTRY, PoolStats, WorkerPool
+from app.tts.recordings import RecordedPrompts
 from app.tts.runs import split_runs
 from app.tts.text import check_text, check_voice_can_read, speakable, split_segments
 
@@ -49,6 +50,7 @@ class TtsStats:
     cache_misses: int = 0
     corrupt_entries: int = 0
     prompt_conversions: int = 0
+    recorded_prompts: int = 0  # texts said by an uploaded recording instead of the voice
     silent_renders: int = 0
     uncached_renders: int = 0  # sentences with caller data, rendered and never stored
 
@@ -94,6 +96,7 @@ class TtsService:
         self.voices: dict[str, str] = {}  # locale -> espeak-ng voice name
         self.missing_voices: dict[str, str] = {}  # locale -> configured voice not installed
         self._prompts: dict[tuple[str, int, int, int], Pcm] = {}
+        self.recordings = RecordedPrompts(settings.data_dir / "prompt-recordings")
 
     @property
     def worker_stats(self) -> PoolStats:
@@ -161,11 +164,12 @@ class TtsService:
         return pieces
 
     async def synthesize(
-        self, text: str, locale: str, sample_rate_hz: int, *, cache: bool = True
+        self, text: str, locale: str, sample_rate_hz: int, *, cache: bool = True,
+        recorded: bool = True,
     ) -> Pcm:
         """The whole utterance at ``sample_rate_hz`` (cached per sentence unless ``cache``
-        is False)."""
-        pcm, _ = await self._render_text(text, locale, sample_rate_hz, cache)
+        is False; an uploaded recording of the text unless ``recorded`` is False)."""
+        pcm, _ = await self._render_text(text, locale, sample_rate_hz, cache, recorded)
         return pcm
 
     async def stream(
@@ -176,6 +180,11 @@ class TtsService:
         Close it when abandoning it early (``contextlib.aclosing``) so the prefetch stops.
         """
         check_rate(sample_rate_hz)
+        recorded = await self.recorded(text, locale, sample_rate_hz) if cache else None
+        if recorded is not None:
+            for chunk in frames(recorded.data, sample_rate_hz):
+                yield chunk
+            return
         pieces = self.plan(text, locale)
         step = sample_rate_hz * FRAME_MS // 1000 * SAMPLE_WIDTH_BYTES
         rest, ts_ms = b"", 0
@@ -229,6 +238,20 @@ class TtsService:
         self._prompts[key] = pcm
         return pcm
 
+    async def recorded(self, text: str, locale: str, sample_rate_hz: int) -> Pcm | None:
+        """The uploaded recording of exactly ``text`` in ``locale`` (``app.tts.recordings``)
+        at ``sample_rate_hz``, or ``None`` when the text is to be synthesized."""
+        key = self.locale_key(locale)
+        try:
+            path = await asyncio.to_thread(self.recordings.find, key, text)
+        except (OSError, ValueError, TypeError) as exc:
+            get_logger().warning("tts_recordings_unreadable", why=str(exc))
+            return None
+        if path is None:
+            return None
+        self.stats.recorded_prompts += 1
+        return await self.prompt_wav(path, sample_rate_hz)
+
     async def prerender(self, items: list[tuple[str, str]], sample_rate_hz: int) -> int:
         """Render (text, locale) prompts into the cache; returns how many were not cached."""
         rendered = 0
@@ -241,9 +264,14 @@ class TtsService:
         return rendered
 
     async def _render_text(
-        self, text: str, locale: str, sample_rate_hz: int, cache: bool = True
+        self, text: str, locale: str, sample_rate_hz: int, cache: bool = True,
+        recorded: bool = True,
     ) -> tuple[Pcm, int]:
         check_rate(sample_rate_hz)
+        found = await self.recorded(text, locale, sample_rate_hz) if cache and recorded \
+            else None
+        if found is not None:
+            return found, 0
         pieces = self.plan(text, locale)
         parts: list[bytes] = []
         misses = 0

@@ -69,6 +69,7 @@ MATRIX: dict[str, frozenset[str]] = {
     "POST /v1/calls/{call_id}/supervise": frozenset({A, S}),
     "POST /v1/calls/{call_id}/supervise/mode": frozenset({A, S}),
     "POST /v1/calls/{call_id}/supervise/leave": frozenset({A, S}),
+    "GET /v1/alerts": frozenset({A, S}),
     "GET /console/inbox": frozenset({A, N}),
     "GET /v1/inbox": frozenset({A, N}),
     "POST /v1/inbox/labels": frozenset({A, N}),
@@ -81,6 +82,11 @@ MATRIX: dict[str, frozenset[str]] = {
     "GET /v1/config/flows/{flow_id}/versions": frozenset({A}),
     "POST /v1/config/flows/{flow_id}/versions/{version}/activate": frozenset({A}),
     "POST /v1/config/flows/{flow_id}/rollback": frozenset({A}),
+    "GET /console/prompts": frozenset({A}),
+    "GET /v1/config/prompts": frozenset({A}),
+    "GET /v1/config/prompts/play": frozenset({A}),
+    "POST /v1/config/prompts/{key}/recording": frozenset({A}),
+    "DELETE /v1/config/prompts/{key}/recording": frozenset({A}),
     "POST /v1/webrtc/offer": EVERYONE,
     "GET /v1/webrtc/config": EVERYONE,
     "GET /phone": EVERYONE,
@@ -109,7 +115,8 @@ MATRIX: dict[str, frozenset[str]] = {
 NEED_A_MODEL = frozenset({"POST /v1/intents/reload", "POST /v1/inbox/retrain"})
 PATH_VALUES = {"{name}": "nobody", "{token_id}": "999999", "{call_id}": "nope",
                "{order_number}": "4567", "{session_id}": "nope", "{offer_id}": "nope",
-               "{action}": "hold", "{agent_id}": "nope", "{flow_id}": "nope", "{version}": "7"}
+               "{action}": "hold", "{agent_id}": "nope", "{flow_id}": "nope", "{version}": "7",
+               "{key}": "0123456789abcdef0123"}
 
 
 @pytest_asyncio.fixture

@@ -69,7 +69,9 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     proc = serve_ko(tmp, port, HOTLINE_ASR_MODELS="{}", HOTLINE_LOG_JSON="false",
                     HOTLINE_INTENT_MODEL_DIR=str(tmp / "no-intent-model"),
                     HOTLINE_MODELS_SEED_DIR=str(tmp / "no-seed"),
-                    HOTLINE_INTENTS_DIR=str(intents), HOTLINE_AUTH_LOGIN_RATE="1000/minute")
+                    HOTLINE_INTENTS_DIR=str(intents), HOTLINE_AUTH_LOGIN_RATE="1000/minute",
+                    # the monitor's browser test sees a waiting caller's alert
+                    HOTLINE_ALERT_HOLD_MAX_S="1", HOTLINE_ALERT_CHECK_EVERY_S="0.5")
     try:
         asyncio.run(wait_ready(url, proc))
         db = Database(f"sqlite:///{tmp / 'data' / 'hotline.db'}")

@@ -164,10 +164,18 @@ def test_supervisor_watches_a_live_call(console: Console, tmp_path: Path) -> Non
             b.sees("상담원", f"{call} .turns li.caller")
             b.wait(lambda: ["general", "1"] == b.text("#queues tbody tr").split()[:2],
                    "the caller waiting in queue general")
+            # waiting longer than the alert threshold (1 s here): the banner names the call,
+            # its row and its queue's row are highlighted
+            b.sees(session["session_id"], "#alerts.firing #alert-list li.alert")
+            assert "Caller waiting too long" in b.text("#alert-list")
+            b.find(f"{call}.alerted")
+            b.find('#queues tr.alerted[data-queue="general"]')
             ws.send(json.dumps({"type": "end"}))
             while json.loads(ws.recv(timeout=60))["type"] != "end":
                 pass
         b.wait(lambda: not driver.find_elements("css selector", call), "the call to end")
+        b.wait(lambda: not driver.find_elements("css selector", "#alerts.firing"),
+               "the alert cleared when the caller hung up")
 
 
 def test_admin_changes_a_rule_and_sees_explain_change(console: Console,
@@ -200,3 +208,35 @@ def test_admin_changes_a_rule_and_sees_explain_change(console: Console,
                               original)
         b.find("#routing-save").click()
         b.sees("rule 7 'beijing' matched: group beijing", "#plan")
+
+
+def test_admin_plays_a_prompt_and_replaces_it_with_a_recording(console: Console,
+                                                              tmp_path: Path) -> None:
+    """Play renders the greeting through the real TTS into the page's player; an uploaded
+    recording is listed, played instead of the voice, then removed."""
+    from app.auth import Role
+    from app.auth.service import SESSION_COOKIE
+    from app.tts.recordings import prompt_key
+    from tests.console.test_prompts import tone_wav
+
+    row = f'tr.prompt[data-key="{prompt_key("ko", "안녕하세요 이 통화는 녹음됩니다")}"]'
+    take = tmp_path / "greeting.wav"
+    take.write_bytes(tone_wav(700, 1.5))
+    with chromium() as driver:
+        b = Browser(driver, console.url, tmp_path)
+        driver.get(f"{console.url}/console/login")
+        cookie = console.roles[Role.ADMIN].cookies[SESSION_COOKIE]
+        driver.add_cookie({"name": SESSION_COOKIE, "value": cookie, "path": "/"})
+        driver.get(f"{console.url}/console/prompts")
+        b.find(f'{row} button.play[data-source="call"]').click()
+        b.sees("tts", f"{row} .status")
+        b.wait(lambda: (b.find(f"{row} audio.preview").get_attribute("src") or ""
+                        ).startswith("blob:"), "the rendered prompt in the player")
+        b.find(f'{row} input[type="file"]').send_keys(str(take))
+        b.find(f"{row} form.upload-recording button").click()
+        b.sees("✓ 1.5 s", f"{row} .recorded")  # the page reloaded with it
+        b.find(f'{row} button.play[data-source="call"]').click()
+        b.sees("recording", f"{row} .status")
+        b.find(f"{row} button.remove-recording").click()
+        b.wait(lambda: not driver.find_elements("css selector", f"{row} .recorded"),
+               "the recording removed")

@@ -85,21 +85,44 @@ async def label_all(client: httpx.AsyncClient, url: str, repo: CallRepository,
 
 
 async def retrain(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
+    """Start a retraining and follow its progress through the status until it ends: the
+    percent never goes back, from 0 at the start to 100 at the end."""
     started = await client.post(f"{url}/v1/inbox/retrain", headers=ADMIN,
                                 json={"reason": "new labels"})
     assert started.status_code == 202, started.text
+    assert started.json()["progress"]["percent"] == 0
     again = await client.post(f"{url}/v1/inbox/retrain", headers=ADMIN,
                               json={"reason": "twice"})
     assert again.status_code == 409
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 600
+    seen: list[dict[str, Any]] = []
     while loop.time() < deadline:
         job: dict[str, Any] = (await client.get(f"{url}/v1/inbox/retrain",
                                                 headers=ADMIN)).json()
+        seen.append(job["progress"])
         if job["state"] != "running":
+            check_progress(seen)
             return job
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.2)  # the console page polls too; the end is the condition
     raise AssertionError("retraining did not finish in 600 s")
+
+
+def check_progress(seen: list[dict[str, Any]]) -> None:
+    percents = [p["percent"] for p in seen]
+    assert percents == sorted(percents), percents
+    assert all(0 <= p < 100 for p in percents[:-1]) and percents[-1] == 100, percents
+    for p in seen:
+        assert 0 <= p["step"] <= p["total"] or p["total"] == 0, p
+        assert p["phase_index"] <= p["phases"], p
+    last = seen[-1]
+    phases = [d["phase"] for d in last["done"]]
+    # the real training's phases, each run to its total: embedding, the English heads
+    # (epochs of every fold and the final fit), the evaluation of both models
+    assert phases[0] == "embedding examples" and phases[-1].startswith("evaluating"), phases
+    training = [d for d in last["done"] if d["phase"].startswith("training en")]
+    assert len(training) == 1 and training[0]["total"] >= 30, last["done"]
+    assert last["done"][-1]["total"] == 2 and last["phases"] == len(phases) == 3
 
 
 async def test_retrain_is_gated_on_the_held_out_files(
@@ -118,6 +141,8 @@ async def test_retrain_is_gated_on_the_held_out_files(
         assert activated is not None and activated.name == good["result"]["candidate"]
         assert app.state.nlu.version == activated.name  # the server serves it now
         assert app.state.nlu.predict("where is my stuff", "en").intent == "order_status"
+        page = await client.get(f"{url}/console/inbox", headers=ADMIN)
+        assert '<progress id="training-progress" max="100" value="100.0">' in page.text
 
         await label_all(client, url, app.state.repo, POISON, "poison")
         bad = await retrain(client, url)

@@ -83,6 +83,16 @@ function inbox() {
   }
 }
 
+function showProgress(progress) {
+  const bar = document.getElementById("training-progress");
+  const label = document.getElementById("training-phase");
+  if (!bar || !progress) return;
+  bar.value = progress.percent;
+  bar.textContent = progress.percent + "%";
+  label.textContent = progress.phase ? `${progress.phase} (${progress.phase_index}/${progress.phases}): `
+    + `${progress.step}/${progress.total} · ${progress.percent}%` : "";
+}
+
 async function pollTraining() {
   const box = document.getElementById("training");
   const retrain = document.getElementById("retrain");
@@ -90,7 +100,8 @@ async function pollTraining() {
     const job = await send("GET", "/v1/inbox/retrain");
     box.textContent = job.summary;
     box.dataset.state = job.state;
-    if (job.state === "running") { setTimeout(pollTraining, 1000); return; }
+    showProgress(job.progress);
+    if (job.state === "running") { setTimeout(pollTraining, 500); return; }
   } catch (e) { box.textContent = e.message; }
   if (retrain) retrain.disabled = false;
 }
@@ -183,7 +194,49 @@ function liveRow(callId) {
   return row;
 }
 
+// alerts (app/alerts): the banner, and the call or queue row they name highlighted
+const alerts = new Map();
+
+function showAlert(event) {
+  if (event.state === "raised") alerts.set(event.alert_id, event);
+  else alerts.delete(event.alert_id);
+  drawAlerts();
+}
+
+function drawAlerts() {
+  const box = document.getElementById("alerts");
+  if (!box) return;
+  const list = document.getElementById("alert-list");
+  list.textContent = "";
+  for (const a of alerts.values()) {
+    const li = document.createElement("li");
+    li.className = "alert " + a.severity;
+    li.dataset.alert = a.alert_id;
+    li.title = a.detail || "";
+    li.textContent = (box.dataset["label" + a.kind[0].toUpperCase() + a.kind.slice(1)] || a.kind) + ": " +
+      [a.subject.queue, a.subject.call_id].filter(Boolean).join(" ") + " " + a.value + " " + a.unit +
+      " (" + box.dataset.labelThreshold + " " + a.threshold + ")";
+    list.append(li);
+  }
+  box.classList.toggle("firing", alerts.size > 0);
+  document.getElementById("alert-count").textContent = String(alerts.size);
+  const named = [...alerts.values()].map((a) => a.subject);
+  for (const [id, row] of calls) row.el.classList.toggle("alerted", named.some((s) => s.call_id === id));
+  for (const tr of document.querySelectorAll("#queues tbody tr")) {
+    tr.classList.toggle("alerted", named.some((s) => s.queue && s.queue === tr.dataset.queue));
+  }
+}
+
+async function loadAlerts() {
+  try {
+    const state = await send("GET", "/v1/alerts");
+    for (const a of state.active) alerts.set(a.alert_id, a);
+  } catch (e) { /* the live events still arrive */ }
+  drawAlerts();
+}
+
 function showEvent(event) {
+  if (event.type === "alert") { showAlert(event); return; }
   const row = liveRow(event.call_id);
   const el = row.el;
   if (event.type === "node_entered") el.querySelector(".node").textContent = "▸ " + event.node;
@@ -221,6 +274,7 @@ function monitor() {
   socket.addEventListener("message", (message) => showEvent(JSON.parse(message.data)));
   socket.addEventListener("open", () => { document.body.dataset.live = "open"; });
   socket.addEventListener("close", () => { document.body.dataset.live = "closed"; });
+  loadAlerts();
   refreshQueues();
 }
 
@@ -231,6 +285,7 @@ async function refreshQueues() {
     body.textContent = "";
     for (const q of state.queues) {
       const tr = document.createElement("tr");
+      tr.dataset.queue = q.queue;
       for (const v of [q.queue, q.waiting, q.longest_wait_s.toFixed(0) + " s"]) {
         const td = document.createElement("td");
         td.textContent = v;
@@ -254,6 +309,7 @@ async function refreshQueues() {
     }
     showAgents(state.agents || []);
     document.getElementById("active-count").textContent = String(calls.size);
+    drawAlerts();
   } catch (e) { /* shown on the next refresh */ }
   setTimeout(refreshQueues, 2000);
 }
@@ -419,6 +475,66 @@ function routingEdit() {
   });
 }
 
+// -- prompts: play (the recording or the voice), upload and remove recordings ----------
+function problemText(data, status) {
+  const detail = data && data.detail;
+  if (typeof detail === "string") return detail;
+  if (Array.isArray(detail)) return detail.map((d) => d.msg).join("; ");
+  return "HTTP " + status;
+}
+
+function prompts() {
+  for (const row of document.querySelectorAll("tr.prompt")) {
+    const status = row.querySelector(".status");
+    const say = (text, cls) => { if (status) { status.textContent = text; status.className = "status " + cls; } };
+    for (const button of row.querySelectorAll("button.play")) {
+      button.addEventListener("click", async () => {
+        const query = new URLSearchParams({
+          locale: row.dataset.locale, text: row.querySelector(".text").firstChild.textContent,
+          flow: row.dataset.flow || "", source: button.dataset.source,
+        });
+        say("…", "");
+        const response = await fetch("/v1/config/prompts/play?" + query, { credentials: "same-origin" });
+        if (!response.ok) {
+          let data = null;
+          try { data = await response.json(); } catch (e) { data = null; }
+          say(problemText(data, response.status), "error");
+          return;
+        }
+        const audio = row.querySelector("audio.preview");
+        audio.src = URL.createObjectURL(await response.blob());
+        audio.hidden = false;
+        say(response.headers.get("X-Prompt-Source") || "", "saved");
+        audio.play().catch(() => { /* the controls are shown */ });
+      });
+    }
+    const form = row.querySelector("form.upload-recording");
+    if (form) {
+      form.addEventListener("submit", async (event) => {
+        event.preventDefault();
+        const body = new FormData(form);
+        say("…", "");
+        const response = await fetch("/v1/config/prompts/" + row.dataset.key + "/recording", {
+          method: "POST", credentials: "same-origin", headers: { "X-CSRF-Token": csrf() }, body,
+        });
+        let data = null;
+        try { data = await response.json(); } catch (e) { data = null; }
+        if (response.ok) window.location.reload();
+        else say(problemText(data, response.status), "error");
+      });
+    }
+    const remove = row.querySelector("button.remove-recording");
+    if (remove) {
+      remove.addEventListener("click", async () => {
+        try {
+          await send("DELETE", "/v1/config/prompts/" + row.dataset.key + "/recording");
+          window.location.reload();
+        } catch (e) { say(e.message, "error"); }
+      });
+    }
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
-  signIn(); signOut(); inbox(); monitor(); flowCheck(); routingEdit(); flowVersions();
+  signIn(); signOut(); inbox(); monitor(); flowCheck(); routingEdit(); flowVersions(); prompts();
 });
