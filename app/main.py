@@ -33,6 +33,7 @@ from app.api import (
     prompts,
     webrtc,
 )
+from app.api import agent_state as agent_state_api
 from app.api import auth as auth_api
 from app.api import calls as calls_api
 from app.api import console as console_api
@@ -130,6 +131,7 @@ def create_app(settings: Settings, *, base_url: str | None = None,
     app.include_router(console_api.router)
     app.include_router(console_api.static)
     app.include_router(monitor_api.router)
+    app.include_router(agent_state_api.router)
     app.include_router(supervise_api.router)
     app.include_router(alerts.router)
     app.include_router(inbox_api.router)

@@ -1,5 +1,6 @@
 """The live monitor: ``/console/monitor`` (the page) and ``/v1/monitor`` (a snapshot of the
-active calls and the queues). The page follows every call's events live over the
+active calls, the queues and the agents' states; a supervisor forces an agent's state with
+``app.api.agent_state``). The page follows every call's events live over the
 ``/v1/calls/events`` WebSocket and refreshes the queues from the snapshot.
 
 Who: ``monitor`` (supervisor, admin). Phone numbers masked as for the API.
@@ -75,7 +76,18 @@ def snapshot(state: Any, now: datetime) -> dict[str, Any]:
             calls[call_id] = call_summary(call_id, session.info, list(session.events.history))
     waiting = state.calls.deps.queues.waiting()
     return {"at": now.isoformat(), "calls": list(calls.values()),
-            "queues": queue_rows(waiting, calls, now)}
+            "queues": queue_rows(waiting, calls, now), "agents": agent_rows(state)}
+
+
+def agent_rows(state: Any) -> list[dict[str, Any]]:
+    """Each agent of the routing and their state now (none when routing is not started)."""
+    handoff = getattr(state, "handoff", None)
+    if handoff is None:
+        return []
+    live = handoff.live
+    return [{key: value for key, value in live.state_of(agent_id).items()
+             if key in ("agent_id", "state", "chosen", "away_reason", "calls")}
+            for agent_id in sorted(live.agent_ids())]
 
 
 @router.get("/v1/monitor", dependencies=[require(Perm.MONITOR)])

@@ -23,7 +23,8 @@ class Perm(StrEnum):
     TRANSCRIPTS_READ = "transcripts:read"  # a call's transcript, events and flow state
     RECORDINGS_READ = "recordings:read"  # a call's audio
     EVENTS_LIVE = "events:live"  # every call's live events (monitor wall, integrations)
-    MONITOR = "monitor"  # supervisor tools: the live wall, force agent states
+    MONITOR = "monitor"  # supervisor tools: the live wall
+    AGENTS_STATE = "agents:state"  # force an agent's state (available, away, offline)
     CALLS_LISTEN = "calls:listen"  # join a call with an agent: listen, whisper, barge
     DESK = "desk"  # the agent desk: take calls, own calls
     REPORTS_READ = "reports:read"
@@ -40,6 +41,7 @@ ROLE_PERMS: dict[Role, frozenset[Perm]] = {
     Role.SUPERVISOR: frozenset({
         Perm.CALLS_READ, Perm.TRANSCRIPTS_READ, Perm.RECORDINGS_READ, Perm.EVENTS_LIVE,
         Perm.MONITOR, Perm.CALLS_LISTEN, Perm.DESK, Perm.REPORTS_READ, Perm.METRICS_READ,
+        Perm.AGENTS_STATE,
     }),
     Role.AGENT: frozenset({Perm.DESK}),
     Role.ANALYST: frozenset({

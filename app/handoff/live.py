@@ -325,6 +325,24 @@ class LiveRouting:
         self.changed()
         return presence
 
+    def force_status(self, agent_id: str, chosen: ChosenStatus, reason: AwayReason | None,
+                     by: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A supervisor sets the agent's status: (state before, state after). An agent who
+        is ringing or on a call cannot be forced offline (409): the call goes on, and
+        ``away`` is the way to stop new offers meanwhile."""
+        if agent_id not in self.service.routing.agents:
+            raise DeskError(404, f"no agent {agent_id!r} in the routing")
+        before = self.state_of(agent_id)
+        if chosen == "offline" and before["state"] in ("ringing", "on_call"):
+            raise DeskError(409, f"agent {agent_id!r} is {before['state']}: not forced "
+                            "offline mid-call (set away to stop new offers)")
+        try:
+            self.service.set_status(agent_id, chosen, self.now(), reason, forced_by=by)
+        except ValueError as exc:
+            raise DeskError(422, str(exc)) from exc
+        self.changed()
+        return before, self.state_of(agent_id)
+
     def end_wrap_up(self, agent_id: str) -> None:
         try:
             self.service.end_wrap_up(agent_id, self.now())

@@ -25,6 +25,7 @@ class AgentStateChanged(BaseModel):
     system: str
     cause: str
     at: datetime
+    forced_by: str | None = None  # the supervisor who set it from the monitor
 
 
 class OfferChanged(BaseModel):

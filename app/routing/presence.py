@@ -77,14 +77,15 @@ def idle_since(p: AgentPresence, now: datetime) -> datetime | None:
     return p.idle_since
 
 
-def _changed(before: AgentPresence, after: AgentPresence, now: datetime, cause: str
-             ) -> list[AgentStateChanged]:
+def _changed(before: AgentPresence, after: AgentPresence, now: datetime, cause: str,
+             forced_by: str | None = None) -> list[AgentStateChanged]:
     old, new = effective_state(before), effective_state(after, now)
     if (old, before.away_reason) == (new, after.away_reason) and before.chosen == after.chosen:
         return []
     return [AgentStateChanged(
         agent_id=after.agent_id, state=new, previous=old, chosen=after.chosen,
         away_reason=after.away_reason, system=after.system, cause=cause, at=now,
+        forced_by=forced_by,
     )]
 
 
@@ -97,7 +98,8 @@ def _free(p: AgentPresence, now: datetime) -> AgentPresence:
 
 
 def set_status(p: AgentPresence, chosen: ChosenStatus, now: datetime,
-               reason: AwayReason | None = None, cause: str = "agent") -> Result:
+               reason: AwayReason | None = None, cause: str = "agent",
+               forced_by: str | None = None) -> Result:
     """The agent (or a supervisor) picks a status; system state is untouched."""
     if chosen == "away" and reason is None:
         raise PresenceError(f"agent {p.agent_id!r}: away needs a reason "
@@ -109,7 +111,7 @@ def set_status(p: AgentPresence, chosen: ChosenStatus, now: datetime,
         after = replace(after, missed_in_row=0, not_before=None)
         if p.chosen != "available" and after.system == "idle":
             after = replace(after, idle_since=now)
-    return after, _changed(p, after, now, cause)
+    return after, _changed(p, after, now, cause, forced_by)
 
 
 def offer_made(p: AgentPresence, offer_id: str, max_calls: int, now: datetime) -> Result:

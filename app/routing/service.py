@@ -139,10 +139,13 @@ class RoutingService:
         return presence
 
     def set_status(self, agent_id: str, chosen: ChosenStatus, now: datetime,
-                   reason: AwayReason | None = None) -> AgentPresence:
-        """The agent's chosen status; going away or offline withdraws pending offers."""
+                   reason: AwayReason | None = None, forced_by: str | None = None
+                   ) -> AgentPresence:
+        """The agent's chosen status (or a supervisor's, ``forced_by``); going away or
+        offline withdraws pending offers."""
         p = self._agent_presence(agent_id)
-        after = self._put(pres.set_status(p, chosen, now, reason))
+        cause = "agent" if forced_by is None else "supervisor"
+        after = self._put(pres.set_status(p, chosen, now, reason, cause, forced_by))
         if chosen != "available":
             for offer_id in after.offers:
                 self._cancel_offer(offer_id, now)

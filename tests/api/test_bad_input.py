@@ -286,6 +286,14 @@ TABLE: list[Bad] = [
         "not talking to an agent", body={"mode": "whisper"}),
     Bad("POST /v1/calls/{call_id}/supervise/leave", "/v1/calls/x/supervise/leave", 409,
         "not talking to an agent"),
+    Bad("POST /v1/agents/{agent_id}/state", "/v1/agents/x/state", 422, "state",
+        body={"state": "asleep"}),
+    Bad("POST /v1/agents/{agent_id}/state", "/v1/agents/x/state", 422, "away needs a reason",
+        body={"state": "away"}),
+    Bad("POST /v1/agents/{agent_id}/state", "/v1/agents/x/state", 422, "reason goes with away",
+        body={"state": "offline", "reason": "break"}),
+    Bad("POST /v1/agents/{agent_id}/state", "/v1/agents/nobody/state", 404, "no agent",
+        body={"state": "available"}),
     Bad("POST /v1/auth/logout", "/v1/auth/logout?x=%ff", 204),  # last: a token is not a
 ]  # session, so the admin token stays valid
 

@@ -65,6 +65,7 @@ MATRIX: dict[str, frozenset[str]] = {
     "GET /console/calls/{call_id}": CALL_READERS,
     "GET /console/monitor": frozenset({A, S}),
     "GET /v1/monitor": frozenset({A, S}),
+    "POST /v1/agents/{agent_id}/state": frozenset({A, S}),
     "POST /v1/calls/{call_id}/supervise": frozenset({A, S}),
     "POST /v1/calls/{call_id}/supervise/mode": frozenset({A, S}),
     "POST /v1/calls/{call_id}/supervise/leave": frozenset({A, S}),
@@ -119,7 +120,7 @@ MATRIX: dict[str, frozenset[str]] = {
 NEED_A_MODEL = frozenset({"POST /v1/intents/reload", "POST /v1/inbox/retrain"})
 PATH_VALUES = {"{name}": "nobody", "{token_id}": "999999", "{call_id}": "nope",
                "{order_number}": "4567", "{session_id}": "nope", "{offer_id}": "nope",
-               "{action}": "hold", "{flow_id}": "nope", "{version}": "7",
+               "{action}": "hold", "{agent_id}": "nope", "{flow_id}": "nope", "{version}": "7",
                "{key}": "0123456789abcdef0123"}
 
 

@@ -90,7 +90,10 @@
   function handle(m) {
     desk.messages.push(m);
     if (m.type === "hello") { for (const o of m.offers || []) handle(o); return; }
-    if (m.type === "agent_state") showState(m.state);
+    if (m.type === "agent_state") {
+      showState(m.state);
+      if (m.forced_by) say(t("forcedBy") + m.forced_by);
+    }
     else if (m.type === "offer") ring(m);
     else if (m.type === "offer_ended") {
       if (desk.offer && desk.offer.offer_id === m.offer_id && m.state !== "accepted") {

@@ -16,6 +16,7 @@ window.deskI18n = (function () {
     state_on_call: "on call", state_wrap_up: "wrap-up", state_away: "away",
     incomingChat: "Incoming chat", onchat: "In a chat", send: "Send", customer: "Customer",
     badLogin: "Sign-in failed", noMic: "No microphone: ", notAgent: "This user is not an agent",
+    forcedBy: "State set by supervisor ",
   };
   const zh = {
     title: "坐席工作台", signin: "登录", user: "用户名", password: "密码",
@@ -32,6 +33,7 @@ window.deskI18n = (function () {
     state_on_call: "通话中", state_wrap_up: "话后处理", state_away: "小休",
     incomingChat: "在线咨询", onchat: "对话中", send: "发送", customer: "访客",
     badLogin: "登录失败", noMic: "无法使用麦克风：", notAgent: "该用户不是坐席",
+    forcedBy: "状态已由班长设置：",
   };
   const lang = (navigator.language || "en").toLowerCase().startsWith("zh") ? "zh" : "en";
   const labels = lang === "zh" ? zh : en;

@@ -307,10 +307,53 @@ async function refreshQueues() {
       }
       if (!known || c.agent) showAgent(el, c.agent);
     }
+    showAgents(state.agents || []);
     document.getElementById("active-count").textContent = String(calls.size);
     drawAlerts();
   } catch (e) { /* shown on the next refresh */ }
   setTimeout(refreshQueues, 2000);
+}
+
+// the agents' rows: state, and (with agents:state) buttons forcing it
+function showAgents(agents) {
+  const table = document.getElementById("agents");
+  if (!table) return;
+  const labels = table.dataset;
+  const body = table.querySelector("tbody");
+  body.textContent = "";
+  for (const a of agents) {
+    const tr = document.createElement("tr");
+    tr.dataset.agent = a.agent_id;
+    tr.dataset.state = a.state;
+    const name = document.createElement("td");
+    name.textContent = a.agent_id;
+    const state = document.createElement("td");
+    state.className = "agent-state";
+    const stateKey = "state" + a.state.split("_").map((w) => w[0].toUpperCase() + w.slice(1)).join("");
+    state.textContent = (labels[stateKey] || a.state) + (a.away_reason ? " (" + a.away_reason + ")" : "");
+    const actions = document.createElement("td");
+    if (labels.canForce) {
+      for (const target of ["available", "away", "offline"]) {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.className = "force-" + target;
+        button.textContent = labels[target];
+        button.addEventListener("click", () => forceState(a.agent_id, target, tr));
+        actions.append(button);
+      }
+    }
+    tr.append(name, state, actions);
+    body.append(tr);
+  }
+}
+
+async function forceState(agentId, target, tr) {
+  const body = target === "away" ? { state: target, reason: "other" } : { state: target };
+  try {
+    const after = await send("POST", "/v1/agents/" + encodeURIComponent(agentId) + "/state", body);
+    tr.dataset.state = after.state;
+    tr.dataset.forceError = "";
+  } catch (e) { tr.dataset.forceError = e.message; tr.title = e.message; }
 }
 
 function flowCheck() {
