@@ -53,6 +53,7 @@ def tokens(server: tuple[str, Path]) -> dict[Role, str]:
 
 
 # the admin last: its run may create, change and revoke accounts and tokens
+@pytest.mark.timeout(960)  # schemathesis' own limit (900 s) first: a slow box is not a failure
 @pytest.mark.parametrize("role", [Role.AGENT, Role.ANALYST, Role.DEVELOPER, Role.SUPERVISOR,
                                   Role.ADMIN])
 def test_no_server_error_as(role: Role, server: tuple[str, Path], tokens: dict[Role, str],
