@@ -195,7 +195,7 @@ async def intents_page(request: Request, who: CurrentPrincipal,
     try:
         catalog = await asyncio.to_thread(store.catalog)
         owned = await asyncio.to_thread(store.owned)
-    except IntentFileError as exc:
+    except (IntentFileError, EditRefused) as exc:
         raise HTTPException(503, f"intent data does not load: {exc}") from None
     locales = catalog.locales()
     shown = locale if locale in locales else ""

@@ -51,8 +51,14 @@ class EditStore:
         """intent -> locale -> texts this file adds."""
         if not self.path.is_file():
             return {}
-        data: Any = yaml.safe_load(self.path.read_text(encoding="utf-8")) or {}
-        more: dict[str, dict[str, list[str]]] = data.get("more_examples") or {}
+        try:
+            data: Any = yaml.safe_load(self.path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise EditRefused(409, f"{EDITS_FILE} does not read ({exc}): fix it by hand "
+                              "first") from None
+        more: Any = data.get("more_examples") if isinstance(data, dict) else None
+        if not isinstance(more, dict):
+            return {}
         return more
 
     def catalog(self) -> IntentCatalog:
