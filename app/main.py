@@ -21,6 +21,7 @@ from app.api import (
     accounts,
     agent_page,
     alerts,
+    calendar_admin,
     chat,
     chat_page,
     config_pages,
@@ -44,6 +45,8 @@ from app.api.errors import install_error_handlers
 from app.auth import AuthService
 from app.auth.deps import check_access_declared, public
 from app.auth.ratelimit import CallerPasses, RateLimits
+from app.flows.admin_calendar import FILE_NAME as ADMIN_CALENDAR_FILE
+from app.flows.admin_calendar import use_admin_calendar
 from app.log import get_logger
 from app.metrics import EVENT_LOOP_TASKS
 from app.services import build_services
@@ -114,6 +117,7 @@ def create_app(settings: Settings, *, base_url: str | None = None,
     )
     install_error_handlers(app)
     app.state.settings = settings
+    use_admin_calendar(settings.data_dir / ADMIN_CALENDAR_FILE)  # flows' and routing's
     app.state.limits = RateLimits.for_settings(settings)  # a bad rate string fails here
     app.state.caller_passes = CallerPasses(ttl_s=settings.call_max_duration_s + 300)
     app.state.base_url = base_url
@@ -133,6 +137,7 @@ def create_app(settings: Settings, *, base_url: str | None = None,
     app.include_router(intents_admin.router)
     app.include_router(config_pages.router)
     app.include_router(flow_admin.router)
+    app.include_router(calendar_admin.router)
     app.include_router(prompts.router)
     app.include_router(webrtc.router)
     app.include_router(phone.router)

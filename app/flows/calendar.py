@@ -9,11 +9,17 @@
 
 Years ``chinese_calendar`` has no data for fall back to weekly hours (``holiday_data(d)``
 says whether the answer knew about holidays).
+
+Before all of these, the admin calendar (``app.flows.admin_calendar``, entered on
+``/console/calendar``) decides a date it has an entry for: holiday and closed -> ``holiday``,
+make-up day -> the make-up hours, hours -> that day's hours. ``day_rule(day)`` says which
+rule applied and why (the console's "what happens on date X" preview).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -21,7 +27,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import chinese_calendar
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.flows.admin_calendar import admin_calendar
+
 CalendarStatus = Literal["open", "closed", "holiday"]
+RuleSource = Literal["admin", "library", "closed_dates", "weekly"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _RANGE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
@@ -100,24 +109,57 @@ class BusinessCalendar(BaseModel):
             return False, False
         return bool(is_holiday), not is_holiday
 
-    def ranges_for(self, day: date) -> list[str]:
+    def day_rule(self, day: date) -> DayRule:
+        """What decides ``day``: an admin entry, the flow's closed dates, the PRC library
+        (holiday or 调休) or the weekly hours; with the hours that day has."""
+        entry = admin_calendar()
+        found = entry.on(day) if entry is not None else None
+        if found is not None:
+            if found.kind in ("holiday", "closed"):
+                what = "holiday" if found.kind == "holiday" else "closed date"
+                return DayRule(True, [], "admin", f"admin {what}: {found.name or day}")
+            if found.kind == "makeup":
+                named = f": {found.name}" if found.name else ""
+                return DayRule(False, self._makeup_ranges(), "admin",
+                               f"admin make-up working day (调休){named}")
+            return DayRule(False, list(found.hours), "admin", "admin hours for this date")
+        if day in self.closed_dates:
+            return DayRule(True, [], "closed_dates", "a closed date of this calendar")
         statutory, makeup = self._prc(day)
-        if statutory or day in self.closed_dates:
-            return []
+        if statutory:
+            name = chinese_calendar.get_holiday_detail(day)[1]
+            return DayRule(True, [], "library", f"PRC holiday ({name}, chinesecalendar)")
         if makeup and day.weekday() >= 5:
-            if self.makeup_hours is not None:
-                return self.makeup_hours
-            return self.hours.get("mon", [])
-        return self.hours.get(WEEKDAYS[day.weekday()], [])
+            return DayRule(False, self._makeup_ranges(), "library",
+                           "PRC make-up working day (调休, chinesecalendar)")
+        why = "weekly hours" if self.holiday_data(day) or not self.prc_holidays else \
+            "weekly hours (no PRC holiday data for this year)"
+        return DayRule(False, self.hours.get(WEEKDAYS[day.weekday()], []), "weekly", why)
+
+    def _makeup_ranges(self) -> list[str]:
+        return self.makeup_hours if self.makeup_hours is not None else self.hours.get("mon", [])
+
+    def ranges_for(self, day: date) -> list[str]:
+        return self.day_rule(day).ranges
 
     def status(self, at: datetime) -> CalendarStatus:
         local = self.local(at)
-        day = local.date()
-        if day in self.closed_dates or self._prc(day)[0]:
+        rule = self.day_rule(local.date())
+        if rule.holiday:
             return "holiday"
         now = local.time().replace(tzinfo=None)
-        for r in self.ranges_for(day):
+        for r in rule.ranges:
             start, end = parse_range(r)
             if start <= now and (end is None or now < end):
                 return "open"
         return "closed"
+
+
+@dataclass(frozen=True)
+class DayRule:
+    """How a calendar treats one day: closed all day as a holiday, or these hours."""
+
+    holiday: bool
+    ranges: list[str]
+    source: RuleSource
+    why: str

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from app.cli_errors import fail
+from app.flows.admin_calendar import FILE_NAME as ADMIN_CALENDAR_FILE
+from app.flows.admin_calendar import use_admin_calendar
 from app.flows.coverage import coverage_warning
 from app.flows.loader import check_files, flow_files
 from app.flows.schema import Flow
@@ -133,6 +135,7 @@ def check(
     if errors:
         typer.echo(f"{len(errors)} error(s) in {len(paths)} file(s)", err=True)
         raise typer.Exit(1)
+    use_admin_calendar(settings.data_dir / ADMIN_CALENDAR_FILE)
     holidays = coverage_warning()
     if holidays:
         typer.echo(f"warning: {holidays}", err=True)

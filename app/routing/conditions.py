@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 import chinese_calendar
 
+from app.flows.admin_calendar import admin_calendar, admin_version
 from app.flows.calendar import WEEKDAYS, BusinessCalendar, CalendarStatus, parse_range
 from app.routing.config import DayKind, When
 from app.routing.plan import RouteRequest
@@ -51,9 +52,14 @@ class CachedCalendar:
         self._tz = ZoneInfo(calendar.timezone)
         self._minutes: dict[datetime, CalendarStatus] = {}
         self._max = max_entries
+        self._admin: tuple[int, int, int] | None = admin_version()
 
     def status(self, at: datetime) -> CalendarStatus:
         minute = at.astimezone(self._tz).replace(second=0, microsecond=0)
+        admin = admin_version()  # the admin calendar changed: forget every answer
+        if admin != self._admin:
+            self._minutes.clear()
+            self._admin = admin
         found = self._minutes.get(minute)
         if found is None:
             if len(self._minutes) >= self._max:
@@ -62,8 +68,17 @@ class CachedCalendar:
         return found
 
 
-@lru_cache(maxsize=4096)
 def day_kind(day: date) -> DayKind:
+    """The admin calendar's entry for ``day`` first, then the PRC library."""
+    entries = admin_calendar()
+    entry = entries.on(day) if entries is not None else None
+    if entry is not None and entry.kind != "hours":
+        return "makeup" if entry.kind == "makeup" else "holiday"
+    return library_day_kind(day)
+
+
+@lru_cache(maxsize=4096)
+def library_day_kind(day: date) -> DayKind:
     try:
         is_holiday, name = chinese_calendar.get_holiday_detail(day)
     except NotImplementedError:

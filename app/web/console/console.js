@@ -533,6 +533,38 @@ function prompts() {
   }
 }
 
+// -- calendar: add and remove the admin's dated entries ----------------------------------
+function calendarEntries() {
+  const form = document.getElementById("entry-form");
+  if (!form) return;
+  const out = document.getElementById("entry-result");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    out.textContent = "";
+    const hours = document.getElementById("entry-hours").value.split(",")
+      .map((h) => h.trim()).filter((h) => h);
+    const body = {
+      date: document.getElementById("entry-date").value,
+      kind: document.getElementById("entry-kind").value,
+      name: document.getElementById("entry-name").value,
+    };
+    if (hours.length) body.hours = hours;
+    try {
+      await send("POST", "/v1/config/calendar/entries", body);
+      window.location.reload();
+    } catch (e) { for (const p of problems(e)) resultLine(out, p, "error"); }
+  });
+  for (const row of document.querySelectorAll("tr.entry")) {
+    row.querySelector("button.remove-entry").addEventListener("click", async () => {
+      try {
+        await send("DELETE", "/v1/config/calendar/entries/" + row.dataset.date);
+        window.location.reload();
+      } catch (e) { resultLine(out, e.message, "error"); }
+    });
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   signIn(); signOut(); inbox(); intentsPage(); monitor(); flowCheck(); routingEdit(); flowVersions(); prompts();
+  calendarEntries();
 });
