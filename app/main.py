@@ -28,6 +28,7 @@ from app.api import (
     desk,
     flow_admin,
     health,
+    intents_admin,
     landing,
     phone,
     prompts,
@@ -135,6 +136,7 @@ def create_app(settings: Settings, *, base_url: str | None = None,
     app.include_router(supervise_api.router)
     app.include_router(alerts.router)
     app.include_router(inbox_api.router)
+    app.include_router(intents_admin.router)
     app.include_router(config_pages.router)
     app.include_router(flow_admin.router)
     app.include_router(calendar_admin.router)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from fastapi.routing import iter_route_contexts
 from starlette.routing import WebSocketRoute
 
 from app.main import create_app
-from app.settings import Settings
+from app.settings import PROJECT_ROOT, Settings
 from tests.helpers.auth import ADMIN, ADMIN_TOKEN
 from tests.helpers.sdp import cut_after, replaced
 from tests.helpers.server import KO_NUMBER, free_port, serve_ko, wait_ready
@@ -45,7 +46,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     routing = tmp / "routing.yaml"  # the bootstrap administrator is also an agent: the desk
     routing.write_text("version: 1\nagents:\n  bootstrap: {name: Boot, languages: [ko]}\n")
-    proc = serve_ko(tmp, port, HOTLINE_LOG_LEVEL="WARNING", HOTLINE_ROUTING_FILE=str(routing))
+    # copies: the fuzzer may add examples, activate or roll back models through the API
+    intents, models = tmp / "intents", tmp / "intent-models"
+    shutil.copytree(PROJECT_ROOT / "intents", intents)
+    if (PROJECT_ROOT / "models" / "intents").is_dir():
+        shutil.copytree(PROJECT_ROOT / "models" / "intents", models)
+    proc = serve_ko(tmp, port, HOTLINE_LOG_LEVEL="WARNING", HOTLINE_ROUTING_FILE=str(routing),
+                    HOTLINE_INTENTS_DIR=str(intents), HOTLINE_INTENT_MODEL_DIR=str(models))
     try:
         asyncio.run(wait_ready(url, proc))
         yield url
@@ -187,6 +194,21 @@ TABLE: list[Bad] = [
     Bad("POST /v1/inbox/labels", "/v1/inbox/labels", 422, "valid dictionary", body=b"[]"),
     Bad("GET /v1/inbox/retrain", "/v1/inbox/retrain?x=%ff", 200),
     Bad("POST /v1/inbox/retrain", "/v1/inbox/retrain", 422, "JSON", body=b"{not json"),
+    Bad("GET /console/intents", "/console/intents?locale=" + "x" * 9, 422, "at most 3"),
+    Bad("POST /v1/intents/examples", "/v1/intents/examples", 422,
+        "more_examples of unknown intent 'nope'",
+        body={"intent": "nope", "locale": "en", "text": "where is it"}),
+    Bad("POST /v1/intents/examples", "/v1/intents/examples", 422, "string_pattern",
+        body={"intent": "order_status", "locale": "EN", "text": "x"}),
+    Bad("PATCH /v1/intents/examples", "/v1/intents/examples", 404, "has no example",
+        body={"intent": "order_status", "locale": "en", "text": "nope", "new_text": "x y"}),
+    Bad("POST /v1/intents/examples/remove", "/v1/intents/examples/remove", 422,
+        "at most 200 characters", body={"intent": "a", "locale": "en", "text": "x" * 201}),
+    Bad("GET /v1/intents/report", "/v1/intents/report?x=%ff", 200),
+    Bad("GET /v1/intents/models", "/v1/intents/models?x=%ff", 200),
+    Bad("POST /v1/intents/models/{version}/activate", "/v1/intents/models/nope/activate",
+        404, "no intent model version 'nope'"),
+    Bad("POST /v1/intents/models/rollback", "/v1/intents/models/rollback", 409),
     Bad("POST /v1/config/flows/check", "/v1/config/flows/check", 422, "a flow file ends",
         body={"filename": "x.txt", "text": ""}),
     Bad("POST /v1/config/flows/check", "/v1/config/flows/check", 422, "string_pattern",

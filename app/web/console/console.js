@@ -74,7 +74,7 @@ function inbox() {
   if (retrain) {
     retrain.addEventListener("click", async () => {
       retrain.disabled = true;
-      try { await send("POST", "/v1/inbox/retrain", { reason: "labels from the inbox" }); } catch (e) {
+      try { await send("POST", "/v1/inbox/retrain", { reason: retrain.dataset.reason || "labels from the inbox" }); } catch (e) {
         document.getElementById("training").textContent = e.message;
       }
       pollTraining();
@@ -104,6 +104,47 @@ async function pollTraining() {
     if (job.state === "running") { setTimeout(pollTraining, 500); return; }
   } catch (e) { box.textContent = e.message; }
   if (retrain) retrain.disabled = false;
+}
+
+function intentsPage() {
+  const form = document.getElementById("example-add");
+  if (!form) return;
+  const out = document.getElementById("example-result");
+  const done = () => location.reload();
+  const fail = (e) => { out.textContent = ""; for (const p of problems(e)) resultLine(out, p, "error"); };
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      await send("POST", "/v1/intents/examples", { intent: form.intent.value,
+        locale: form.locale.value, text: form.text.value });
+      done();
+    } catch (e) { fail(e); }
+  });
+  for (const li of document.querySelectorAll("li.console-example")) {
+    const row = li.closest("tr");
+    const ex = { intent: row.dataset.intent, locale: row.dataset.locale, text: li.dataset.text };
+    li.querySelector(".example-remove").addEventListener("click", async () => {
+      try { await send("POST", "/v1/intents/examples/remove", ex); done(); } catch (e) { fail(e); }
+    });
+    li.querySelector(".example-edit").addEventListener("click", async () => {
+      const text = window.prompt(ex.text, ex.text);
+      if (!text || text === ex.text) return;
+      try { await send("PATCH", "/v1/intents/examples", { ...ex, new_text: text }); done(); } catch (e) { fail(e); }
+    });
+  }
+  const models = document.getElementById("model-result");
+  const modelFail = (e) => { models.textContent = ""; for (const p of problems(e)) resultLine(models, p, "error"); };
+  for (const button of document.querySelectorAll("button.model-activate")) {
+    button.addEventListener("click", async () => {
+      try {
+        await send("POST", `/v1/intents/models/${encodeURIComponent(button.dataset.version)}/activate`);
+        done();
+      } catch (e) { modelFail(e); }
+    });
+  }
+  document.getElementById("model-rollback").addEventListener("click", async () => {
+    try { await send("POST", "/v1/intents/models/rollback"); done(); } catch (e) { modelFail(e); }
+  });
 }
 
 // -- live monitor ---------------------------------------------------------------------
@@ -567,6 +608,6 @@ function calendarEntries() {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
-  signIn(); signOut(); inbox(); monitor(); flowCheck(); routingEdit(); flowVersions(); prompts();
+  signIn(); signOut(); inbox(); intentsPage(); monitor(); flowCheck(); routingEdit(); flowVersions(); prompts();
   calendarEntries();
 });
