@@ -8,8 +8,6 @@ repository), never from the console: editing or removing one is refused, naming 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from app.nlu.intents import IntentCatalog, IntentFileError, load_intents
+from app.nlu.intents import IntentCatalog, IntentFileError, check_with_file, load_intents
 
 EDITS_FILE = "console_edits.yaml"
 HEADER = ("# Examples added from the console (/console/intents); written by Hotline.\n"
@@ -121,14 +119,7 @@ class EditStore:
 
     def _check(self, text: str) -> None:
         """Load the whole folder with ``text`` in place of the file; ``EditRefused`` 422."""
-        with tempfile.TemporaryDirectory(prefix="hotline-edits-") as tmp:
-            folder = Path(tmp)
-            for path in self.intents_dir.iterdir():
-                if path.suffix in {".yaml", ".yml"} and path.name != EDITS_FILE:
-                    shutil.copy(path, folder / path.name)
-            (folder / EDITS_FILE).write_text(text, encoding="utf-8")
-            try:
-                load_intents(folder)
-            except IntentFileError as exc:
-                reason = exc.reason.replace(f"{folder}/", "")
-                raise EditRefused(422, f"{exc.file.name}:{exc.line}: {reason}") from None
+        try:
+            check_with_file(self.intents_dir, EDITS_FILE, text)
+        except IntentFileError as exc:
+            raise EditRefused(422, str(exc)) from None

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,6 +198,26 @@ def load_intents(directory: Path) -> IntentCatalog:
     if not catalog.intents:
         raise IntentFileError(directory, 0, "no intents defined")
     return catalog
+
+
+def check_with_file(directory: Path, name: str, text: str) -> None:
+    """Load the whole folder ``directory`` as it would be with ``text`` as its file ``name``
+    (a console-owned file about to be written); nothing in ``directory`` changes.
+
+    Raises ``IntentFileError`` naming the real file (``name`` or one of the folder's) by its
+    bare file name, with the line and the loader's reason.
+    """
+    with tempfile.TemporaryDirectory(prefix="hotline-intents-check-") as tmp:
+        folder = Path(tmp)
+        for path in directory.iterdir():
+            if path.suffix in {".yaml", ".yml"} and path.name != name:
+                shutil.copy(path, folder / path.name)
+        (folder / name).write_text(text, encoding="utf-8")
+        try:
+            load_intents(folder)
+        except IntentFileError as exc:
+            reason = exc.reason.replace(f"{folder}/", "")
+            raise IntentFileError(Path(exc.file.name), exc.line, reason) from None
 
 
 def _add_more_examples(catalog: IntentCatalog, path: Path, domain: _Domain, root: yaml.Node,

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import threading
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -23,7 +21,7 @@ from typing import Any
 import yaml
 from sqlalchemy import or_, select
 
-from app.nlu.intents import OUT_OF_SCOPE, IntentFileError, load_intents
+from app.nlu.intents import OUT_OF_SCOPE, IntentFileError, check_with_file, load_intents
 from app.nlu.text import base_locale
 from app.reports.filters import ReportFilter
 from app.reports.sql import payload_float, payload_text
@@ -135,16 +133,10 @@ class LabelStore:
                                                ensure_ascii=False, indent=1))
 
     def _check(self, text: str) -> None:
-        with tempfile.TemporaryDirectory(prefix="hotline-inbox-") as tmp:
-            folder = Path(tmp)
-            for path in self.intents_dir.iterdir():
-                if path.suffix in {".yaml", ".yml"} and path.name != LABELS_FILE:
-                    shutil.copy(path, folder / path.name)
-            (folder / LABELS_FILE).write_text(text, encoding="utf-8")
-            try:
-                load_intents(folder)
-            except IntentFileError as exc:
-                raise ValueError(f"{LABELS_FILE}:{exc.line}: {exc.reason}") from None
+        try:
+            check_with_file(self.intents_dir, LABELS_FILE, text)
+        except IntentFileError as exc:
+            raise ValueError(str(exc)) from None
 
 
 def _document(labels: list[Label]) -> dict[str, Any]:
