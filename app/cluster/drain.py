@@ -17,6 +17,7 @@ from typing import Any
 import uvicorn
 
 from app.call.manager import CallManager
+from app.cluster.leader import Leadership
 from app.log import get_logger
 from app.metrics import NODE_DRAINING
 
@@ -59,14 +60,17 @@ class DrainingServer(uvicorn.Server):
             return
         self._draining = True
         # a signal handler may interrupt the loop anywhere: schedule, do not run, the drain
-        asyncio.get_running_loop().call_soon_threadsafe(self._start_drain, services.calls)
+        asyncio.get_running_loop().call_soon_threadsafe(self._start_drain, services.calls,
+                                                          services.leadership)
 
-    def _start_drain(self, calls: CallManager) -> None:
+    def _start_drain(self, calls: CallManager, leadership: Leadership | None) -> None:
         self._drain_task = asyncio.get_running_loop().create_task(
-            self._drain_then_exit(calls), name="drain")
+            self._drain_then_exit(calls, leadership), name="drain")
 
-    async def _drain_then_exit(self, calls: CallManager) -> None:
+    async def _drain_then_exit(self, calls: CallManager, leadership: Leadership | None) -> None:
         try:
+            if leadership is not None:  # a node leaving hands its singletons over at once
+                await leadership.aclose()
             await drain(calls, self._timeout_s)
         finally:
             self.should_exit = True
