@@ -22,12 +22,16 @@ from app.log import get_logger
 from app.metrics import NODE_DRAINING
 
 
-async def drain(calls: CallManager, timeout_s: float) -> list[str]:
-    """Stop taking calls and wait up to ``timeout_s`` for the voice calls up to end; returns
-    the calls still up (the shutdown that follows ends them ``interrupted``)."""
+async def drain(calls: CallManager, timeout_s: float,
+                leadership: Leadership | None = None) -> list[str]:
+    """Stop taking calls, give up leadership (a successor runs the singletons at once) and
+    wait up to ``timeout_s`` for the voice calls up to end; returns the calls still up (the
+    shutdown that follows ends them ``interrupted``)."""
     log = get_logger(component="drain")
     calls.draining = True
     NODE_DRAINING.set(1)
+    if leadership is not None:
+        await leadership.aclose()
     tasks = {}
     for call_id in calls.active():
         session, task = calls.session(call_id), calls.task(call_id)
@@ -69,8 +73,6 @@ class DrainingServer(uvicorn.Server):
 
     async def _drain_then_exit(self, calls: CallManager, leadership: Leadership | None) -> None:
         try:
-            if leadership is not None:  # a node leaving hands its singletons over at once
-                await leadership.aclose()
-            await drain(calls, self._timeout_s)
+            await drain(calls, self._timeout_s, leadership)
         finally:
             self.should_exit = True

@@ -107,6 +107,7 @@ class RedisLeadership:
         self.ttl_s = ttl_s
         self.every_s = ttl_s / 3
         self.acquired = 0  # times this node became leader
+        self.renewals = 0  # successful renewals
         self._token = f"{node_id}:{uuid.uuid4().hex}"
         self._ttl_ms = max(1, int(ttl_s * 1000))
         self._valid_until: float | None = None  # loop time; None: not leading
@@ -209,6 +210,7 @@ class RedisLeadership:
                         self._step_down("renewal refused: the lease is someone else's")
                         return
                     self._valid_until = sent_at + self.ttl_s
+                    self.renewals += 1
                     return
                 await self._acquire(sent_at)
         except (RedisError, OSError, TimeoutError) as exc:
