@@ -220,7 +220,8 @@ class Settings(BaseSettings):
         "renewed every ttl/3; a lost leader is replaced within about this long")
     redis_url: str | None = Field(
         default=None, description="redis://host:port/db shared by the nodes: live call "
-        "events and rate limits across nodes. None: in this process (one node)")
+        "events, rate limits and the leader's lease across nodes. None: in this process (one "
+        "node)")
     queue_max_wait_s: float = Field(default=120, gt=0)
     queue_position_every_s: float = Field(default=30, gt=0)
 
