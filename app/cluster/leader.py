@@ -168,9 +168,8 @@ class RedisLeadership:
     async def run_if_leading(self, job: Callable[[], Coroutine[Any, Any, T]]) -> T | None:
         if not self.leading:
             return None
-        lost = self._lost
         task = asyncio.create_task(job())
-        waiter = asyncio.create_task(lost.wait())
+        waiter = asyncio.create_task(self._until_lost(self._lost))
         try:
             await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -183,6 +182,14 @@ class RedisLeadership:
             return None
         return task.result()
 
+    async def _until_lost(self, lost: asyncio.Event) -> None:
+        """Returns when this term ends: stepped down, or the lease ran out unrenewed (even
+        if the renew loop is gone)."""
+        while not lost.is_set() and self._valid_until is not None and self.leading:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(self._valid_until):
+                    await lost.wait()
+
     # -- the loop -----------------------------------------------------------------------------
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -191,7 +198,11 @@ class RedisLeadership:
             if self._valid_until is not None:
                 wake_at = min(wake_at, self._valid_until)  # step down at expiry, not later
             await asyncio.sleep(max(0.0, wake_at - loop.time()))
-            await self._step()
+            try:
+                await self._step()
+            except Exception as exc:  # a bug, not Redis: never lead on an unproven lease
+                self._step_down(f"leader loop failed: {type(exc).__name__}: {exc}")
+                self._log.exception("leader_loop_failed")
 
     async def _step(self) -> None:
         """Renew when leading, else try to acquire; never raises (Redis down: not leading)."""

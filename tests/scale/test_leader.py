@@ -8,9 +8,10 @@ leader itself is lost the other node finalizes its calls (real SQLite)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as redis
@@ -91,10 +92,12 @@ async def test_a_leader_that_stops_renewing_is_replaced_after_its_lease_never_bo
     loop = asyncio.get_running_loop()
     try:
         assert a.leading
+        run = asyncio.create_task(a.run_if_leading(_endless_job(asyncio.Event())))
         a.stop_renewing()  # hung or killed: no renewal, no release
         stopped_at = loop.time()
         await _until("node-a stops leading", lambda: not a.leading, check=_never_both(a, b))
         a_ended_s = loop.time() - stopped_at
+        assert await asyncio.wait_for(run, 30) is None  # its job stopped with its lease
         await _until("node-b leads", lambda: b.leading, check=_never_both(a, b))
         b_took_s = loop.time() - stopped_at
         print(f"\nleader hung: it stopped leading {a_ended_s:.2f} s after its renewals "
@@ -112,17 +115,8 @@ async def test_redis_lost_the_leader_steps_down_and_its_job_stops_then_one_leads
         redis_server: RedisServer) -> None:  # noqa: F811
     a, b = await _pair(redis_server.url)
     job_started, job_cancelled = asyncio.Event(), asyncio.Event()
-
-    async def endless_job() -> str:
-        job_started.set()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            job_cancelled.set()
-        return "never"
-
     try:
-        run = asyncio.create_task(a.run_if_leading(endless_job))
+        run = asyncio.create_task(a.run_if_leading(_endless_job(job_cancelled, job_started)))
         await asyncio.wait_for(job_started.wait(), 30)
         redis_server.stop()
         await _until("node-a steps down", lambda: not a.leading, check=_never_both(a, b))
@@ -169,6 +163,20 @@ async def test_only_the_leader_sweeps_and_a_lost_leaders_calls_are_finalized_by_
         await lead_a.aclose()
         await lead_b.aclose()
         db.dispose()
+
+
+def _endless_job(cancelled: asyncio.Event, started: asyncio.Event | None = None
+                 ) -> Callable[[], Coroutine[Any, Any, str]]:
+    """A leader-only job that runs until cancelled (and says so)."""
+    async def job() -> str:
+        if started is not None:
+            started.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cancelled.set()
+        return "never"
+    return job
 
 
 def _call(repo: CallRepository, call_id: str, node: str) -> None:
