@@ -14,8 +14,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Path, Request
 from pydantic import BaseModel, ValidationInfo, field_validator
 
+from app.api.desk import handoff_service
 from app.auth import CurrentPrincipal, Perm, client_ip, require
-from app.handoff.live import DeskError, LiveRouting
+from app.handoff.live import DeskError
 from app.routing.presence import AWAY_REASONS, AwayReason
 
 router = APIRouter(tags=["monitor"])
@@ -36,14 +37,6 @@ class StateIn(BaseModel):
         return reason
 
 
-def _live(request: Request) -> LiveRouting:
-    handoff = getattr(request.app.state, "handoff", None)
-    if handoff is None:
-        raise HTTPException(503, "agents' states are not available (routing not started)")
-    live: LiveRouting = handoff.live
-    return live
-
-
 @router.post("/v1/agents/{agent_id}/state", dependencies=[require(Perm.AGENTS_STATE)])
 async def force_state(agent_id: AgentId, body: StateIn, request: Request,
                       who: CurrentPrincipal) -> dict[str, Any]:
@@ -51,7 +44,7 @@ async def force_state(agent_id: AgentId, body: StateIn, request: Request,
     if body.state == "away" and body.reason is None:
         raise HTTPException(422, [{"loc": ["body", "reason"], "type": "value_error",
                                    "msg": f"away needs a reason ({', '.join(AWAY_REASONS)})"}])
-    live = _live(request)
+    live = handoff_service(request, "agents' states are").live
     try:
         before, after = live.force_status(agent_id, body.state, body.reason, who.name)
     except DeskError as exc:

@@ -46,10 +46,11 @@ FORWARDED = frozenset({
 RECORD_CLOSE_WAIT_S = 30.0  # a wrap-up waits this long for its call's record to close
 
 
-def _handoff(conn: HTTPConnection) -> HandoffService:
+def handoff_service(conn: HTTPConnection, what: str = "the agent desk is") -> HandoffService:
+    """The server's handoff service; 503 ``<what> not available`` before routing starts."""
     handoff: HandoffService | None = getattr(conn.app.state, "handoff", None)
     if handoff is None:
-        raise HTTPException(503, "the agent desk is not available (routing not started)")
+        raise HTTPException(503, f"{what} not available (routing not started)")
     return handoff
 
 
@@ -63,7 +64,7 @@ class DeskAgent:
 
 def agent_of(conn: HTTPConnection, who: CurrentPrincipal) -> DeskAgent:
     """The signed-in user's agent (403 when their name is no agent of the routing)."""
-    handoff = _handoff(conn)
+    handoff = handoff_service(conn)
     if who.name not in handoff.live.agent_ids():
         raise HTTPException(403, f"user {who.name!r} is not an agent of the routing (an "
                             "agent's user name is their agent id in the routing file)")
@@ -93,7 +94,7 @@ def _profile(handoff: HandoffService, agent_id: str) -> dict[str, Any]:
 
 @router.get("/me")
 async def me(agent: Agent, request: Request) -> dict[str, Any]:
-    handoff = _handoff(request)
+    handoff = handoff_service(request)
     return {**_profile(handoff, agent.agent_id), "csrf_token": agent.csrf_token}
 
 
@@ -104,7 +105,7 @@ class Status(BaseModel):
 
 @router.post("/status")
 async def status(body: Status, agent: Agent, request: Request) -> dict[str, Any]:
-    live = _handoff(request).live
+    live = handoff_service(request).live
     try:
         live.set_status(agent.agent_id, body.status, body.reason)
     except DeskError as exc:
@@ -115,7 +116,7 @@ async def status(body: Status, agent: Agent, request: Request) -> dict[str, Any]
 @router.post("/ready")
 async def ready(agent: Agent, request: Request) -> dict[str, Any]:
     """Wrap-up done before its timer ends."""
-    live = _handoff(request).live
+    live = handoff_service(request).live
     try:
         live.end_wrap_up(agent.agent_id)
     except DeskError as exc:
@@ -135,7 +136,7 @@ async def offer_media(offer_id: str, body: Sdp, agent: Agent, request: Request
     if not body.sdp:
         raise HTTPException(422, "sdp: the desk's WebRTC offer is required")
     try:
-        answer = await _handoff(request).live.prepare_web(agent.agent_id, offer_id, body.sdp)
+        answer = await handoff_service(request).live.prepare_web(agent.agent_id, offer_id, body.sdp)
     except DeskError as exc:
         raise _desk_error(exc) from exc
     return {"type": "answer", "sdp": answer}
@@ -144,7 +145,7 @@ async def offer_media(offer_id: str, body: Sdp, agent: Agent, request: Request
 @router.post("/offers/{offer_id}/answer")
 async def answer(offer_id: str, body: Sdp, agent: Agent, request: Request) -> dict[str, Any]:
     try:
-        sdp = await _handoff(request).live.answer_web(agent.agent_id, offer_id, body.sdp)
+        sdp = await handoff_service(request).live.answer_web(agent.agent_id, offer_id, body.sdp)
     except DeskError as exc:
         raise _desk_error(exc) from exc
     return {"status": "answered", "sdp": sdp, "type": "answer" if sdp else None}
@@ -153,7 +154,7 @@ async def answer(offer_id: str, body: Sdp, agent: Agent, request: Request) -> di
 @router.post("/offers/{offer_id}/decline")
 async def decline(offer_id: str, agent: Agent, request: Request) -> dict[str, str]:
     try:
-        _handoff(request).live.decline(agent.agent_id, offer_id)
+        handoff_service(request).live.decline(agent.agent_id, offer_id)
     except DeskError as exc:
         raise _desk_error(exc) from exc
     return {"status": "declined"}
@@ -185,7 +186,7 @@ async def call_action(call_id: str, action: str, agent: Agent, request: Request
                       ) -> dict[str, Any]:
     if action not in ACTIONS:
         raise HTTPException(404, f"no action {action!r} ({', '.join(ACTIONS)})")
-    handoff = _handoff(request)
+    handoff = handoff_service(request)
     raw = await request.body()
     try:
         body: dict[str, Any] = {}
@@ -265,7 +266,7 @@ async def wrap_up_draft(call_id: str, agent: Agent, request: Request) -> Draft:
     typed, number, locale = await _typed(request, call_id)
     if not _answered_by(typed, agent.agent_id):
         raise HTTPException(403, f"{agent.agent_id} did not take call {call_id}")
-    handoff = _handoff(request)
+    handoff = handoff_service(request)
     hotline = handoff.live.service.routing.config.hotline(number)
     nlu = request.app.state.nlu
     caller_text = " ".join(e.text for _, e in typed if getattr(e, "type", "") == "transcript"
@@ -294,7 +295,7 @@ async def wrap_up(call_id: str, body: WrapUpIn, agent: Agent, request: Request
     typed, number, _ = await _typed(request, call_id)
     if not _answered_by(typed, agent.agent_id):
         raise HTTPException(403, f"{agent.agent_id} did not take call {call_id}")
-    handoff = _handoff(request)
+    handoff = handoff_service(request)
     allowed = dispositions_of(handoff.live.service.routing.config.hotline(number))
     if body.disposition not in allowed:
         raise HTTPException(422, f"disposition {body.disposition!r} is not one of "
@@ -322,7 +323,7 @@ async def wrap_up(call_id: str, body: WrapUpIn, agent: Agent, request: Request
 
 @router.get("/today")
 async def today(agent: Agent, request: Request) -> list[Any]:
-    return await _handoff(request).today(agent.agent_id)
+    return await handoff_service(request).today(agent.agent_id)
 
 
 # -- live ---------------------------------------------------------------------------------------
@@ -335,7 +336,7 @@ async def desk_ws(websocket: WebSocket, who: CurrentPrincipal) -> None:
     except HTTPException as exc:  # said after the handshake, so the desk can show why
         await websocket.close(code=1008, reason=str(exc.detail)[:120])
         return
-    handoff = _handoff(websocket)
+    handoff = handoff_service(websocket)
     handoff.live.desk_back(agent_id)
     async with handoff.desk.connect(agent_id) as messages, \
             websocket.app.state.bus.subscribe(None) as events:

@@ -17,8 +17,8 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
-from starlette.requests import HTTPConnection
 
+from app.api.desk import handoff_service
 from app.auth import CurrentPrincipal, Perm, Principal, client_ip, require
 from app.handoff.live import DeskError, LiveRouting
 from app.handoff.supervise import Mode, Supervision
@@ -35,14 +35,6 @@ class Join(BaseModel):
 
 class ModeIn(BaseModel):
     mode: Mode
-
-
-def _live(conn: HTTPConnection) -> LiveRouting:
-    handoff = getattr(conn.app.state, "handoff", None)
-    if handoff is None:
-        raise HTTPException(503, "supervision is not available (routing not started)")
-    live: LiveRouting = handoff.live
-    return live
 
 
 def _talk(live: LiveRouting, call_id: str) -> Talk:
@@ -71,7 +63,7 @@ async def _audit(request: Request, who: Principal, action: str, call_id: str,
 async def join(call_id: str, body: Join, request: Request, who: CurrentPrincipal
                ) -> dict[str, Any]:
     """Join the call in ``mode`` with a WebRTC offer; the answer comes back."""
-    live = _live(request)
+    live = handoff_service(request, "supervision is").live
     talk = _talk(live, call_id)
     if talk.supervision is not None:
         raise HTTPException(409, f"call {call_id} is supervised by "
@@ -107,7 +99,7 @@ async def join(call_id: str, body: Join, request: Request, who: CurrentPrincipal
 async def change_mode(call_id: str, body: ModeIn, request: Request, who: CurrentPrincipal
                       ) -> dict[str, Any]:
     """Listen, whisper to the agent, or barge in (both hear the supervisor)."""
-    supervision = _mine(_live(request), call_id, who)
+    supervision = _mine(handoff_service(request, "supervision is").live, call_id, who)
     if body.mode != supervision.mode:
         await _audit(request, who, "call.supervise.mode", call_id, {"mode": body.mode},
                      before={"mode": supervision.mode})
@@ -117,7 +109,7 @@ async def change_mode(call_id: str, body: ModeIn, request: Request, who: Current
 
 @router.post("/{call_id}/supervise/leave")
 async def leave(call_id: str, request: Request, who: CurrentPrincipal) -> dict[str, Any]:
-    supervision = _mine(_live(request), call_id, who)
+    supervision = _mine(handoff_service(request, "supervision is").live, call_id, who)
     state = supervision.state()
     await supervision.close("left")
     return state | {"left": True}
