@@ -65,6 +65,15 @@ NODE_DRAINING = Gauge("hotline_node_draining", "1 while this node drains before 
 BUS_RECONNECTS = Counter(
     "hotline_event_bus_reconnects_total", "Times the shared event bus (Redis) reconnected"
 )
+CLUSTER_LEADER = Gauge(
+    "hotline_cluster_leader",
+    "1 while this node leads the cluster's singletons (the lost-node finalizer), else 0",
+    ["node_id"],
+)
+RATE_LIMIT_STORE_FAILURES = Counter(
+    "hotline_rate_limit_store_failures_total",
+    "Rate-limit checks the shared store (Redis) failed: requests then allowed unchecked",
+)
 
 # -- alerts (app/alerts)
 ALERTS_RAISED = Counter("hotline_alerts_raised_total", "Alerts raised, by kind", ["kind"])

@@ -27,6 +27,7 @@ from app.call.eventlog import replay_spool
 from app.call.info import CallDeps
 from app.call.manager import CallManager, Hotline
 from app.call.recorder import wav_duration_s
+from app.cluster.leader import Leadership, LocalLeadership, RedisLeadership
 from app.cluster.liveness import NodeLiveness
 from app.cluster.redis_bus import RedisEventBus
 from app.events import utc_now
@@ -76,6 +77,7 @@ class Services:
     owns_asr: bool = True  # False when the caller lent a loaded engine (tests)
     owns_nlu: bool = True
     liveness: NodeLiveness | None = None
+    leadership: Leadership | None = None  # who runs the cluster's singletons (app.cluster.leader)
     handoff: HandoffService | None = None  # routing to agents, the desks
     sip: Any = None  # app.sip.service.SipService when sip_enabled
     alerts: AlertEngine | None = None  # SLA, long wait, sentiment (app/alerts)
@@ -99,6 +101,8 @@ class Services:
             await self.alerts.aclose()
         if self.liveness is not None:
             await self.liveness.aclose()
+        if self.leadership is not None:  # released: a successor leads at once
+            await self.leadership.aclose()
         with contextlib.suppress(Exception):
             await self.tts.aclose()
         if self.owns_asr:
@@ -250,13 +254,18 @@ async def build_services(settings: Settings, *, http_base_url: str | None = None
         queues=QueueBoard(), clock=clock,
     )
     calls = CallManager(deps, hotlines_of(flows))
+    leadership: Leadership = (
+        RedisLeadership(settings.redis_url, settings.node_id, ttl_s=settings.leader_ttl_s)
+        if settings.redis_url else LocalLeadership(settings.node_id))
+    await leadership.start()
     liveness = NodeLiveness(repo, settings, recording_duration=recording_duration(settings),
-                            clock=utc_now)
+                            clock=utc_now, leadership=leadership)
     await liveness.tick()  # this node's heartbeat before its first call
     liveness.start()
     services = Services(settings=settings, db=db, repo=repo, bus=bus, asr=asr, tts=tts, nlu=nlu,
                         flows=flows, http=http, calls=calls, degraded=degraded, log=log,
-                        owns_asr=owns_asr, owns_nlu=owns_nlu, liveness=liveness)
+                        owns_asr=owns_asr, owns_nlu=owns_nlu, liveness=liveness,
+                        leadership=leadership)
     services.handoff = await start_handoff(services, clock)
     deps.handoff = services.handoff
     services.alerts = AlertEngine(settings, bus, calls, rolling_service_level(db, settings), http)

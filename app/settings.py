@@ -215,9 +215,13 @@ class Settings(BaseSettings):
     drain_timeout_s: float = Field(
         default=600.0, ge=0, description="on SIGTERM the node takes no new call and waits "
         "this long at most for the calls up to finish, then stops (they end interrupted)")
+    leader_ttl_s: float = Field(
+        default=10.0, ge=1, le=300, description="the leader's lease in Redis (several nodes): "
+        "renewed every ttl/3; a lost leader is replaced within about this long")
     redis_url: str | None = Field(
         default=None, description="redis://host:port/db shared by the nodes: live call "
-        "events and rate limits across nodes. None: in this process (one node)")
+        "events, rate limits and the leader's lease across nodes. None: in this process (one "
+        "node)")
     queue_max_wait_s: float = Field(default=120, gt=0)
     queue_position_every_s: float = Field(default=30, gt=0)
 

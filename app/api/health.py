@@ -54,8 +54,18 @@ async def readyz(request: Request) -> JSONResponse:
         "asr_locales": sorted(state.asr.available_locales()) if state.asr else [],
         "keypad_only": not (state.asr and state.asr.available_locales()),
         "warnings": _warnings(),
+        "cluster": _cluster(services),
     }
     return JSONResponse(body, status_code=200 if not problems else 503)
+
+
+def _cluster(services: Any) -> dict[str, Any]:
+    """This node, and the node that leads the singletons (the lost-node finalizer); leader
+    None: not known right now (Redis unreachable)."""
+    leadership = services.leadership
+    return {"node_id": services.settings.node_id,
+            "leader": leadership.leader_id if leadership is not None else None,
+            "leading": bool(leadership is not None and leadership.leading)}
 
 
 def _warnings() -> dict[str, str]:

@@ -105,7 +105,7 @@ class Access:
             raise _refuse(conn, 403, f"origin {conn.headers.get('origin')!r} is not allowed")
         if self.rate is not None:
             limits: RateLimits = state.limits
-            retry = limits.hit(self.rate, client_ip(conn))
+            retry = await limits.hit(self.rate, client_ip(conn))
             if retry is not None:
                 raise _refuse(conn, 429, "too many requests from this address",
                               {"Retry-After": str(int(retry + 0.999))})

@@ -102,7 +102,7 @@ class AuthService:
     # -- sign-in -------------------------------------------------------------------------
     async def login(self, name: str, password: str, ip: str, user_agent: str | None
                     ) -> SignedIn:
-        retry = self.limits.hit("login", ip) if self.limits is not None else None
+        retry = await self.limits.hit("login", ip) if self.limits is not None else None
         if retry is not None:
             raise AuthError(429, "too many sign-in attempts from this address", retry)
         now = self.clock()

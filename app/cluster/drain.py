@@ -17,16 +17,21 @@ from typing import Any
 import uvicorn
 
 from app.call.manager import CallManager
+from app.cluster.leader import Leadership
 from app.log import get_logger
 from app.metrics import NODE_DRAINING
 
 
-async def drain(calls: CallManager, timeout_s: float) -> list[str]:
-    """Stop taking calls and wait up to ``timeout_s`` for the voice calls up to end; returns
-    the calls still up (the shutdown that follows ends them ``interrupted``)."""
+async def drain(calls: CallManager, timeout_s: float,
+                leadership: Leadership | None = None) -> list[str]:
+    """Stop taking calls, give up leadership (a successor runs the singletons at once) and
+    wait up to ``timeout_s`` for the voice calls up to end; returns the calls still up (the
+    shutdown that follows ends them ``interrupted``)."""
     log = get_logger(component="drain")
     calls.draining = True
     NODE_DRAINING.set(1)
+    if leadership is not None:
+        await leadership.aclose()
     tasks = {}
     for call_id in calls.active():
         session, task = calls.session(call_id), calls.task(call_id)
@@ -59,14 +64,15 @@ class DrainingServer(uvicorn.Server):
             return
         self._draining = True
         # a signal handler may interrupt the loop anywhere: schedule, do not run, the drain
-        asyncio.get_running_loop().call_soon_threadsafe(self._start_drain, services.calls)
+        asyncio.get_running_loop().call_soon_threadsafe(self._start_drain, services.calls,
+                                                          services.leadership)
 
-    def _start_drain(self, calls: CallManager) -> None:
+    def _start_drain(self, calls: CallManager, leadership: Leadership | None) -> None:
         self._drain_task = asyncio.get_running_loop().create_task(
-            self._drain_then_exit(calls), name="drain")
+            self._drain_then_exit(calls, leadership), name="drain")
 
-    async def _drain_then_exit(self, calls: CallManager) -> None:
+    async def _drain_then_exit(self, calls: CallManager, leadership: Leadership | None) -> None:
         try:
-            await drain(calls, self._timeout_s)
+            await drain(calls, self._timeout_s, leadership)
         finally:
             self.should_exit = True

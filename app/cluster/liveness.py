@@ -7,6 +7,13 @@ recordings registered, in one transaction that only one survivor runs per lost n
 (``CallRepository.finalize_lost_nodes``). A lost node's calls are so finalized within
 ``node_stale_after_s + node_heartbeat_s`` (20 s with the defaults). Node clocks must agree
 (NTP) to well within ``node_stale_after_s``.
+
+Every node writes its heartbeat; only the leader (``app.cluster.leader``: always this node
+without Redis) looks for lost nodes, and its sweep is cancelled if it loses leadership
+meanwhile (a transaction already in its thread finishes or rolls back on its own: the lost
+node's row is taken ``FOR UPDATE SKIP LOCKED``, so a brief second leader is harmless). A lost
+leader's successor takes over within ``leader_ttl_s``, so a lost node's calls are finalized
+within ``node_stale_after_s + node_heartbeat_s + leader_ttl_s`` at worst.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import contextlib
 from collections.abc import Callable
 from datetime import datetime
 
+from app.cluster.leader import Leadership, LocalLeadership
 from app.events import utc_now
 from app.log import get_logger
 from app.metrics import HEARTBEAT_FAILURES, LOST_NODE_CALLS
@@ -26,9 +34,12 @@ from app.storage.repository import CallRepository
 class NodeLiveness:
     def __init__(self, repo: CallRepository, settings: Settings, *,
                  recording_duration: Callable[[str], float | None] | None = None,
-                 clock: Callable[[], datetime] = utc_now) -> None:
+                 clock: Callable[[], datetime] = utc_now,
+                 leadership: Leadership | None = None) -> None:
         self.repo = repo
         self.node_id = settings.node_id
+        self.leadership = leadership or LocalLeadership(settings.node_id)
+        self.sweeps = 0  # lost-node sweeps run here (only while leading)
         self.every_s = settings.node_heartbeat_s
         self.stale_after_s = settings.node_stale_after_s
         self._recording_duration = recording_duration
@@ -37,12 +48,18 @@ class NodeLiveness:
         self._log = get_logger(component="liveness", node_id=self.node_id)
 
     async def tick(self) -> dict[str, list[str]]:
-        """One heartbeat and one look for lost nodes; returns {lost node: finalized calls}."""
+        """One heartbeat and, on the leader, one look for lost nodes; returns {lost node:
+        finalized calls}."""
         problem = await asyncio.to_thread(self.repo.heartbeat, self.node_id, self._clock())
         if problem is not None:
             HEARTBEAT_FAILURES.inc()
             self._log.error("heartbeat_failed", reason=problem)
             return {}  # a node that cannot write must not judge the others
+        return await self.leadership.run_if_leading(self._sweep) or {}
+
+    async def _sweep(self) -> dict[str, list[str]]:
+        """The leader's singleton: finalize the calls of nodes whose heartbeat is stale."""
+        self.sweeps += 1
         lost = await asyncio.to_thread(
             lambda: self.repo.finalize_lost_nodes(
                 self._clock(), survivor=self.node_id, stale_after_s=self.stale_after_s,

@@ -39,8 +39,11 @@ async def test_without_speech_models_the_server_is_ready_keypad_only(tmp_path: P
         body = ready.json()
         assert body["keypad_only"] is True
         assert "hotline models pull vosk-model-missing-0.1" in body["degraded"]["asr:ko"]
+        node = settings.node_id  # one node, no Redis: it leads its own singletons
+        assert body["cluster"] == {"node_id": node, "leader": node, "leading": True}
         metrics = (await client.get(f"{url}/metrics")).text
         assert "hotline_calls_active" in metrics
+        assert f'hotline_cluster_leader{{node_id="{node}"}} 1.0' in metrics
         assert (await client.get(f"{url}/docs")).status_code == 200
         hotlines = (await client.get(f"{url}/v1/hotlines")).json()
         assert hotlines == [{"number": NUMBER, "flow_id": "ko_calls", "locales": ["ko"],

@@ -1,10 +1,14 @@
 """The shared parts in a real Redis: live call events cross nodes (and resume after Redis
-restarts), rate limits count every node's hits together (and fail open without Redis)."""
+restarts), rate limits count every node's hits together (and fail open, without blocking the event
+loop, when Redis hangs or is gone)."""
 
 from __future__ import annotations
 
 import asyncio
+import signal
 from typing import Any
+
+from prometheus_client import REGISTRY
 
 from app.auth.ratelimit import RateLimits
 from app.call.bus import EventBus, LiveBus
@@ -64,16 +68,44 @@ async def _wait_reader_ready(sender: RedisEventBus,
     raise AssertionError("the receiving node never saw the probe")
 
 
-def test_rate_limits_count_every_nodes_hits_together_and_fail_open_without_redis(
+async def test_rate_limits_count_every_nodes_hits_together_and_fail_open_without_redis(
         redis_server: RedisServer) -> None:  # noqa: F811
     node_a = RateLimits({"login": "3/minute"}, redis_server.url)
     node_b = RateLimits({"login": "3/minute"}, redis_server.url)
-    assert [node_a.hit("login", "198.51.100.7"), node_b.hit("login", "198.51.100.7"),
-            node_a.hit("login", "198.51.100.7")] == [None, None, None]
-    retry = node_b.hit("login", "198.51.100.7")  # the 4th, on another node: refused
+    assert [await node_a.hit("login", "198.51.100.7"), await node_b.hit("login", "198.51.100.7"),
+            await node_a.hit("login", "198.51.100.7")] == [None, None, None]
+    retry = await node_b.hit("login", "198.51.100.7")  # the 4th, on another node: refused
     assert retry is not None and 1 <= retry <= 60
-    assert node_b.hit("login", "203.0.113.9") is None  # another client has its own count
+    assert await node_b.hit("login", "203.0.113.9") is None  # another client: its own count
     local = RateLimits({"login": "3/minute"})  # one node (make run): counted in process
-    assert [local.hit("login", "198.51.100.7") for _ in range(4)][-1] is not None
-    redis_server.stop()
-    assert node_a.hit("login", "198.51.100.7") is None  # Redis down: allowed, logged
+    assert [await local.hit("login", "198.51.100.7") for _ in range(4)][-1] is not None
+
+    failures = _store_failures()
+    assert redis_server.proc is not None
+    redis_server.proc.send_signal(signal.SIGSTOP)  # Redis hangs: the hit waits, the loop runs
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    beat = asyncio.create_task(ticker())
+    try:
+        assert await node_a.hit("login", "198.51.100.7") is None  # allowed (fail open)
+    finally:
+        beat.cancel()
+        await asyncio.gather(beat, return_exceptions=True)
+        redis_server.proc.send_signal(signal.SIGCONT)
+    assert ticks >= 5  # the event loop kept running while Redis did not answer
+    assert _store_failures() == failures + 1
+    redis_server.stop()  # Redis gone: skipped for a while, allowed without a new failure
+    assert await node_a.hit("login", "198.51.100.7") is None
+    assert _store_failures() == failures + 1
+    assert await node_b.hit("login", "198.51.100.7") is None  # refused connection: open too
+    assert _store_failures() == failures + 2
+
+
+def _store_failures() -> float:
+    return REGISTRY.get_sample_value("hotline_rate_limit_store_failures_total") or 0.0
