@@ -103,12 +103,18 @@ async def test_a_leader_that_stops_renewing_is_replaced_after_its_lease_never_bo
         print(f"\nleader hung: it stopped leading {a_ended_s:.2f} s after its renewals "
               f"stopped, node-b led {b_took_s:.2f} s after (lease {TTL_S} s)")
         assert b_took_s >= a_ended_s  # the successor only after the old lease ran out
-        renewals = b.renewals
-        await _until("two renewals by node-b", lambda: b.renewals >= renewals + 2,
-                     check=_only_one(a, b, b))
+        await _keeps_leading(b, a, b)
     finally:
         await a.aclose()
         await b.aclose()
+
+
+async def _keeps_leading(leader: RedisLeadership, a: RedisLeadership,
+                         b: RedisLeadership) -> None:
+    """``leader`` renews twice more while it alone leads."""
+    renewals = leader.renewals
+    await _until(f"two renewals by {leader.node_id}", lambda: leader.renewals >= renewals + 2,
+                 check=_only_one(a, b, leader))
 
 
 async def test_redis_lost_the_leader_steps_down_and_its_job_stops_then_one_leads_again(
@@ -126,10 +132,7 @@ async def test_redis_lost_the_leader_steps_down_and_its_job_stops_then_one_leads
         redis_server.start()  # empty (no persistence): the lease is gone
         await _until("one node leads again", lambda: a.leading or b.leading,
                      check=_never_both(a, b))
-        first = a if a.leading else b
-        renewals = first.renewals
-        await _until("two renewals", lambda: first.renewals >= renewals + 2,
-                     check=_only_one(a, b, first))
+        await _keeps_leading(a if a.leading else b, a, b)
     finally:
         await a.aclose()
         await b.aclose()
