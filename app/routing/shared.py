@@ -170,6 +170,9 @@ class RedisState:
                 self.service._publish = events.append
                 try:
                     result = op(self.service)
+                except BaseException:
+                    self._install(snap)  # reads between operations see the stored state
+                    raise
                 finally:
                     self.service._publish = publish
                 pipe.multi()  # type: ignore[no-untyped-call]
