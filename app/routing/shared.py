@@ -102,6 +102,7 @@ class TxnFigures:
     conflicts: int = 0
     failures: int = 0
     bad_values: int = 0
+    decoded: int = 0  # values parsed (the others were known by their text)
     resets: int = 0  # the state went back (a Redis restarted empty)
     lock_wait_s: float = 0.0
 
@@ -123,6 +124,7 @@ class RedisState:
         self._client = client or redis.Redis.from_url(
             url, decode_responses=True, socket_connect_timeout=2, socket_timeout=5)
         self._cache: Snapshot | None = None
+        self._decoded: dict[str, dict[str, tuple[str, Any]]] = {}  # hash -> key -> (text, value)
         self._log = get_logger(component="routing_state", node_id=node_id)
 
     def key(self, name: str) -> str:
@@ -231,13 +233,25 @@ class RedisState:
 
     def _decode(self, raw: dict[str, str], load: Callable[[str, str], T], name: str
                 ) -> dict[str, T]:
+        """Decode a hash; a value whose text this node decoded before is reused (only what
+        other nodes changed is parsed again)."""
+        seen = self._decoded.setdefault(name, {})
         out: dict[str, T] = {}
+        fresh: dict[str, tuple[str, Any]] = {}
         for key, value in raw.items():
+            known = seen.get(key)
+            if known is not None and known[0] == value:
+                out[key] = fresh.setdefault(key, known)[1]
+                continue
             try:
                 out[key] = load(value, f"{self.key(name)}[{key}]")
             except ValueError as exc:
                 self.figures.bad_values += 1
                 self._log.error("routing_state_unreadable", key=key, error=str(exc))
+                continue
+            self.figures.decoded += 1
+            fresh[key] = (value, out[key])
+        self._decoded[name] = fresh
         return out
 
     def _install(self, snap: Snapshot
