@@ -20,8 +20,10 @@ import functools
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, TypeVar
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import TypeAdapter
 
 from app.call.media import CallMedia, EndReason
 from app.events import AudioChunk, Dtmf, utc_now
@@ -56,7 +58,11 @@ from app.routing.queue import Announced, Offer, OfferError, QueueEntry
 from app.routing.service import RoutingError, RoutingService, Ticket
 from app.routing.shared import LocalState, RoutingState, SharedStateError
 
+if TYPE_CHECKING:
+    from app.cluster.routing_bus import RoutingBus
+
 T = TypeVar("T")
+_EVENT: TypeAdapter[RoutingEvent] = TypeAdapter(RoutingEvent)
 
 MAX_SLEEP_S = 5.0  # also re-check calendars this often
 DESK_GONE_GRACE_S = 10.0  # a reloaded desk page is back within this
@@ -178,10 +184,12 @@ class LiveRouting:
                  clock: Callable[[], datetime] = utc_now,
                  dial_device: Callable[..., Coroutine[Any, Any, Any]] | None = None,
                  accept_web: Callable[[str], Coroutine[Any, Any, tuple[Any, str]]] | None
-                 = None, state: RoutingState | None = None) -> None:
+                 = None, state: RoutingState | None = None,
+                 bus: RoutingBus | None = None) -> None:
         """``dial_device(ringing, device)`` rings a phone (``app.handoff.phones``);
         ``accept_web(sdp)`` answers a desk's SDP offer with a media leg; ``state`` is
-        where the routing state lives (``LocalState``, the default: in this process)."""
+        where the routing state lives (``LocalState``, the default: in this process);
+        ``bus`` (several nodes) carries routing events and desk actions between nodes."""
         self.service = service
         self.state: RoutingState = state or LocalState(service)
         self.desk = desk
@@ -196,8 +204,13 @@ class LiveRouting:
         self._timer: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._gone: dict[str, asyncio.TimerHandle] = {}
+        self._closing = False
+        self.bus = bus
         service._publish = self._publish
         desk.on_last_gone = self._desk_gone
+        if bus is not None:
+            bus.on_events = self._remote_events
+            bus.on_request = self._remote_request
 
     def now(self) -> datetime:
         return self.clock()
@@ -211,6 +224,7 @@ class LiveRouting:
         self._timer = asyncio.create_task(self._run_timer(), name="routing-timer")
 
     async def aclose(self) -> None:
+        self._closing = True
         for handle in self._gone.values():
             handle.cancel()
         self._gone.clear()
@@ -235,7 +249,7 @@ class LiveRouting:
                            error=repr(task.exception()))
 
     async def _run_timer(self) -> None:
-        while True:
+        while not self._closing:  # redis-py may turn a cancellation into a ConnectionError
             now = self.now()
             deadline = self.service.next_deadline(now)
             sleep_s = MAX_SLEEP_S if deadline is None else min(
@@ -248,7 +262,8 @@ class LiveRouting:
                 now = self.now()
                 offers = await self._run(functools.partial(_tick_and_dispatch, now=now))
                 for offer in offers:
-                    await self._ring(offer)
+                    if self.bus is None or offer.call_id in self.links:
+                        await self._ring(offer)
             except (RoutingError, OfferError, SharedStateError) as exc:  # never stop the timer
                 self.log.error("routing_tick_failed", error=repr(exc))
 
@@ -260,13 +275,37 @@ class LiveRouting:
     async def dispatch(self) -> None:
         now = self.now()
         for offer in await self._run(lambda s: s.dispatch(now)):
-            await self._ring(offer)
+            if self.bus is None or offer.call_id in self.links:
+                await self._ring(offer)  # else the node that holds the call rings it
 
     # -- events ------------------------------------------------------------------------------
     def _publish(self, event: RoutingEvent) -> None:
-        if isinstance(event, AgentStateChanged):
-            self.desk.send(event.agent_id, {"type": "agent_state",
-                                            **event.model_dump(mode="json")})
+        """An event of a routing change made on this node (after its commit)."""
+        self._handle(event)
+        if self.bus is not None:
+            self.bus.events([event.model_dump(mode="json")])
+
+    def _remote_events(self, message: dict[str, Any]) -> None:
+        """Another node's routing change: its events, for what this node holds."""
+        for raw in message.get("events") or []:
+            try:
+                event = _EVENT.validate_python(raw)
+            except ValueError as exc:
+                self.log.error("routing_event_unreadable", error=str(exc)[:300])
+                continue
+            self._handle(event)
+            if isinstance(event, OfferChanged) and event.state == "pending" \
+                    and event.call_id in self.links:
+                offer = Offer(id=event.offer_id, call_id=event.call_id,
+                              agent_id=event.agent_id, group=event.group,
+                              devices=tuple(event.devices), created_at=event.at,
+                              expires_at=event.at + timedelta(seconds=event.ring_timeout_s))
+                self.spawn(self._ring(offer), f"ring-{offer.id}")
+
+    def _handle(self, event: RoutingEvent) -> None:
+        if isinstance(event, AgentStateChanged):  # every node shows it on its own desks
+            self.desk.send_local(event.agent_id, {"type": "agent_state",
+                                                  **event.model_dump(mode="json")})
             return
         link = self.links.get(event.call_id)
         if isinstance(event, OfferChanged) and event.state != "pending":
@@ -428,7 +467,8 @@ class LiveRouting:
         await self.changed()
 
     async def forget(self, call_id: str) -> None:
-        if self.service.queues.get(call_id) is not None:
+        # Several nodes: this node's copy may be behind; leaving twice is harmless.
+        if self.state.shared or self.service.queues.get(call_id) is not None:
             await self.leave(call_id)
         self.links.pop(call_id, None)
 
@@ -526,8 +566,44 @@ class LiveRouting:
             raise DeskError(409, f"offer {offer_id} rings {agent_id}'s phone, not the desk")
         return ring
 
-    async def prepare_web(self, agent_id: str, offer_id: str, sdp: str) -> str:
+    def _offer_node(self, offer_id: str) -> str | None:
+        """The node that rings ``offer_id`` when it is not this one (None: this one)."""
+        if self.bus is None or offer_id in self.ringing:
+            return None
+        offer_node = getattr(self.desk, "offer_node", None)
+        node = offer_node(offer_id) if offer_node is not None else None
+        return node if node != self.bus.node_id else None
+
+    async def _forward(self, node: str, method: str, args: dict[str, Any]) -> Any:
+        from app.cluster.routing_bus import RemoteError
+
+        assert self.bus is not None
+        try:
+            return await self.bus.request(node, method, args)
+        except RemoteError as exc:
+            raise DeskError(exc.status, exc.detail) from exc
+
+    async def _remote_request(self, method: str, args: dict[str, Any]) -> Any:
+        """A desk action forwarded by another node for an offer this node rings."""
+        agent_id, offer_id = str(args.get("agent_id")), str(args.get("offer_id"))
+        sdp = args.get("sdp")
+        if method == "prepare_web" and isinstance(sdp, str):
+            return await self.prepare_web(agent_id, offer_id, sdp, forward=False)
+        if method == "answer_web":
+            return await self.answer_web(agent_id, offer_id, sdp if isinstance(sdp, str)
+                                         else None, forward=False)
+        if method == "decline":
+            await self.decline(agent_id, offer_id, forward=False)
+            return None
+        raise DeskError(400, f"unknown desk action {method!r}")
+
+    async def prepare_web(self, agent_id: str, offer_id: str, sdp: str, *,
+                          forward: bool = True) -> str:
         """Connect the desk's audio while it rings (the answer is then instant)."""
+        node = self._offer_node(offer_id) if forward else None
+        if node is not None:
+            return str(await self._forward(node, "prepare_web", {
+                "agent_id": agent_id, "offer_id": offer_id, "sdp": sdp}))
         ring = self._ring_of(agent_id, offer_id)
         if ring.link.packet.channel == "chat":
             raise DeskError(400, f"offer {offer_id} is a chat: it has no audio")
@@ -552,7 +628,13 @@ class LiveRouting:
             await self.device_failed(ring, "web", "declined",
                                      f"desk audio ended ({leg.end_reason})")
 
-    async def answer_web(self, agent_id: str, offer_id: str, sdp: str | None) -> str | None:
+    async def answer_web(self, agent_id: str, offer_id: str, sdp: str | None, *,
+                         forward: bool = True) -> str | None:
+        node = self._offer_node(offer_id) if forward else None
+        if node is not None:
+            answer = await self._forward(node, "answer_web", {
+                "agent_id": agent_id, "offer_id": offer_id, "sdp": sdp})
+            return None if answer is None else str(answer)
         ring = self._ring_of(agent_id, offer_id)
         if ring.link.packet.channel == "chat":  # answered by typing: no audio to connect
             if sdp:
@@ -561,7 +643,8 @@ class LiveRouting:
             if not await self.answered(ring, "web", NoAudio()):
                 raise DeskError(409, f"offer {offer_id} ended before it was answered")
             return None
-        answer = await self.prepare_web(agent_id, offer_id, sdp) if sdp else None
+        answer = await self.prepare_web(agent_id, offer_id, sdp, forward=False) if sdp \
+            else None
         leg, drain = ring.web_leg, ring.drain
         if leg is None:
             raise DeskError(409, f"offer {offer_id}: send the desk's SDP offer first "
@@ -575,7 +658,11 @@ class LiveRouting:
             raise DeskError(409, f"offer {offer_id} ended before it was answered")
         return answer
 
-    async def decline(self, agent_id: str, offer_id: str) -> None:
+    async def decline(self, agent_id: str, offer_id: str, *, forward: bool = True) -> None:
+        node = self._offer_node(offer_id) if forward else None
+        if node is not None:
+            await self._forward(node, "decline", {"agent_id": agent_id, "offer_id": offer_id})
+            return
         ring = self._ring_of(agent_id, offer_id)
         await self.device_failed(ring, "web", "declined", "declined at the desk")
 
