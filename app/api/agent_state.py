@@ -46,7 +46,7 @@ async def force_state(agent_id: AgentId, body: StateIn, request: Request,
                                    "msg": f"away needs a reason ({', '.join(AWAY_REASONS)})"}])
     live = handoff_service(request, "agents' states are").live
     try:
-        before, after = live.force_status(agent_id, body.state, body.reason, who.name)
+        before, after = await live.force_status(agent_id, body.state, body.reason, who.name)
     except DeskError as exc:
         raise HTTPException(exc.status, exc.detail) from exc
     await request.app.state.auth.audit(

@@ -107,7 +107,7 @@ class Status(BaseModel):
 async def status(body: Status, agent: Agent, request: Request) -> dict[str, Any]:
     live = handoff_service(request).live
     try:
-        live.set_status(agent.agent_id, body.status, body.reason)
+        await live.set_status(agent.agent_id, body.status, body.reason)
     except DeskError as exc:
         raise _desk_error(exc) from exc
     return live.state_of(agent.agent_id)
@@ -118,7 +118,7 @@ async def ready(agent: Agent, request: Request) -> dict[str, Any]:
     """Wrap-up done before its timer ends."""
     live = handoff_service(request).live
     try:
-        live.end_wrap_up(agent.agent_id)
+        await live.end_wrap_up(agent.agent_id)
     except DeskError as exc:
         raise _desk_error(exc) from exc
     return live.state_of(agent.agent_id)
@@ -154,7 +154,7 @@ async def answer(offer_id: str, body: Sdp, agent: Agent, request: Request) -> di
 @router.post("/offers/{offer_id}/decline")
 async def decline(offer_id: str, agent: Agent, request: Request) -> dict[str, str]:
     try:
-        handoff_service(request).live.decline(agent.agent_id, offer_id)
+        await handoff_service(request).live.decline(agent.agent_id, offer_id)
     except DeskError as exc:
         raise _desk_error(exc) from exc
     return {"status": "declined"}
@@ -317,7 +317,7 @@ async def wrap_up(call_id: str, body: WrapUpIn, agent: Agent, request: Request
         handoff.late.emitter(call_id)(event)
     with contextlib.suppress(DeskError):
         if handoff.live.presence(agent.agent_id).system == "wrap_up":
-            handoff.live.end_wrap_up(agent.agent_id)
+            await handoff.live.end_wrap_up(agent.agent_id)
     return {"status": "saved", **event_payload(event)}
 
 

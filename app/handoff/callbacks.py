@@ -130,7 +130,7 @@ class CallbackLink(CallLink):
             live.talks.pop(self.call_id, None)
             live.desk.send(agent, {"type": "callback_result", "call_id": self.call_id,
                                    "outcome": outcome, "talk_s": talk_s})
-            live.call_ended(agent, self.call_id, talk_s,
+            await live.call_ended(agent, self.call_id, talk_s,
                             conn.offer.group if conn.offer else None)
             live.links.pop(self.call_id, None)
 

@@ -59,7 +59,7 @@ class ChatHandoff:
                                                chat.info.caller_number, self.call_id)
             self.link = await link_for(chat, self.owner, action, previous, channel="chat")
             self.joined_at = self.live.now()
-            self.live.enqueue(self.link, joined_at=self.joined_at)
+            await self.live.enqueue(self.link, joined_at=self.joined_at)
             while True:
                 decision = await self._wait_decision()
                 if isinstance(decision, Exited):
@@ -69,9 +69,9 @@ class ChatHandoff:
                     chat.conversation.outcome = "agent_handled"
                     return None
                 chat.show_notice("agent_lost")  # dropped: requeued at the front
-                self.live.enqueue(self.link, joined_at=self.joined_at, front=True)
+                await self.live.enqueue(self.link, joined_at=self.joined_at, front=True)
         finally:
-            self.live.forget(self.call_id)
+            await self.live.forget(self.call_id)
 
     async def _wait_decision(self) -> Connected | Exited:
         """The next decision; what the visitor types meanwhile is recorded for the agent,
@@ -84,7 +84,7 @@ class ChatHandoff:
             while True:
                 if time.monotonic() - last_check >= CHECK_EVERY_S:
                     last_check = time.monotonic()
-                    self._announce()
+                    await self._announce()
                 if typed is None:
                     typed = asyncio.ensure_future(self.chat.inbox.get())
                 done, _ = await asyncio.wait({get, typed}, timeout=CHECK_EVERY_S,
@@ -105,9 +105,9 @@ class ChatHandoff:
             self.chat.events.emit(TranscriptHeard(text=message.text, is_final=True,
                                                   speaker="caller"))
 
-    def _announce(self) -> None:
-        said = self.live.service.announcement(self.call_id, self.live.now())
-        entry = self.live.service.queues.get(self.call_id)
+    async def _announce(self) -> None:
+        said = await self.live.announcement(self.call_id)
+        entry = self.live.entry(self.call_id)
         if said is None or entry is None:
             return
         self.chat.events.emit(AnnouncedPosition(group=entry.group or "", position=said.position,
@@ -172,7 +172,7 @@ class ChatTalk:
         finally:
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
-            self._stop(end)
+            await self._stop(end)
 
     def _name(self) -> str:
         agent = self.live.service.routing.agents.get(self.conn.agent_id)
@@ -185,7 +185,7 @@ class ChatTalk:
                 self.chat.events.emit(TranscriptHeard(text=item.message.text, is_final=True,
                                                       speaker="caller"))
 
-    def _stop(self, end: TalkEnd | None) -> None:
+    async def _stop(self, end: TalkEnd | None) -> None:
         call_id, agent_id = self.chat.info.call_id, self.conn.agent_id
         self.live.talks.pop(call_id, None)
         reason = end.reason if end is not None else "caller_hangup"
@@ -200,7 +200,7 @@ class ChatTalk:
             self.chat.show_agent("left", self._name())
         self.live.spawn(self.conn.leg.close(), f"chat-desk-close-{call_id}")
         group = self.conn.offer.group if self.conn.offer else None
-        self.live.call_ended(agent_id, call_id, talk_s, group)
+        await self.live.call_ended(agent_id, call_id, talk_s, group)
 
     async def control(self, agent_id: str, action: str, body: dict[str, Any]) -> dict[str, Any]:
         if agent_id != self.conn.agent_id:

@@ -25,6 +25,10 @@ class DeskHub:
         self.dropped = 0
 
     def send(self, agent_id: str, message: dict[str, Any]) -> None:
+        self.send_local(agent_id, message)
+
+    def send_local(self, agent_id: str, message: dict[str, Any]) -> None:
+        """To the desks connected to this node (``send``: wherever they are)."""
         for queue in list(self._conns.get(agent_id, ())):
             if queue.full():
                 queue.get_nowait()

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import TypeAdapter
 
 from app.call.media import CallMedia, EndReason
 from app.events import AudioChunk, Dtmf, utc_now
@@ -51,8 +54,15 @@ from app.routing.events import (
 )
 from app.routing.plan import RouteRequest
 from app.routing.presence import AgentPresence, AwayReason, ChosenStatus, effective_state
-from app.routing.queue import Offer, OfferError
+from app.routing.queue import Announced, Offer, OfferError, QueueEntry
 from app.routing.service import RoutingError, RoutingService, Ticket
+from app.routing.shared import LocalState, RoutingState, SharedStateError
+
+if TYPE_CHECKING:
+    from app.cluster.routing_bus import RoutingBus
+
+T = TypeVar("T")
+_EVENT: TypeAdapter[RoutingEvent] = TypeAdapter(RoutingEvent)
 
 MAX_SLEEP_S = 5.0  # also re-check calendars this often
 DESK_GONE_GRACE_S = 10.0  # a reloaded desk page is back within this
@@ -174,10 +184,14 @@ class LiveRouting:
                  clock: Callable[[], datetime] = utc_now,
                  dial_device: Callable[..., Coroutine[Any, Any, Any]] | None = None,
                  accept_web: Callable[[str], Coroutine[Any, Any, tuple[Any, str]]] | None
-                 = None) -> None:
+                 = None, state: RoutingState | None = None,
+                 bus: RoutingBus | None = None) -> None:
         """``dial_device(ringing, device)`` rings a phone (``app.handoff.phones``);
-        ``accept_web(sdp)`` answers a desk's SDP offer with a media leg."""
+        ``accept_web(sdp)`` answers a desk's SDP offer with a media leg; ``state`` is
+        where the routing state lives (``LocalState``, the default: in this process);
+        ``bus`` (several nodes) carries routing events and desk actions between nodes."""
         self.service = service
+        self.state: RoutingState = state or LocalState(service)
         self.desk = desk
         self.clock = clock
         self.dial_device = dial_device
@@ -190,17 +204,27 @@ class LiveRouting:
         self._timer: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._gone: dict[str, asyncio.TimerHandle] = {}
+        self._closing = False
+        self.bus = bus
         service._publish = self._publish
         desk.on_last_gone = self._desk_gone
+        if bus is not None:
+            bus.on_events = self._remote_events
+            bus.on_request = self._remote_request
 
     def now(self) -> datetime:
         return self.clock()
+
+    async def _run(self, op: Callable[[RoutingService], T]) -> T:
+        """One routing operation on the live state (in process: a plain call)."""
+        return await self.state.run(op)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
         self._timer = asyncio.create_task(self._run_timer(), name="routing-timer")
 
     async def aclose(self) -> None:
+        self._closing = True
         for handle in self._gone.values():
             handle.cancel()
         self._gone.clear()
@@ -225,7 +249,7 @@ class LiveRouting:
                            error=repr(task.exception()))
 
     async def _run_timer(self) -> None:
-        while True:
+        while not self._closing:  # redis-py may turn a cancellation into a ConnectionError
             now = self.now()
             deadline = self.service.next_deadline(now)
             sleep_s = MAX_SLEEP_S if deadline is None else min(
@@ -236,25 +260,52 @@ class LiveRouting:
             self._wake.clear()
             try:
                 now = self.now()
-                self.service.tick(now)
-                self.dispatch()
-            except (RoutingError, OfferError) as exc:  # never stop the timer
+                offers = await self._run(functools.partial(_tick_and_dispatch, now=now))
+                for offer in offers:
+                    if self.bus is None or offer.call_id in self.links:
+                        await self._ring(offer)
+            except (RoutingError, OfferError, SharedStateError) as exc:  # never stop the timer
                 self.log.error("routing_tick_failed", error=repr(exc))
 
-    def changed(self) -> None:
+    async def changed(self) -> None:
         """Something changed: offer now what can be offered, and recompute the timer."""
-        self.dispatch()
+        await self.dispatch()
         self._wake.set()
 
-    def dispatch(self) -> None:
-        for offer in self.service.dispatch(self.now()):
-            self._ring(offer)
+    async def dispatch(self) -> None:
+        now = self.now()
+        for offer in await self._run(lambda s: s.dispatch(now)):
+            if self.bus is None or offer.call_id in self.links:
+                await self._ring(offer)  # else the node that holds the call rings it
 
     # -- events ------------------------------------------------------------------------------
     def _publish(self, event: RoutingEvent) -> None:
-        if isinstance(event, AgentStateChanged):
-            self.desk.send(event.agent_id, {"type": "agent_state",
-                                            **event.model_dump(mode="json")})
+        """An event of a routing change made on this node (after its commit)."""
+        self._handle(event)
+        if self.bus is not None:
+            self.bus.events([event.model_dump(mode="json")])
+
+    def _remote_events(self, message: dict[str, Any]) -> None:
+        """Another node's routing change: its events, for what this node holds."""
+        for raw in message.get("events") or []:
+            try:
+                event = _EVENT.validate_python(raw)
+            except ValueError as exc:
+                self.log.error("routing_event_unreadable", error=str(exc)[:300])
+                continue
+            self._handle(event)
+            if isinstance(event, OfferChanged) and event.state == "pending" \
+                    and event.call_id in self.links:
+                offer = Offer(id=event.offer_id, call_id=event.call_id,
+                              agent_id=event.agent_id, group=event.group,
+                              devices=tuple(event.devices), created_at=event.at,
+                              expires_at=event.at + timedelta(seconds=event.ring_timeout_s))
+                self.spawn(self._ring(offer), f"ring-{offer.id}")
+
+    def _handle(self, event: RoutingEvent) -> None:
+        if isinstance(event, AgentStateChanged):  # every node shows it on its own desks
+            self.desk.send_local(event.agent_id, {"type": "agent_state",
+                                                  **event.model_dump(mode="json")})
             return
         link = self.links.get(event.call_id)
         if isinstance(event, OfferChanged) and event.state != "pending":
@@ -311,22 +362,24 @@ class LiveRouting:
                 "chosen": p.chosen, "away_reason": p.away_reason, "system": p.system,
                 "calls": list(p.calls), "wrap_up_until": p.wrap_up_until}
 
-    def set_status(self, agent_id: str, chosen: ChosenStatus, reason: AwayReason | None
-                   ) -> AgentPresence:
+    async def set_status(self, agent_id: str, chosen: ChosenStatus, reason: AwayReason | None
+                         ) -> AgentPresence:
         if agent_id not in self.service.routing.agents:
             raise DeskError(404, f"no agent {agent_id!r} in the routing")
         handle = self._gone.pop(agent_id, None)
         if handle is not None:
             handle.cancel()
+        now = self.now()
         try:
-            presence = self.service.set_status(agent_id, chosen, self.now(), reason)
+            presence = await self._run(lambda s: s.set_status(agent_id, chosen, now, reason))
         except ValueError as exc:
             raise DeskError(400, str(exc)) from exc
-        self.changed()
+        await self.changed()
         return presence
 
-    def force_status(self, agent_id: str, chosen: ChosenStatus, reason: AwayReason | None,
-                     by: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    async def force_status(self, agent_id: str, chosen: ChosenStatus,
+                           reason: AwayReason | None, by: str
+                           ) -> tuple[dict[str, Any], dict[str, Any]]:
         """A supervisor sets the agent's status: (state before, state after). An agent who
         is ringing or on a call cannot be forced offline (409): the call goes on, and
         ``away`` is the way to stop new offers meanwhile."""
@@ -336,19 +389,21 @@ class LiveRouting:
         if chosen == "offline" and before["state"] in ("ringing", "on_call"):
             raise DeskError(409, f"agent {agent_id!r} is {before['state']}: not forced "
                             "offline mid-call (set away to stop new offers)")
+        now = self.now()
         try:
-            self.service.set_status(agent_id, chosen, self.now(), reason, forced_by=by)
+            await self._run(lambda s: s.set_status(agent_id, chosen, now, reason, forced_by=by))
         except ValueError as exc:
             raise DeskError(422, str(exc)) from exc
-        self.changed()
+        await self.changed()
         return before, self.state_of(agent_id)
 
-    def end_wrap_up(self, agent_id: str) -> None:
+    async def end_wrap_up(self, agent_id: str) -> None:
+        now = self.now()
         try:
-            self.service.end_wrap_up(agent_id, self.now())
+            await self._run(lambda s: s.end_wrap_up(agent_id, now))
         except ValueError as exc:
             raise DeskError(409, str(exc)) from exc
-        self.changed()
+        await self.changed()
 
     def desk_back(self, agent_id: str) -> None:
         handle = self._gone.pop(agent_id, None)
@@ -362,59 +417,88 @@ class LiveRouting:
         if agent is None or any(d.kind != "web" for d in agent.devices):
             return
         loop = asyncio.get_running_loop()
-        self._gone[agent_id] = loop.call_later(DESK_GONE_GRACE_S, self._logout_gone, agent_id)
+        self._gone[agent_id] = loop.call_later(
+            DESK_GONE_GRACE_S, lambda: self.spawn(self._logout_gone(agent_id),
+                                                  f"desk-gone-{agent_id}"))
 
-    def _logout_gone(self, agent_id: str) -> None:
+    async def _logout_gone(self, agent_id: str) -> None:
         self._gone.pop(agent_id, None)
         if self.desk.connected(agent_id) or self.presence(agent_id).calls:
             return
+        now = self.now()
         with contextlib.suppress(ValueError):
-            self.service.set_status(agent_id, "offline", self.now())
-        self.changed()
+            await self._run(lambda s: s.set_status(agent_id, "offline", now))
+        await self.changed()
 
-    def call_ended(self, agent_id: str, call_id: str, talk_s: float, group: str | None
-                   ) -> None:
+    async def call_ended(self, agent_id: str, call_id: str, talk_s: float, group: str | None
+                         ) -> None:
         """The agent's part of a call is over: wrap-up starts."""
         self.desk.unwatch(agent_id, call_id)
         if agent_id in self.service.routing.agents:
+            now = self.now()
             with contextlib.suppress(ValueError):
-                self.service.call_ended(agent_id, call_id, talk_s, self.now(), group=group)
-        self.changed()
+                await self._run(lambda s: s.call_ended(agent_id, call_id, talk_s, now,
+                                                       group=group))
+        await self.changed()
 
     # -- calls -------------------------------------------------------------------------------
-    def enqueue(self, link: CallLink, *, joined_at: datetime | None = None,
-                front: bool = False) -> Ticket:
+    async def enqueue(self, link: CallLink, *, joined_at: datetime | None = None,
+                      front: bool = False) -> Ticket:
         self.links[link.call_id] = link
-        ticket = self.service.enqueue(link.request, self.now(), joined_at=joined_at,
-                                      front=front)
-        self.changed()
+        now = self.now()
+        ticket = await self._run(lambda s: s.enqueue(link.request, now, joined_at=joined_at,
+                                                     front=front))
+        await self.changed()
         return ticket
 
-    def enqueue_callback(self, link: CallLink, number: str, joined_at: datetime) -> Ticket:
+    async def enqueue_callback(self, link: CallLink, number: str, joined_at: datetime
+                               ) -> Ticket:
         self.links[link.call_id] = link
-        ticket = self.service.enqueue_callback(link.request, number, joined_at, self.now())
-        self.changed()
+        now = self.now()
+        ticket = await self._run(lambda s: s.enqueue_callback(link.request, number,
+                                                              joined_at, now))
+        await self.changed()
         return ticket
 
-    def leave(self, call_id: str, reason: str = "abandoned") -> None:
+    async def leave(self, call_id: str, reason: str = "abandoned") -> None:
         """The call leaves routing (hung up, or back to the bot); its offers stop ringing."""
-        self.service.leave(call_id, self.now(), reason)  # type: ignore[arg-type]
-        self.changed()
+        now = self.now()
+        await self._run(lambda s: s.leave(call_id, now, reason))  # type: ignore[arg-type]
+        await self.changed()
 
-    def forget(self, call_id: str) -> None:
-        if self.service.queues.get(call_id) is not None:
-            self.leave(call_id)
+    async def forget(self, call_id: str) -> None:
+        # Several nodes: this node's copy may be behind; leaving twice is harmless.
+        if self.state.shared or self.service.queues.get(call_id) is not None:
+            await self.leave(call_id)
         self.links.pop(call_id, None)
 
     def position(self, call_id: str) -> tuple[int, float | None]:
         return self.service.position(call_id, self.now())
 
+    def entry(self, call_id: str) -> QueueEntry | None:
+        """The call's queue entry as this node last saw it (None: not queued)."""
+        return self.service.queues.get(call_id)
+
+    async def announcement(self, call_id: str) -> Announced | None:
+        """Position and wait to tell the caller now, only when they improved."""
+        now = self.now()
+        return await self._run(lambda s: s.announcement(call_id, now))
+
+    async def callback_due(self, call_id: str) -> bool:
+        now = self.now()
+        return await self._run(lambda s: s.callback_due(call_id, now))
+
+    async def request_callback(self, call_id: str, number: str) -> QueueEntry:
+        now = self.now()
+        return await self._run(lambda s: s.request_callback(call_id, number, now))
+
     # -- ringing -----------------------------------------------------------------------------
-    def _ring(self, offer: Offer) -> None:
+    async def _ring(self, offer: Offer) -> None:
         link = self.links.get(offer.call_id)
         agent = self.service.routing.agents.get(offer.agent_id)
         if link is None or agent is None:
-            self.service.device_busy(offer.id, self.now())
+            now = self.now()
+            await self._run(lambda s: s.device_busy(offer.id, now))
             return
         ring = Ringing(offer, link, time.monotonic(), {d.address: "ringing"
                                                         for d in agent.devices})
@@ -423,8 +507,8 @@ class LiveRouting:
         chat = link.packet.channel == "chat"
         for device in agent.devices:
             if chat and device.kind != "web":  # typed at the desk: a phone cannot take it
-                self.device_failed(ring, device.address, "failed",
-                                   "a chat is answered at the desk")
+                await self.device_failed(ring, device.address, "failed",
+                                         "a chat is answered at the desk")
             elif device.kind == "web":
                 self.desk.watch(offer.agent_id, offer.call_id)
                 self.desk.send(offer.agent_id, {
@@ -434,9 +518,9 @@ class LiveRouting:
             elif self.dial_device is not None:
                 self.spawn(self.dial_device(self, ring, device), f"dial-{offer.id}")
             else:
-                self.device_failed(ring, device.address, "failed", "SIP is off")
+                await self.device_failed(ring, device.address, "failed", "SIP is off")
 
-    def device_failed(self, ring: Ringing, address: str, outcome: str, detail: str) -> None:
+    async def device_failed(self, ring: Ringing, address: str, outcome: str, detail: str) -> None:
         """One device of an offer did not answer; the offer ends when none is left."""
         if ring.devices.get(address) != "ringing" or self.ringing.get(ring.offer.id) is not ring:
             return
@@ -446,29 +530,30 @@ class LiveRouting:
                                                                3), detail=detail[:200]))
         if any(s == "ringing" for s in ring.devices.values()):
             return
-        now = self.now()
+        now, offer_id = self.now(), ring.offer.id
         with contextlib.suppress(RoutingError, OfferError):
             if outcome == "declined":
-                self.service.reject(ring.offer.id, now)
+                await self._run(lambda s: s.reject(offer_id, now))
             elif outcome == "no_answer":
-                self.service.no_answer(ring.offer.id, now)
+                await self._run(lambda s: s.no_answer(offer_id, now))
             else:
-                self.service.device_busy(ring.offer.id, now)
-        self.changed()
+                await self._run(lambda s: s.device_busy(offer_id, now))
+        await self.changed()
 
-    def answered(self, ring: Ringing, device: str, leg: CallMedia) -> bool:
+    async def answered(self, ring: Ringing, device: str, leg: CallMedia) -> bool:
         """``device`` of ``ring`` answered with ``leg``: the call is theirs (True), or the
         offer had ended meanwhile (False: the caller closes ``leg``)."""
         if self.ringing.get(ring.offer.id) is not ring:
             return False
         ring.answered_by = device
+        now, offer_id = self.now(), ring.offer.id
         try:
-            self.service.accept(ring.offer.id, self.now())
+            await self._run(lambda s: s.accept(offer_id, now))
         except (RoutingError, OfferError):
             ring.answered_by = None
             return False
         ring.link.deliver(Connected(ring.offer.agent_id, device, leg, ring.offer))
-        self.changed()
+        await self.changed()
         return True
 
     # -- the desk's side of an offer -----------------------------------------------------------
@@ -481,8 +566,44 @@ class LiveRouting:
             raise DeskError(409, f"offer {offer_id} rings {agent_id}'s phone, not the desk")
         return ring
 
-    async def prepare_web(self, agent_id: str, offer_id: str, sdp: str) -> str:
+    def _offer_node(self, offer_id: str) -> str | None:
+        """The node that rings ``offer_id`` when it is not this one (None: this one)."""
+        if self.bus is None or offer_id in self.ringing:
+            return None
+        offer_node = getattr(self.desk, "offer_node", None)
+        node = offer_node(offer_id) if offer_node is not None else None
+        return node if node != self.bus.node_id else None
+
+    async def _forward(self, node: str, method: str, args: dict[str, Any]) -> Any:
+        from app.cluster.routing_bus import RemoteError
+
+        assert self.bus is not None
+        try:
+            return await self.bus.request(node, method, args)
+        except RemoteError as exc:
+            raise DeskError(exc.status, exc.detail) from exc
+
+    async def _remote_request(self, method: str, args: dict[str, Any]) -> Any:
+        """A desk action forwarded by another node for an offer this node rings."""
+        agent_id, offer_id = str(args.get("agent_id")), str(args.get("offer_id"))
+        sdp = args.get("sdp")
+        if method == "prepare_web" and isinstance(sdp, str):
+            return await self.prepare_web(agent_id, offer_id, sdp, forward=False)
+        if method == "answer_web":
+            return await self.answer_web(agent_id, offer_id, sdp if isinstance(sdp, str)
+                                         else None, forward=False)
+        if method == "decline":
+            await self.decline(agent_id, offer_id, forward=False)
+            return None
+        raise DeskError(400, f"unknown desk action {method!r}")
+
+    async def prepare_web(self, agent_id: str, offer_id: str, sdp: str, *,
+                          forward: bool = True) -> str:
         """Connect the desk's audio while it rings (the answer is then instant)."""
+        node = self._offer_node(offer_id) if forward else None
+        if node is not None:
+            return str(await self._forward(node, "prepare_web", {
+                "agent_id": agent_id, "offer_id": offer_id, "sdp": sdp}))
         ring = self._ring_of(agent_id, offer_id)
         if ring.link.packet.channel == "chat":
             raise DeskError(400, f"offer {offer_id} is a chat: it has no audio")
@@ -504,18 +625,26 @@ class LiveRouting:
             pass
         if self.ringing.get(ring.offer.id) is ring and ring.answered_by is None:
             ring.drain = None
-            self.device_failed(ring, "web", "declined", f"desk audio ended ({leg.end_reason})")
+            await self.device_failed(ring, "web", "declined",
+                                     f"desk audio ended ({leg.end_reason})")
 
-    async def answer_web(self, agent_id: str, offer_id: str, sdp: str | None) -> str | None:
+    async def answer_web(self, agent_id: str, offer_id: str, sdp: str | None, *,
+                         forward: bool = True) -> str | None:
+        node = self._offer_node(offer_id) if forward else None
+        if node is not None:
+            answer = await self._forward(node, "answer_web", {
+                "agent_id": agent_id, "offer_id": offer_id, "sdp": sdp})
+            return None if answer is None else str(answer)
         ring = self._ring_of(agent_id, offer_id)
         if ring.link.packet.channel == "chat":  # answered by typing: no audio to connect
             if sdp:
                 raise DeskError(400, f"offer {offer_id} is a chat: it has no audio (answer "
                                 "without an SDP offer)")
-            if not self.answered(ring, "web", NoAudio()):
+            if not await self.answered(ring, "web", NoAudio()):
                 raise DeskError(409, f"offer {offer_id} ended before it was answered")
             return None
-        answer = await self.prepare_web(agent_id, offer_id, sdp) if sdp else None
+        answer = await self.prepare_web(agent_id, offer_id, sdp, forward=False) if sdp \
+            else None
         leg, drain = ring.web_leg, ring.drain
         if leg is None:
             raise DeskError(409, f"offer {offer_id}: send the desk's SDP offer first "
@@ -524,20 +653,29 @@ class LiveRouting:
         if drain is not None:
             drain.cancel()
             await asyncio.gather(drain, return_exceptions=True)
-        if not self.answered(ring, "web", leg):
+        if not await self.answered(ring, "web", leg):
             await leg.close()
             raise DeskError(409, f"offer {offer_id} ended before it was answered")
         return answer
 
-    def decline(self, agent_id: str, offer_id: str) -> None:
+    async def decline(self, agent_id: str, offer_id: str, *, forward: bool = True) -> None:
+        node = self._offer_node(offer_id) if forward else None
+        if node is not None:
+            await self._forward(node, "decline", {"agent_id": agent_id, "offer_id": offer_id})
+            return
         ring = self._ring_of(agent_id, offer_id)
-        self.device_failed(ring, "web", "declined", "declined at the desk")
+        await self.device_failed(ring, "web", "declined", "declined at the desk")
 
     def talk(self, agent_id: str, call_id: str) -> Any:
         talk = self.talks.get(call_id)
         if talk is None or agent_id not in talk.agents():
             raise DeskError(409, f"{agent_id} is not on call {call_id}")
         return talk
+
+
+def _tick_and_dispatch(service: RoutingService, now: datetime) -> list[Offer]:
+    service.tick(now)
+    return service.dispatch(now)
 
 
 def device_target(device: Device) -> tuple[str, str | None]:

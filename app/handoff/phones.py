@@ -54,16 +54,16 @@ class Phones:
         result = await self._dial(target, trunk, ring.link.request.hotline_number, ring_s,
                                   ring.cancel)
         if isinstance(result, DialFailure):
-            live.device_failed(ring, device.address, result.outcome, result.detail)
+            await live.device_failed(ring, device.address, result.outcome, result.detail)
             return
         if result.answered and result.media is not None:
-            if not live.answered(ring, device.address, result.media):
+            if not await live.answered(ring, device.address, result.media):
                 with contextlib.suppress(Exception):
                     await result.media.close()
             return
         outcome = _OUTCOME.get(result.outcome, "failed")
         if outcome != "cancelled":
-            live.device_failed(ring, device.address, outcome,
+            await live.device_failed(ring, device.address, outcome,
                                f"{result.status} {result.reason}".strip())
 
     async def dial_number(self, call_id: str, number: str, caller_id: str,

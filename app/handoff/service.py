@@ -73,12 +73,12 @@ class HandoffService:
         joined_at = handoff.joined_at or self.live.now()
         self.live.links[handoff.call_id] = self._callback_link(handoff.link, number, joined_at)
 
-    def queue_callback(self, link: CallLink, number: str, joined_at: datetime) -> None:
+    async def queue_callback(self, link: CallLink, number: str, joined_at: datetime) -> None:
         """The flow took a callback request (routing let the call go): a task, routed again,
         keeping the caller's first join time."""
         callback = self._callback_link(link, number, joined_at)
         try:
-            self.live.enqueue_callback(callback, number, joined_at)
+            await self.live.enqueue_callback(callback, number, joined_at)
         except ValueError as exc:  # routing refused it: the record says so
             self.log.error("callback_not_queued", call_id=link.call_id, error=repr(exc))
 

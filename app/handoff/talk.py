@@ -181,7 +181,7 @@ class Talk:
         with contextlib.suppress(Exception):
             await agent.leg.close()
         group = agent.conn.offer.group if agent.conn.offer else None
-        self.live.call_ended(agent.id, call.info.call_id, talk_s, group)
+        await self.live.call_ended(agent.id, call.info.call_id, talk_s, group)
 
     def _finish(self, end: TalkEnd) -> None:
         if not self._done.done():
@@ -325,7 +325,7 @@ class Talk:
                                                     outcome="started"))
                 self._finish(TalkEnd("transfer", self._talk_s(), target=target, note=note))
             else:
-                self._start_warm(target, note)
+                await self._start_warm(target, note)
         elif action in ("complete", "cancel"):
             await self._warm_done(action == "complete")
         else:
@@ -357,7 +357,7 @@ class Talk:
                 self._hold_since = None
 
     # -- warm transfer -----------------------------------------------------------------------------
-    def _start_warm(self, target: Target, note: str) -> None:
+    async def _start_warm(self, target: Target, note: str) -> None:
         if self._warm is not None or self.consult is not None:
             raise DeskError(409, "a transfer is already under way")
         if self.state == "hold":
@@ -368,7 +368,7 @@ class Talk:
         self.call.events.emit(AgentTransfer(agent_id=self.agent.id, mode="warm",
                                             target=target.describe(), note=note,
                                             outcome="started"))
-        self.enqueue_transfer(target, note, self.agent.id)
+        await self.enqueue_transfer(target, note, self.agent.id)
         self._tasks.append(asyncio.create_task(self._await_target(),
                                                name=f"talk-warm-{self.call.info.call_id}"))
 
@@ -442,7 +442,7 @@ class Talk:
         if self.consult is None:
             if complete:
                 raise DeskError(409, "the target has not answered yet")
-            self.live.leave(self.call.info.call_id, "cancelled")
+            await self.live.leave(self.call.info.call_id, "cancelled")
             if self._dial_cancel is not None:
                 self._dial_cancel.set()  # a number still ringing stops
             self._back_from_warm("cancelled", "cancelled before the target answered")
@@ -468,7 +468,7 @@ class Talk:
         with contextlib.suppress(Exception):
             await target.leg.close()
         group = target.conn.offer.group if target.conn.offer else None
-        self.live.call_ended(target.id, self.call.info.call_id,
+        await self.live.call_ended(target.id, self.call.info.call_id,
                              round(time.monotonic() - target.started, 3), group)
         self.live.desk.send(target.id, {"type": "transfer_result",
                                         "call_id": self.call.info.call_id, "outcome": outcome})

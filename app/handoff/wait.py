@@ -102,11 +102,11 @@ class CallHandoff:
             await self._prepare(action)
             assert self.link is not None
             self.joined_at = self.joined_at or self.live.now()
-            self.live.enqueue(self.link, joined_at=self.joined_at)
+            await self.live.enqueue(self.link, joined_at=self.joined_at)
             return await self._serve(None)
         finally:
             if not self.callback_kept:
-                self.live.forget(self.call_id)
+                await self.live.forget(self.call_id)
 
     async def _prepare(self, action: Transfer) -> None:
         if self._previous is None:
@@ -138,12 +138,12 @@ class CallHandoff:
                 return None
             elif end.reason == "agent_dropped":
                 await self._say("agent_lost")
-                self.live.enqueue(self.link, joined_at=self.joined_at, front=True)
+                await self.live.enqueue(self.link, joined_at=self.joined_at, front=True)
             elif end.reason == "transfer" and end.target is not None:
                 self._pending_transfer = (self._talk_agent, end.target)
                 await self._say("transfer_wait")
                 self._retarget(end.target, end.note, self._talk_agent)
-                self.live.enqueue(self.link, joined_at=self.joined_at, front=True)
+                await self.live.enqueue(self.link, joined_at=self.joined_at, front=True)
             elif end.reason == "handback" and end.leg is not None and end.node:
                 return self._park(end)
 
@@ -165,10 +165,10 @@ class CallHandoff:
             "transferred_by": agent_id, "note": (f"{note} ({agent_id})" if note else
                                                  link.packet.note)})
 
-    def _warm_enqueue(self, target: Target, note: str, agent_id: str) -> None:
+    async def _warm_enqueue(self, target: Target, note: str, agent_id: str) -> None:
         assert self.link is not None
         self._retarget(target, note, agent_id)
-        self.live.enqueue(self.link, joined_at=self.joined_at, front=True)
+        await self.live.enqueue(self.link, joined_at=self.joined_at, front=True)
 
     def _transfer_outcome(self, outcome: str, detail: str) -> None:
         pending, self._pending_transfer = self._pending_transfer, None
@@ -238,7 +238,7 @@ class CallHandoff:
         self.call.events.emit(HandBack(agent_id=parked.agent_id, node=parked.node,
                                        phase="returned", result=result))
         if parked.leg.end_reason is not None:  # they hung up meanwhile: route as usual
-            self.live.call_ended(parked.agent_id, self.call_id, 0.0, parked.group)
+            await self.live.call_ended(parked.agent_id, self.call_id, 0.0, parked.group)
             return None
         return Connected(parked.agent_id, parked.device or "parked", parked.leg)
 
@@ -280,7 +280,7 @@ class CallHandoff:
                 if mono - last_said >= settings.queue_position_every_s and await self._announce():
                     last_said = time.monotonic()
                 if offer_callback and not offered and self._callback_possible() and \
-                        self.live.service.callback_due(self.call_id, self.live.now()):
+                        await self.live.callback_due(self.call_id):
                     offered = True
                     self._offer_callback()
                     await self._say("callback_offer")
@@ -295,8 +295,8 @@ class CallHandoff:
             await call.media.play(chunk)
 
     async def _announce(self) -> bool:
-        said = self.live.service.announcement(self.call_id, self.live.now())
-        entry = self.live.service.queues.get(self.call_id)
+        said = await self.live.announcement(self.call_id)
+        entry = self.live.entry(self.call_id)
         if said is None or entry is None:
             return False
         text = self.call.system_text("queue_position").format(
@@ -328,7 +328,7 @@ class CallHandoff:
 
     async def _keep_place_for_callback(self) -> None:
         number = self.call.info.caller_number
-        self.live.service.request_callback(self.call_id, number, self.live.now())
+        await self.live.request_callback(self.call_id, number)
         self.callback_kept = True
         self.owner.keep_as_callback(self, number)
         self.call.events.emit(CallbackQueued(number=number, group=self._group()))
@@ -336,7 +336,7 @@ class CallHandoff:
         self.call.conversation.outcome = "callback_requested"
 
     def _group(self) -> str | None:
-        entry = self.live.service.queues.get(self.call_id)
+        entry = self.live.entry(self.call_id)
         return entry.group if entry else None
 
     async def _say(self, key: str, **values: str) -> None:
@@ -359,14 +359,14 @@ class CallHandoff:
             await asyncio.gather(parked.drain, return_exceptions=True)
             with contextlib.suppress(Exception):
                 await parked.leg.close()
-            self.live.call_ended(parked.agent_id, self.call_id, 0.0, parked.group)
+            await self.live.call_ended(parked.agent_id, self.call_id, 0.0, parked.group)
         if self.callback_kept:
             return
         state = self.call.state
         number = state.slots.get("callback_number") if state else None
         if self.call.outcome == "callback_requested" and number and self.link is not None:
             self.call.events.emit(CallbackQueued(number=number, group=self.link.packet.queue))
-            self.owner.queue_callback(self.link, number, self.joined_at or self.live.now())
+            await self.owner.queue_callback(self.link, number, self.joined_at or self.live.now())
 
 
 async def _drain(leg: CallMedia) -> None:

@@ -43,14 +43,16 @@ class Scenario:
                              "reject_delay_s": 3})
         self.now = MONDAY_10
         self.live = LiveRouting(RoutingService(compiled(cfg)), DeskHub(), clock=lambda: self.now)
-        for agent in AGENTS:
-            self.live.set_status(agent, "available", None)
         self.links: list[CallLink] = []
         self.seen: list[Ringing] = []  # every offer rung, for answers that come late
         self.active: dict[str, str] = {}  # call -> agent on it
         self.calls = 0
 
-    def run(self, step: tuple[Any, ...]) -> None:
+    async def login(self) -> None:
+        for agent in AGENTS:
+            await self.live.set_status(agent, "available", None)
+
+    async def run(self, step: tuple[Any, ...]) -> None:
         kind, live = step[0], self.live
         ringing = sorted(live.ringing.values(), key=lambda r: r.offer.id)
         self.seen.extend(r for r in ringing if r not in self.seen)
@@ -62,29 +64,29 @@ class Scenario:
                                    locale="zh", queue="general", reason="test")
             link = CallLink(call_id, request(call_id=call_id), packet, lambda e: None)
             self.links.append(link)
-            live.enqueue(link)
+            await live.enqueue(link)
         elif kind == "answer" and ringing:
             ring = ringing[step[1] % len(ringing)]
-            live.answered(ring, "web", object())  # type: ignore[arg-type]
+            await live.answered(ring, "web", object())  # type: ignore[arg-type]
         elif kind == "late_answer" and self.seen:
             ring = self.seen[step[1] % len(self.seen)]
-            live.answered(ring, "web", object())  # type: ignore[arg-type]
+            await live.answered(ring, "web", object())  # type: ignore[arg-type]
         elif kind == "decline" and ringing:
             ring = ringing[step[1] % len(ringing)]
-            live.device_failed(ring, "web", "declined", "declined at the desk")
+            await live.device_failed(ring, "web", "declined", "declined at the desk")
         elif kind == "time":
             self.now += timedelta(seconds=step[1])
             live.service.tick(self.now)
-            live.dispatch()
+            await live.dispatch()
         elif kind == "hangup":
             waiting = sorted(e.call_id for e in live.service.queues.waiting())
             if waiting:
-                live.leave(waiting[step[1] % len(waiting)])
+                await live.leave(waiting[step[1] % len(waiting)])
         elif kind == "end" and self.active:
             call_id = sorted(self.active)[step[1] % len(self.active)]
-            live.call_ended(self.active.pop(call_id), call_id, 10.0, "g")
+            await live.call_ended(self.active.pop(call_id), call_id, 10.0, "g")
         elif kind == "status":
-            live.set_status(step[1], step[2], "break" if step[2] == "away" else None)
+            await live.set_status(step[1], step[2], "break" if step[2] == "away" else None)
         self.collect()
 
     def collect(self) -> None:
@@ -104,8 +106,9 @@ class Scenario:
 async def play(strategy: str, steps: list[tuple[Any, ...]]) -> int:
     scenario = Scenario(strategy)
     try:
+        await scenario.login()
         for step in steps:
-            scenario.run(step)
+            await scenario.run(step)
         return len(scenario.active)
     finally:
         await scenario.live.aclose()
@@ -124,11 +127,12 @@ def test_an_answer_after_the_ring_ended_does_not_connect() -> None:
     async def main() -> None:
         scenario = Scenario("sequential")
         try:
-            scenario.run(("call",))
+            await scenario.login()
+            await scenario.run(("call",))
             (ring,) = scenario.live.ringing.values()
-            scenario.run(("time", 6.0))  # past the 5 s ring timeout: the next agent rings
+            await scenario.run(("time", 6.0))  # past the 5 s ring timeout: the next agent rings
             assert ring.offer.id not in scenario.live.ringing
-            assert not scenario.live.answered(ring, "web", object())  # type: ignore[arg-type]
+            assert not await scenario.live.answered(ring, "web", object())  # type: ignore[arg-type]
             scenario.collect()
             assert scenario.active == {}
         finally:

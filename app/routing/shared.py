@@ -1,0 +1,303 @@
+"""The routing's live state for one node or shared by several: ``RoutingState``.
+
+``RoutingService`` stays pure and synchronous; what changes between one node and several is
+where its four stores live and how one operation is isolated from the others:
+
+- ``LocalState`` (one node, ``make run``): the service keeps its in-memory stores; ``run(op)``
+  calls ``op(service)`` at once. Nothing is copied, events go out as the service emits them:
+  exactly the single-process behaviour, at no extra cost.
+- ``RedisState`` (``redis_url``): presence, queue entries, offers and statistics are hashes
+  of JSON values in Redis (``app.routing.codec``, versioned), plus the queue's arrival
+  counter and a revision number. ``run(op)`` is one transaction: take the routing lock
+  (``redis.asyncio.lock.Lock`` with a ttl, so a dead node holds it at most ``lock_ttl_s``),
+  load the state into ``Memory*`` stores (or reuse this node's copy when the revision did
+  not move), run ``op`` on the service, write back only the values that changed plus the
+  new revision in one ``MULTI`` (``WATCH`` on the revision: if the lock ran out and another
+  node committed meanwhile, nothing is written and ``SharedStateError`` is raised), release.
+  The events ``op`` produced are delivered after the commit, never for a change that was
+  not stored.
+
+Values are frozen: the service replaces a value it changes, so "changed" is "not the same
+object as loaded" (no re-serialization of what did not change).
+
+Redis unreachable or the lock not obtained in ``lock_wait_s``: ``run`` raises
+``SharedStateError``; the caller decides (see ``app.handoff.live``). A state value this node
+cannot read (a newer format) is skipped with a log line and counted, never crashes a node.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+import redis.asyncio as redis
+from redis.asyncio.lock import Lock
+from redis.exceptions import ConnectionError, LockError, RedisError, WatchError
+
+from app.log import get_logger
+from app.routing import codec
+from app.routing.events import RoutingEvent
+from app.routing.presence import AgentPresence
+from app.routing.queue import Offer, QueueEntry
+from app.routing.service import RoutingService
+from app.routing.state import MemoryOffers, MemoryPresence, MemoryQueues, MemoryStats
+
+T = TypeVar("T")
+PREFIX = "hotline:routing"
+
+
+class SharedStateError(RuntimeError):
+    """The shared routing state could not be read or written (Redis down, lock not had)."""
+
+
+class _StaleConnection(Exception):
+    """A connection error before anything was sent for commit: safe to try once more."""
+
+
+class RoutingState(Protocol):
+    """Runs one routing operation on the live state, isolated from every other one."""
+
+    shared: bool
+
+    async def run(self, op: Callable[[RoutingService], T]) -> T: ...
+    async def aclose(self) -> None: ...
+
+
+class LocalState:
+    """One node: the service's own in-memory stores; ``run`` is a plain call."""
+
+    shared = False
+
+    def __init__(self, service: RoutingService) -> None:
+        self.service = service
+
+    async def run(self, op: Callable[[RoutingService], T]) -> T:
+        return op(self.service)
+
+    async def aclose(self) -> None:
+        return None
+
+
+@dataclass
+class Snapshot:
+    """The state as loaded (raw revision and decoded values), to diff against after ``op``."""
+
+    rev: int
+    presence: dict[str, AgentPresence] = field(default_factory=dict)
+    queue: dict[str, QueueEntry] = field(default_factory=dict)
+    offers: dict[str, Offer] = field(default_factory=dict)
+    last: dict[str, str] = field(default_factory=dict)
+    handle: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    seq: int = 0
+
+
+@dataclass
+class TxnFigures:
+    """Counters a bench or the metrics read."""
+
+    runs: int = 0
+    reloads: int = 0
+    conflicts: int = 0
+    failures: int = 0
+    bad_values: int = 0
+    decoded: int = 0  # values parsed (the others were known by their text)
+    resets: int = 0  # the state went back (a Redis restarted empty)
+    lock_wait_s: float = 0.0
+
+
+class RedisState:
+    """Several nodes: the routing state in Redis, one locked transaction per operation."""
+
+    shared = True
+
+    def __init__(self, service: RoutingService, url: str, node_id: str, *,
+                 prefix: str = PREFIX, lock_ttl_s: float = 5.0, lock_wait_s: float = 5.0,
+                 client: redis.Redis | None = None) -> None:
+        self.service = service
+        self.node_id = node_id
+        self.prefix = prefix
+        self.lock_ttl_s = lock_ttl_s
+        self.lock_wait_s = lock_wait_s
+        self.figures = TxnFigures()
+        self._client = client or redis.Redis.from_url(
+            url, decode_responses=True, socket_connect_timeout=2, socket_timeout=5)
+        self._cache: Snapshot | None = None
+        self._decoded: dict[str, dict[str, tuple[str, Any]]] = {}  # hash -> key -> (text, value)
+        self._log = get_logger(component="routing_state", node_id=node_id)
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}:{name}"
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    # -- the transaction ----------------------------------------------------------------------
+    async def run(self, op: Callable[[RoutingService], T]) -> T:
+        lock = Lock(self._client, self.key("lock"), timeout=self.lock_ttl_s,
+                    blocking_timeout=self.lock_wait_s)
+        started = time.monotonic()
+        try:
+            if not await lock.acquire():
+                self.figures.failures += 1
+                raise SharedStateError(f"routing lock not obtained in {self.lock_wait_s} s")
+        except RedisError as exc:
+            self.figures.failures += 1
+            raise SharedStateError(f"routing state unreachable: {exc}") from exc
+        self.figures.lock_wait_s += time.monotonic() - started
+        try:
+            return await self._locked(op)
+        finally:
+            try:
+                await lock.release()
+            except (LockError, RedisError) as exc:  # ran out meanwhile, or Redis went away
+                self._log.warning("routing_lock_release_failed", error=repr(exc))
+
+    async def _locked(self, op: Callable[[RoutingService], T]) -> T:
+        try:
+            return await self._attempt(op)
+        except _StaleConnection:  # a pooled connection from before a Redis restart
+            return await self._attempt(op, retry=False)
+
+    async def _attempt(self, op: Callable[[RoutingService], T], retry: bool = True) -> T:
+        events: list[RoutingEvent] = []
+        sent = False
+        try:
+            async with self._client.pipeline(transaction=True) as pipe:
+                await pipe.watch(self.key("rev"))
+                snap = await self._load(pipe)
+                stores = self._install(snap)
+                publish = self.service._publish
+                self.service._publish = events.append
+                try:
+                    result = op(self.service)
+                except BaseException:
+                    self._install(snap)  # reads between operations see the stored state
+                    raise
+                finally:
+                    self.service._publish = publish
+                pipe.multi()  # type: ignore[no-untyped-call]
+                after = self._write(pipe, snap, *stores)
+                sent = True
+                await pipe.execute()
+        except WatchError as exc:
+            self.figures.conflicts += 1
+            self._cache = None
+            raise SharedStateError("routing state changed under this node (its lock ran "
+                                   "out): nothing written") from exc
+        except RedisError as exc:
+            self._cache = None
+            if retry and not sent and isinstance(exc, ConnectionError):
+                raise _StaleConnection from exc
+            self.figures.failures += 1
+            raise SharedStateError(f"routing state unreachable: {exc}") from exc
+        except BaseException:
+            self._cache = None  # op failed: the stores hold half a change, never reuse them
+            raise
+        self._cache = after
+        self.figures.runs += 1
+        if publish is not None:
+            for event in events:
+                publish(event)
+        return result
+
+    async def _load(self, pipe: Any) -> Snapshot:
+        raw_rev = await pipe.get(self.key("rev"))
+        rev = int(raw_rev or 0)
+        if self._cache is not None and self._cache.rev == rev:
+            return self._cache
+        if self._cache is not None and rev < self._cache.rev:
+            # Redis restarted without its data: what the nodes knew is gone (to rebuild).
+            self.figures.resets += 1
+            self._log.warning("routing_state_reset", rev=rev, had_rev=self._cache.rev)
+        self.figures.reloads += 1
+        names = ("presence", "queue", "offers", "last", "handle")
+        # After WATCH the pipeline runs commands at once; read them all in one round trip.
+        reader = self._client.pipeline(transaction=True)
+        for name in names:
+            reader.hgetall(self.key(name))
+        reader.get(self.key("seq"))
+        values = await reader.execute()
+        presence, queue, offers, last, handle, seq = values
+        snap = Snapshot(rev=rev, seq=int(seq or 0), last=dict(last))
+        snap.presence = self._decode(presence, codec.load_presence, "presence")
+        entries = self._decode(queue, codec.load_entry, "queue")
+        # In arrival order, as the in-process store iterates them (Redis hashes have none).
+        snap.queue = dict(sorted(entries.items(), key=lambda kv: kv[1].seq))
+        loaded = self._decode(offers, codec.load_offer, "offers")
+        snap.offers = dict(sorted(loaded.items(), key=lambda kv: (kv[1].created_at, kv[0])))
+        snap.handle = {g: tuple(v) for g, v in
+                       self._decode(handle, codec.load_handle_times, "handle").items()}
+        return snap
+
+    def _decode(self, raw: dict[str, str], load: Callable[[str, str], T], name: str
+                ) -> dict[str, T]:
+        """Decode a hash; a value whose text this node decoded before is reused (only what
+        other nodes changed is parsed again)."""
+        seen = self._decoded.setdefault(name, {})
+        out: dict[str, T] = {}
+        fresh: dict[str, tuple[str, Any]] = {}
+        for key, value in raw.items():
+            known = seen.get(key)
+            if known is not None and known[0] == value:
+                out[key] = fresh.setdefault(key, known)[1]
+                continue
+            try:
+                out[key] = load(value, f"{self.key(name)}[{key}]")
+            except ValueError as exc:
+                self.figures.bad_values += 1
+                self._log.error("routing_state_unreadable", key=key, error=str(exc))
+                continue
+            self.figures.decoded += 1
+            fresh[key] = (value, out[key])
+        self._decoded[name] = fresh
+        return out
+
+    def _install(self, snap: Snapshot
+                 ) -> tuple[MemoryPresence, MemoryQueues, MemoryOffers, MemoryStats]:
+        presence, queues, offers, stats = (MemoryPresence(), MemoryQueues(), MemoryOffers(),
+                                           MemoryStats())
+        presence._by_agent = dict(snap.presence)
+        queues._entries = dict(snap.queue)
+        queues._seq = snap.seq
+        offers._offers = dict(snap.offers)
+        stats._last = dict(snap.last)
+        for group, times in snap.handle.items():
+            for value in times:
+                stats.add_handle_time(group, value)
+        self.service.presence, self.service.queues = presence, queues
+        self.service.offers, self.service.stats = offers, stats
+        return presence, queues, offers, stats
+
+    def _write(self, pipe: Any, snap: Snapshot, presence: MemoryPresence,
+               queues: MemoryQueues, offers: MemoryOffers, stats: MemoryStats) -> Snapshot:
+        """Queue the changed values on ``pipe`` (in MULTI); the snapshot after the commit."""
+        after = Snapshot(rev=snap.rev + 1, presence=dict(presence._by_agent),
+                         queue=dict(queues._entries), offers=dict(offers._offers),
+                         last=dict(stats._last), seq=queues._seq,
+                         handle={g: tuple(d) for g, d in stats._handle.items()})
+        _diff(pipe, self.key("presence"), snap.presence, after.presence, codec.dump_presence)
+        _diff(pipe, self.key("queue"), snap.queue, after.queue, codec.dump_entry)
+        _diff(pipe, self.key("offers"), snap.offers, after.offers, codec.dump_offer)
+        changed_last = {g: a for g, a in after.last.items() if snap.last.get(g) != a}
+        if changed_last:
+            pipe.hset(self.key("last"), mapping=changed_last)
+        changed_handle = {g: codec.dump_handle_times(list(t)) for g, t in after.handle.items()
+                          if snap.handle.get(g) != t}
+        if changed_handle:
+            pipe.hset(self.key("handle"), mapping=changed_handle)
+        if after.seq != snap.seq:
+            pipe.set(self.key("seq"), after.seq)
+        pipe.set(self.key("rev"), after.rev)
+        return after
+
+
+def _diff(pipe: Any, key: str, before: dict[str, Any], after: dict[str, Any],
+          dump: Callable[[Any], str]) -> None:
+    changed = {k: dump(v) for k, v in after.items() if before.get(k) is not v}
+    gone = [k for k in before if k not in after]
+    if changed:
+        pipe.hset(key, mapping=changed)
+    if gone:
+        pipe.hdel(key, *gone)

@@ -1,0 +1,119 @@
+"""Two nodes' live routings over one real Redis (in one process: the node boundary is Redis
+alone, each node with its own RedisState, RoutingBus and desks): a caller queued on node A is
+offered to an agent whose desk is connected to node B; B's desk answers through B and the
+media leg is created on node A (its ``accept_web``); a decline through B reaches A too; agents'
+state changes show on their desk wherever it is."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import pytest
+
+from app.cluster.routing_bus import RoutingBus, SharedDeskHub
+from app.handoff.live import CallLink, Connected, DeskError, LiveRouting, NoAudio
+from app.handoff.packet import HandoffPacket
+from app.routing.service import RoutingService
+from app.routing.shared import RedisState
+from tests.helpers.redis_server import RedisServer, redis_server  # noqa: F401  (fixture)
+from tests.helpers.routing import NUMBER, SHANGHAI_FIXED, compiled, config, request
+
+
+class Node:
+    def __init__(self, url: str, name: str) -> None:
+        cfg = config({"ann": {"name": "Ann", "languages": ["zh"], "skills": {"general": 1},
+                              "devices": [{"kind": "web"}]}},
+                     {"g": {"strategy": "sequential", "members": ["ann"], "max_wait_s": 600,
+                            "ring_timeout_s": 60, "overflow_if_empty": False}},
+                     [{"name": "all", "target": {"group": "g"}}])
+        self.name = name
+        self.legs: list[tuple[str, NoAudio]] = []  # (the desk's SDP, the leg made here)
+        self.bus = RoutingBus(url, name)
+        service = RoutingService(compiled(cfg))
+        self.state = RedisState(service, url, name)
+        self.live = LiveRouting(service, SharedDeskHub(self.bus), accept_web=self._accept,
+                                state=self.state, bus=self.bus)
+
+    async def _accept(self, sdp: str) -> tuple[Any, str]:
+        leg = NoAudio()
+        self.legs.append((sdp, leg))
+        return leg, f"answer from {self.name}"
+
+    async def start(self) -> None:
+        await self.bus.start()
+        await self.bus.ready()
+        self.live.start()
+
+    async def aclose(self) -> None:
+        await self.live.aclose()
+        await self.bus.aclose()
+        await self.state.aclose()
+
+
+@asynccontextmanager
+async def two_nodes(url: str) -> AsyncIterator[tuple[Node, Node]]:
+    a, b = Node(url, "node-a"), Node(url, "node-b")
+    async with AsyncExitStack() as stack:
+        for node in (a, b):
+            await node.start()
+            stack.push_async_callback(node.aclose)
+        yield a, b
+
+
+def _link(call_id: str) -> CallLink:
+    packet = HandoffPacket(call_id=call_id, hotline_number=NUMBER, caller_number=SHANGHAI_FIXED,
+                           caller_region="上海", locale="zh", queue="general", reason="test")
+    return CallLink(call_id, request(call_id=call_id), packet, lambda e: None)
+
+
+async def _next(queue: asyncio.Queue[dict[str, Any]], kind: str, timeout_s: float = 20
+                ) -> dict[str, Any]:
+    async with asyncio.timeout(timeout_s):
+        while True:
+            message = await queue.get()
+            if message.get("type") == kind:
+                return message
+
+
+async def test_a_caller_on_node_a_is_answered_at_a_desk_on_node_b_with_media_on_a(
+        redis_server: RedisServer) -> None:  # noqa: F811
+    async with two_nodes(redis_server.url) as (a, b), b.live.desk.connect("ann") as desk:
+        await b.live.set_status("ann", "available", None)  # signs in at B
+        assert (await _next(desk, "agent_state"))["state"] == "available"
+        link = _link("c1")
+        ticket = await a.live.enqueue(link)  # the caller waits on A
+        assert ticket.status == "queued"
+        offer = await _next(desk, "offer")  # rung by A (it has the call), shown on B
+        assert offer["call_id"] == "c1" and offer["packet"]["caller_region"] == "上海"
+        assert offer["offer_id"] in a.live.ringing and not b.live.ringing
+        answer = await b.live.answer_web("ann", offer["offer_id"], "desk sdp")
+        assert answer == "answer from node-a"  # A made the leg: media goes desk <-> A
+        assert [sdp for sdp, _ in a.legs] == ["desk sdp"] and b.legs == []
+        async with asyncio.timeout(20):
+            decision = await link.decisions.get()
+        assert isinstance(decision, Connected) and decision.agent_id == "ann"
+        assert decision.leg is a.legs[0][1]
+        ended = await _next(desk, "offer_ended")
+        assert (ended["state"], ended["answered_by"]) == ("accepted", "web")
+        presence = await b.state.run(lambda s: s.presence.get("ann"))
+        assert presence is not None and presence.calls == ("c1",)
+        await a.live.call_ended("ann", "c1", 30.0, "g")
+        assert (await _next(desk, "agent_state"))["state"] in ("available", "wrap_up")
+
+
+async def test_a_decline_at_node_b_reaches_the_offer_on_node_a(
+        redis_server: RedisServer) -> None:  # noqa: F811
+    async with two_nodes(redis_server.url) as (a, b), b.live.desk.connect("ann") as desk:
+        await b.live.set_status("ann", "available", None)
+        await a.live.enqueue(_link("c2"))
+        offer = await _next(desk, "offer")
+        await b.live.decline("ann", offer["offer_id"])
+        ended = await _next(desk, "offer_ended")
+        assert (ended["offer_id"], ended["state"]) == (offer["offer_id"], "rejected")
+        with pytest.raises(DeskError) as refused:  # answering it now: A says it ended
+            await b.live.answer_web("ann", offer["offer_id"], "late sdp")
+        assert refused.value.status == 409 and "not ringing" in refused.value.detail
+        assert a.legs == []
