@@ -59,7 +59,7 @@ from app.routing.service import RoutingError, RoutingService, Ticket
 from app.routing.shared import LocalState, RoutingState, SharedStateError
 
 if TYPE_CHECKING:
-    from app.cluster.routing_bus import RoutingBus
+    from app.handoff.routing_bus import RoutingBus
 
 T = TypeVar("T")
 _EVENT: TypeAdapter[RoutingEvent] = TypeAdapter(RoutingEvent)
@@ -575,7 +575,7 @@ class LiveRouting:
         return node if node != self.bus.node_id else None
 
     async def _forward(self, node: str, method: str, args: dict[str, Any]) -> Any:
-        from app.cluster.routing_bus import RemoteError
+        from app.handoff.routing_bus import RemoteError
 
         assert self.bus is not None
         try:

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from app.cluster.routing_bus import RoutingBus, SharedDeskHub
 from app.handoff.live import CallLink, Connected, DeskError, LiveRouting, NoAudio
 from app.handoff.packet import HandoffPacket
+from app.handoff.routing_bus import RoutingBus, SharedDeskHub
 from app.routing.service import RoutingService
 from app.routing.shared import RedisState
 from tests.helpers.redis_server import RedisServer, redis_server  # noqa: F401  (fixture)
