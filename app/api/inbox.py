@@ -191,6 +191,7 @@ async def _run(state: Any, job: RetrainJob) -> None:
         job.result = asdict(result)
         if result.activated and state.nlu is not None:
             await asyncio.to_thread(state.nlu.reload)
+        job.progress.finish()  # 100 % together with the end state, in one loop step
         job.state = "activated" if result.activated else "kept"
         took = (datetime.now(UTC) - started) / timedelta(seconds=1)
         job.summary = (f"{'activated' if result.activated else 'kept as a candidate'} "

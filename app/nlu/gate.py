@@ -47,7 +47,9 @@ def train_gated(data_dir: Path, model_root: Path, candidates_root: Path,
                 settings: Settings, progress: TrainingProgress | None = None) -> GateResult:
     """Train ``data_dir`` into ``candidates_root``, compare with ``model_root``'s current
     model on the held-out files, and activate the candidate if it does not regress.
-    ``progress`` follows it: embedding, training each locale, evaluating."""
+    ``progress`` follows it: embedding, training each locale, evaluating. The caller calls
+    ``progress.finish()`` when its whole job has ended (the inbox loads the new model first),
+    so 100 % is never shown while the job still runs."""
     progress = progress or TrainingProgress()
     files = sorted((data_dir / "tests").glob("*.y*ml"))
     if not files:
@@ -83,7 +85,6 @@ def train_gated(data_dir: Path, model_root: Path, candidates_root: Path,
                         current_version=serving.name if serving else None, figures=figures)
     if result.activated:
         activate(folder, model_root)
-    progress.finish()
     return result
 
 
