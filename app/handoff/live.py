@@ -30,7 +30,9 @@ from app.events import AudioChunk, Dtmf, utc_now
 from app.handoff.desk import DeskHub
 from app.handoff.packet import HandoffPacket
 from app.log import get_logger
+from app.metrics import ROUTING_STATE_FAILURES
 from app.record import (
+    CallError,
     CallEvent,
     OfferEvent,
     OverflowEvent,
@@ -64,6 +66,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 _EVENT: TypeAdapter[RoutingEvent] = TypeAdapter(RoutingEvent)
 
+UNREACHABLE = "routing state unreachable"
 MAX_SLEEP_S = 5.0  # also re-check calendars this often
 DESK_GONE_GRACE_S = 10.0  # a reloaded desk page is back within this
 _RING_OUTCOME = {"timed_out": "no_answer", "rejected": "declined", "busy": "busy",
@@ -216,8 +219,18 @@ class LiveRouting:
         return self.clock()
 
     async def _run(self, op: Callable[[RoutingService], T]) -> T:
-        """One routing operation on the live state (in process: a plain call)."""
+        """One routing operation on the live state (in process: a plain call; shared:
+        ``SharedStateError`` when Redis is unreachable, nothing changed)."""
         return await self.state.run(op)
+
+    def unreachable(self, op: str, exc: SharedStateError, **ids: str) -> None:
+        """A routing operation the shared state could not take: counted and logged."""
+        ROUTING_STATE_FAILURES.labels(op=op).inc()
+        self.log.error("routing_state_unreachable", op=op, error=str(exc)[:300], **ids)
+
+    def _desk_unreachable(self, op: str, exc: SharedStateError, agent_id: str) -> DeskError:
+        self.unreachable(op, exc, agent_id=agent_id)
+        return DeskError(503, f"{UNREACHABLE}: try again in a moment")
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -273,8 +286,15 @@ class LiveRouting:
         self._wake.set()
 
     async def dispatch(self) -> None:
+        """Offer what can be offered now (the shared state unreachable: the timer tries
+        again at its next tick)."""
         now = self.now()
-        for offer in await self._run(lambda s: s.dispatch(now)):
+        try:
+            offers = await self._run(lambda s: s.dispatch(now))
+        except SharedStateError as exc:
+            self.unreachable("dispatch", exc)
+            return
+        for offer in offers:
             if self.bus is None or offer.call_id in self.links:
                 await self._ring(offer)  # else the node that holds the call rings it
 
@@ -372,6 +392,8 @@ class LiveRouting:
         now = self.now()
         try:
             presence = await self._run(lambda s: s.set_status(agent_id, chosen, now, reason))
+        except SharedStateError as exc:
+            raise self._desk_unreachable("set_status", exc, agent_id) from exc
         except ValueError as exc:
             raise DeskError(400, str(exc)) from exc
         await self.changed()
@@ -392,6 +414,8 @@ class LiveRouting:
         now = self.now()
         try:
             await self._run(lambda s: s.set_status(agent_id, chosen, now, reason, forced_by=by))
+        except SharedStateError as exc:
+            raise self._desk_unreachable("force_status", exc, agent_id) from exc
         except ValueError as exc:
             raise DeskError(422, str(exc)) from exc
         await self.changed()
@@ -401,6 +425,8 @@ class LiveRouting:
         now = self.now()
         try:
             await self._run(lambda s: s.end_wrap_up(agent_id, now))
+        except SharedStateError as exc:
+            raise self._desk_unreachable("end_wrap_up", exc, agent_id) from exc
         except ValueError as exc:
             raise DeskError(409, str(exc)) from exc
         await self.changed()
@@ -426,8 +452,12 @@ class LiveRouting:
         if self.desk.connected(agent_id) or self.presence(agent_id).calls:
             return
         now = self.now()
-        with contextlib.suppress(ValueError):
+        try:
             await self._run(lambda s: s.set_status(agent_id, "offline", now))
+        except SharedStateError as exc:
+            self.unreachable("desk_gone", exc, agent_id=agent_id)
+        except ValueError:
+            pass
         await self.changed()
 
     async def call_ended(self, agent_id: str, call_id: str, talk_s: float, group: str | None
@@ -436,34 +466,65 @@ class LiveRouting:
         self.desk.unwatch(agent_id, call_id)
         if agent_id in self.service.routing.agents:
             now = self.now()
-            with contextlib.suppress(ValueError):
+            try:
                 await self._run(lambda s: s.call_ended(agent_id, call_id, talk_s, now,
                                                        group=group))
+            except SharedStateError as exc:  # TODO(shared): the agent stays on the call there
+                self.unreachable("call_ended", exc, call_id=call_id, agent_id=agent_id)
+            except ValueError:
+                pass
         await self.changed()
 
     # -- calls -------------------------------------------------------------------------------
     async def enqueue(self, link: CallLink, *, joined_at: datetime | None = None,
                       front: bool = False) -> Ticket:
+        """Route the call. The shared state unreachable: the call leaves routing at once
+        (``Exited`` no_route: the flow's queue-timeout path), counted and logged."""
         self.links[link.call_id] = link
         now = self.now()
-        ticket = await self._run(lambda s: s.enqueue(link.request, now, joined_at=joined_at,
-                                                     front=front))
+        try:
+            ticket = await self._run(lambda s: s.enqueue(link.request, now,
+                                                         joined_at=joined_at, front=front))
+        except SharedStateError as exc:
+            return self._not_routed("enqueue", link, exc, now)
         await self.changed()
         return ticket
 
     async def enqueue_callback(self, link: CallLink, number: str, joined_at: datetime
                                ) -> Ticket:
+        """A callback task; the shared state unreachable: ``ValueError`` (not queued)."""
         self.links[link.call_id] = link
         now = self.now()
-        ticket = await self._run(lambda s: s.enqueue_callback(link.request, number,
-                                                              joined_at, now))
+        try:
+            ticket = await self._run(lambda s: s.enqueue_callback(link.request, number,
+                                                                  joined_at, now))
+        except SharedStateError as exc:
+            self.links.pop(link.call_id, None)
+            self.unreachable("enqueue_callback", exc, call_id=link.call_id)
+            raise ValueError(f"{UNREACHABLE}: {exc}") from exc
         await self.changed()
         return ticket
 
+    def _not_routed(self, op: str, link: CallLink, exc: SharedStateError, now: datetime
+                    ) -> Ticket:
+        self.unreachable(op, exc, call_id=link.call_id)
+        link.emit(CallError(reason="routing_state_unreachable", detail=str(exc)[:300],
+                            where="routing"))
+        link.deliver(Exited("no_route", None, UNREACHABLE))
+        plan = self.service.plan(link.request, now).model_copy(update={
+            "source": "none", "target": None, "steps": [], "reason": UNREACHABLE})
+        return Ticket(call_id=link.call_id, plan=plan, status="exit", action="no_route")
+
     async def leave(self, call_id: str, reason: str = "abandoned") -> None:
-        """The call leaves routing (hung up, or back to the bot); its offers stop ringing."""
+        """The call leaves routing (hung up, or back to the bot); its offers stop ringing.
+        The shared state unreachable: logged; the entry stays there until its max wait (an
+        offer for it then finds no node holding the call and ends busy)."""
         now = self.now()
-        await self._run(lambda s: s.leave(call_id, now, reason))  # type: ignore[arg-type]
+        try:
+            await self._run(lambda s: s.leave(call_id, now, reason))  # type: ignore[arg-type]
+        except SharedStateError as exc:
+            self.unreachable("leave", exc, call_id=call_id)
+            return
         await self.changed()
 
     async def forget(self, call_id: str) -> None:
@@ -482,11 +543,19 @@ class LiveRouting:
     async def announcement(self, call_id: str) -> Announced | None:
         """Position and wait to tell the caller now, only when they improved."""
         now = self.now()
-        return await self._run(lambda s: s.announcement(call_id, now))
+        try:
+            return await self._run(lambda s: s.announcement(call_id, now))
+        except SharedStateError as exc:  # nothing said this time
+            self.unreachable("announcement", exc, call_id=call_id)
+            return None
 
     async def callback_due(self, call_id: str) -> bool:
         now = self.now()
-        return await self._run(lambda s: s.callback_due(call_id, now))
+        try:
+            return await self._run(lambda s: s.callback_due(call_id, now))
+        except SharedStateError as exc:  # asked again at the next check
+            self.unreachable("callback_due", exc, call_id=call_id)
+            return False
 
     async def request_callback(self, call_id: str, number: str) -> QueueEntry:
         now = self.now()
@@ -498,7 +567,10 @@ class LiveRouting:
         agent = self.service.routing.agents.get(offer.agent_id)
         if link is None or agent is None:
             now = self.now()
-            await self._run(lambda s: s.device_busy(offer.id, now))
+            try:
+                await self._run(lambda s: s.device_busy(offer.id, now))
+            except SharedStateError as exc:  # the offer ends at its ring timeout
+                self.unreachable("device_busy", exc, call_id=offer.call_id)
             return
         ring = Ringing(offer, link, time.monotonic(), {d.address: "ringing"
                                                         for d in agent.devices})
@@ -531,13 +603,17 @@ class LiveRouting:
         if any(s == "ringing" for s in ring.devices.values()):
             return
         now, offer_id = self.now(), ring.offer.id
-        with contextlib.suppress(RoutingError, OfferError):
+        try:
             if outcome == "declined":
                 await self._run(lambda s: s.reject(offer_id, now))
             elif outcome == "no_answer":
                 await self._run(lambda s: s.no_answer(offer_id, now))
             else:
                 await self._run(lambda s: s.device_busy(offer_id, now))
+        except SharedStateError as exc:  # the offer ends at its ring timeout
+            self.unreachable("offer_end", exc, call_id=ring.offer.call_id)
+        except (RoutingError, OfferError):
+            pass
         await self.changed()
 
     async def answered(self, ring: Ringing, device: str, leg: CallMedia) -> bool:
@@ -549,6 +625,10 @@ class LiveRouting:
         now, offer_id = self.now(), ring.offer.id
         try:
             await self._run(lambda s: s.accept(offer_id, now))
+        except SharedStateError as exc:
+            self.unreachable("accept", exc, call_id=ring.offer.call_id)
+            ring.answered_by = None
+            return False
         except (RoutingError, OfferError):
             ring.answered_by = None
             return False

@@ -77,6 +77,11 @@ class RoutingBus:
         self._tasks = [asyncio.create_task(self._write(), name="routing-bus-writer"),
                        asyncio.create_task(self._read(), name="routing-bus-reader")]
 
+    @property
+    def subscribed(self) -> bool:
+        """Whether this node receives the other nodes' messages now."""
+        return self._ready.is_set()
+
     async def ready(self, timeout_s: float = 10) -> None:
         """Subscribed (messages sent from now on reach this node)."""
         async with asyncio.timeout(timeout_s):

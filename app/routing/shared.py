@@ -27,6 +27,8 @@ cannot read (a newer format) is skipped with a log line and counted, never crash
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -131,7 +133,9 @@ class RedisState:
         return f"{self.prefix}:{name}"
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            async with asyncio.timeout(5):
+                await self._client.aclose()
 
     # -- the transaction ----------------------------------------------------------------------
     async def run(self, op: Callable[[RoutingService], T]) -> T:
