@@ -1,0 +1,139 @@
+"""Issue 13 with real nodes: two ``hotline serve`` processes on one real PostgreSQL and one
+real Redis (no Kamailio: the caller is a WebRTC peer). A caller waits on node A; the agent's
+desk is connected to node B; the offer rung by A shows on B's desk, the agent answers
+through B, the answer (with the desk's SDP) is forwarded to A, which makes the media leg:
+the agent's audio goes to and from A (the only node with the caller's audio), each side
+hears the other's tone, and the call's record is node A's."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from app.media.audio import Pcm
+from app.sim.caller import CallerPeer
+from tests.handoff.test_agent_call import hears
+from tests.helpers.auth import ADMIN
+from tests.helpers.desk import SILENCE, Caller, DeskAgent, play
+from tests.helpers.redis_server import RedisServer, redis_server  # noqa: F401  (fixture)
+from tests.helpers.tones import tone
+from tests.pg import PgServer
+from tests.scale.cluster import HOLD_FLOW, NUMBER, node_env
+from tests.sip.conftest import SipServer, start_server, stop_server
+
+pytestmark = pytest.mark.scale
+CALLER_HZ, AGENT_HZ = 440.0, 1000.0
+
+ROUTING = f"""\
+version: 1
+agents:
+  ann: {{name: Ann, languages: [en], skills: {{general: 5}}}}
+groups:
+  g:
+    strategy: sequential
+    members: [ann]
+    skills: [general]
+    ring_timeout_s: 60
+    max_wait_s: 300
+    wrap_up_s: 0
+    overflow_if_empty: false
+hotlines:
+  - number: "{NUMBER}"
+    flow: hold
+    default: {{group: g}}
+"""
+
+
+def udp_ports_of(pid: int) -> set[int]:
+    """The local UDP ports the process ``pid`` has open (``/proc``: its socket inodes
+    matched in ``/proc/net/udp``/``udp6``)."""
+    inodes: set[str] = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        target = os.readlink(fd) if fd.is_symlink() else ""
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports: set[int] = set()
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[9] in inodes:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def candidate_ports(sdp: str) -> set[int]:
+    """The UDP ports of the host candidates in an SDP."""
+    return {int(m) for m in re.findall(r"a=candidate:\S+ \d+ udp \d+ \S+ (\d+) typ host",
+                                        sdp, flags=re.IGNORECASE)}
+
+
+@pytest_asyncio.fixture
+async def nodes(tmp_path: Path, pg_server: PgServer, redis_server: RedisServer  # noqa: F811
+                ) -> AsyncIterator[dict[str, SipServer]]:
+    """node-a and node-b: ``hotline serve`` on one database and one Redis, routing ``ann``
+    (a desk agent) for the hold flow's number."""
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / HOLD_FLOW.name).write_text(HOLD_FLOW.read_text())
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(ROUTING)
+    db_url = pg_server.create_database()
+    started: dict[str, SipServer] = {}
+    try:
+        for name in ("node-a", "node-b"):  # one after the other: A migrates and seeds
+            env = node_env(name, db_url, flows, HOTLINE_REDIS_URL=redis_server.url,
+                           HOTLINE_ROUTING_FILE=str(routing))
+            started[name] = await asyncio.to_thread(
+                start_server, tmp_path / name, port=None, sip_port=None, **env)
+        yield started
+    finally:
+        for node in started.values():
+            await asyncio.to_thread(stop_server, node.proc)
+
+
+async def test_caller_on_node_a_answered_at_a_desk_on_node_b_with_media_on_a(
+        nodes: dict[str, SipServer]) -> None:
+    a, b = nodes["node-a"], nodes["node-b"]
+    agent = DeskAgent(b.url, "ann")
+    caller = Caller(a.url)
+    try:
+        await agent.login()  # at B: available in the shared presence
+        call_id = await caller.dial(NUMBER, locale="en")  # at A: transferred, queued
+        _, offer = await agent.offer(timeout_s=60)  # rung by A, shown on B's desk
+        assert offer["call_id"] == call_id and offer["group"] == "g"
+
+        peer = CallerPeer(SILENCE)  # the desk's audio; its answer goes through B
+        agent.peers.append(peer)
+        body = await agent.post(f"/v1/desk/offers/{offer['offer_id']}/answer",
+                                {"sdp": await peer.create_offer()})
+        ports = candidate_ports(body["sdp"])  # the leg was made by A: its sockets
+        assert ports and ports <= udp_ports_of(a.proc.pid), (ports, body["sdp"])
+        assert not ports & udp_ports_of(b.proc.pid)
+        await peer.accept_answer(body["sdp"])
+        await asyncio.wait_for(peer.connected.wait(), 20)
+        await caller.event("agent_connected", agent_id="ann", device="web")
+        start_caller, start_agent = len(caller.peer.received), len(peer.received)
+        play(caller.peer, Pcm(tone(CALLER_HZ, 8), 16_000))
+        play(peer, Pcm(tone(AGENT_HZ, 8), 16_000))
+        await hears(caller.peer, start_caller, AGENT_HZ, timeout_s=30)
+        await hears(peer, start_agent, CALLER_HZ, timeout_s=30)
+
+        await caller.peer.close()  # the caller hangs up: A ends the call
+        await caller.event("call_ended", timeout_s=60)
+        state = await agent.feed.wait(
+            lambda m: m["type"] == "agent_state" and m.get("state") == "available"
+            and not m.get("calls"), timeout_s=60)
+        assert state[1]["agent_id"] == "ann"  # A's change shown on B's desk
+        async with httpx.AsyncClient(base_url=b.url, timeout=30, headers=ADMIN) as client:
+            items = (await client.get("/v1/calls", params={"limit": 50})).json()["items"]
+        assert [c["node_id"] for c in items if c["id"] == call_id] == ["node-a"]
+    finally:
+        await caller.close()
+        await agent.close()
