@@ -369,6 +369,16 @@ class LiveRouting:
         if leg is not None:
             await leg.close()
 
+    async def refresh(self) -> None:
+        """Several nodes: bring this node's copy of the routing state up to date before a
+        read that a person looks at (the monitor, a desk's own state). Without it a read
+        sees the copy of this node's last transaction (its timer runs one at least every
+        ``MAX_SLEEP_S``). Redis unreachable: the read shows the last copy (logged)."""
+        try:
+            await self.state.refresh()
+        except SharedStateError as exc:
+            self.unreachable("refresh", exc)
+
     # -- agents ------------------------------------------------------------------------------
     def agent_ids(self) -> frozenset[str]:
         return frozenset(self.service.routing.agents)

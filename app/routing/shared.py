@@ -48,6 +48,7 @@ from app.routing.state import MemoryOffers, MemoryPresence, MemoryQueues, Memory
 
 T = TypeVar("T")
 PREFIX = "hotline:routing"
+_HASHES = ("presence", "queue", "offers", "last", "handle")
 
 
 class SharedStateError(RuntimeError):
@@ -64,6 +65,7 @@ class RoutingState(Protocol):
     shared: bool
 
     async def run(self, op: Callable[[RoutingService], T]) -> T: ...
+    async def refresh(self) -> None: ...
     async def aclose(self) -> None: ...
 
 
@@ -77,6 +79,9 @@ class LocalState:
 
     async def run(self, op: Callable[[RoutingService], T]) -> T:
         return op(self.service)
+
+    async def refresh(self) -> None:
+        return None  # the stores are the state
 
     async def aclose(self) -> None:
         return None
@@ -126,6 +131,7 @@ class RedisState:
         self._client = client or redis.Redis.from_url(
             url, decode_responses=True, socket_connect_timeout=2, socket_timeout=5)
         self._cache: Snapshot | None = None
+        self._seen_rev = 0  # the last revision read or written (kept when the copy is not)
         self._decoded: dict[str, dict[str, tuple[str, Any]]] = {}  # hash -> key -> (text, value)
         self._log = get_logger(component="routing_state", node_id=node_id)
 
@@ -200,29 +206,56 @@ class RedisState:
             self._cache = None  # op failed: the stores hold half a change, never reuse them
             raise
         self._cache = after
+        self._seen_rev = after.rev
         self.figures.runs += 1
         if publish is not None:
             for event in events:
                 publish(event)
         return result
 
+    async def refresh(self) -> None:
+        """Bring this node's copy up to date for reads (the monitor, a desk's view), without
+        the lock and without writing: one atomic read of the revision and, when it moved,
+        the values. ``SharedStateError`` when Redis is unreachable (the copy stays)."""
+        runs = self.figures.runs
+        try:
+            if self._cache is not None and \
+                    int(await self._client.get(self.key("rev")) or 0) == self._cache.rev:
+                return
+            reader = self._client.pipeline(transaction=True)
+            reader.get(self.key("rev"))
+            values = await self._read_all(reader)
+        except RedisError as exc:
+            self.figures.failures += 1
+            raise SharedStateError(f"routing state unreachable: {exc}") from exc
+        if self.figures.runs != runs:
+            return  # a transaction committed meanwhile: its copy is at least as fresh
+        self._cache = self._snapshot(int(values[0] or 0), values[1:])
+        self._install(self._cache)
+
+    async def _read_all(self, reader: Any) -> list[Any]:
+        for name in _HASHES:
+            reader.hgetall(self.key(name))
+        reader.get(self.key("seq"))
+        return list(await reader.execute())
+
     async def _load(self, pipe: Any) -> Snapshot:
         raw_rev = await pipe.get(self.key("rev"))
         rev = int(raw_rev or 0)
         if self._cache is not None and self._cache.rev == rev:
             return self._cache
-        if self._cache is not None and rev < self._cache.rev:
+        # After WATCH the pipeline runs commands at once; read them all in one round trip.
+        return self._snapshot(rev, await self._read_all(self._client.pipeline(
+            transaction=True)))
+
+    def _snapshot(self, rev: int, values: list[Any]) -> Snapshot:
+        """The state decoded from the hashes as read (``_HASHES`` then ``seq``)."""
+        if rev < self._seen_rev:
             # Redis restarted without its data: what the nodes knew is gone (to rebuild).
             self.figures.resets += 1
-            self._log.warning("routing_state_reset", rev=rev, had_rev=self._cache.rev)
+            self._log.warning("routing_state_reset", rev=rev, had_rev=self._seen_rev)
+        self._seen_rev = rev
         self.figures.reloads += 1
-        names = ("presence", "queue", "offers", "last", "handle")
-        # After WATCH the pipeline runs commands at once; read them all in one round trip.
-        reader = self._client.pipeline(transaction=True)
-        for name in names:
-            reader.hgetall(self.key(name))
-        reader.get(self.key("seq"))
-        values = await reader.execute()
         presence, queue, offers, last, handle, seq = values
         snap = Snapshot(rev=rev, seq=int(seq or 0), last=dict(last))
         snap.presence = self._decode(presence, codec.load_presence, "presence")

@@ -119,6 +119,11 @@ async def test_caller_on_node_a_answered_at_a_desk_on_node_b_with_media_on_a(
         await peer.accept_answer(body["sdp"])
         await asyncio.wait_for(peer.connected.wait(), 20)
         await caller.event("agent_connected", agent_id="ann", device="web")
+        me = (await agent.client.get("/v1/desk/me")).json()  # B reads the state A changed
+        assert (me["presence"]["state"], me["presence"]["calls"]) == ("on_call", [call_id])
+        async with httpx.AsyncClient(base_url=b.url, timeout=30, headers=ADMIN) as client:
+            wall = (await client.get("/v1/monitor")).json()
+        assert [(r["agent_id"], r["state"]) for r in wall["agents"]] == [("ann", "on_call")]
         start_caller, start_agent = len(caller.peer.received), len(peer.received)
         play(caller.peer, Pcm(tone(CALLER_HZ, 8), 16_000))
         play(peer, Pcm(tone(AGENT_HZ, 8), 16_000))
