@@ -270,6 +270,7 @@ async def build_services(settings: Settings, *, http_base_url: str | None = None
                         leadership=leadership)
     services.handoff = await start_handoff(services, clock)
     deps.handoff = services.handoff
+    liveness.on_lost = services.handoff.live.release_lost  # a lost node's calls let go
     services.alerts = AlertEngine(settings, bus, calls, rolling_service_level(db, settings), http)
     await services.alerts.start()
     if settings.sip_enabled:  # SIP trunk + RTP media (app/sip): calls in, agents' phones out

@@ -543,6 +543,23 @@ class LiveRouting:
             await self.leave(call_id)
         self.links.pop(call_id, None)
 
+    async def release_lost(self, lost: dict[str, list[str]]) -> None:
+        """The leader's sweep finalized these calls of lost nodes ({node: call ids}): they
+        leave the shared routing state (queue entries, their offers; agents on them are
+        free again). One node (``LocalState``): nothing of another node's is here."""
+        call_ids = [call_id for calls in lost.values() for call_id in calls]
+        if not call_ids or not self.state.shared:
+            return
+        now = self.now()
+        try:
+            left, freed = await self._run(lambda s: s.release_calls(call_ids, now))
+        except SharedStateError as exc:
+            self.unreachable("release_lost", exc)
+            raise
+        self.log.warning("lost_node_routing_released", lost_nodes=sorted(lost),
+                         queued_calls=left, agents=freed)
+        await self.changed()
+
     def position(self, call_id: str) -> tuple[int, float | None]:
         return self.service.position(call_id, self.now())
 

@@ -267,6 +267,22 @@ class RoutingService:
     def abandon(self, call_id: str, now: datetime) -> QueueEntry | None:
         return self.leave(call_id, now, "abandoned")
 
+    def release_calls(self, call_ids: Iterable[str], now: datetime
+                      ) -> tuple[list[str], list[str]]:
+        """Calls that are gone with the node that held them (lost): each leaves its queue
+        (abandoned; its offers cancelled) and every agent on one of them ends that call (no
+        wrap-up: the group is not known). Returns (calls that left a queue, agents freed)."""
+        left: list[str] = []
+        freed: list[str] = []
+        for call_id in call_ids:
+            if self.leave(call_id, now, "abandoned") is not None:
+                left.append(call_id)
+            for agent_id, presence in list(self.presence.snapshot().items()):
+                if call_id in presence.calls:
+                    self.call_ended(agent_id, call_id, 0.0, now)
+                    freed.append(agent_id)
+        return left, freed
+
     def _left(self, entry: QueueEntry, reason: QueueLeaveReason, now: datetime) -> None:
         self._emit([QueueLeft(call_id=entry.call_id, group=entry.group or "", reason=reason,
                               waited_s=round((now - entry.joined_at).total_seconds(), 3),

@@ -33,6 +33,7 @@ class Node:
                      [{"name": "all", "target": {"group": "g"}}])
         self.name = name
         self.legs: list[tuple[str, NoAudio]] = []  # (the desk's SDP, the leg made here)
+        self.closed = False
         self.bus = RoutingBus(url, name)
         service = RoutingService(compiled(cfg))
         self.state = RedisState(service, url, name)
@@ -50,6 +51,9 @@ class Node:
         self.live.start()
 
     async def aclose(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
         await self.live.aclose()
         await self.bus.aclose()
         await self.state.aclose()
@@ -170,3 +174,26 @@ async def test_redis_down_at_enqueue_takes_the_no_agent_path_and_routing_comes_b
         async with asyncio.timeout(20):
             connected = await link.decisions.get()
         assert isinstance(connected, Connected) and [s for s, _ in a.legs] == ["desk sdp"]
+
+
+async def test_a_lost_nodes_calls_are_let_go_its_agents_freed_and_new_calls_served(
+        redis_server: RedisServer) -> None:  # noqa: F811
+    async with two_nodes(redis_server.url) as (a, b), b.live.desk.connect("ann") as desk:
+        await b.live.set_status("ann", "available", None)
+        talking = _link("c1")
+        await a.live.enqueue(talking)
+        offer = await _next(desk, "offer")
+        await b.live.answer_web("ann", offer["offer_id"], "desk sdp")
+        await a.live.enqueue(_link("c2"))  # ann is busy (one call at a time): c2 waits
+        assert (await _next(desk, "agent_state"))["state"] == "on_call"
+        await a.aclose()  # node A is gone (nothing left routing on its side)
+
+        await b.live.release_lost({"node-a": ["c1", "c2"]})  # the leader's sweep, on B
+        state = await _next(desk, "agent_state")
+        assert (state["previous"], state["state"]) == ("on_call", "available")
+        await b.live.refresh()
+        assert b.live.presence("ann").calls == ()
+        assert b.live.entry("c2") is None and not b.live.service.queues.waiting()
+        link = _link("c3")  # a new call on the survivor goes to ann at once
+        assert (await b.live.enqueue(link)).status == "queued"
+        assert (await _next(desk, "offer"))["call_id"] == "c3"

@@ -134,7 +134,7 @@ async def test_caller_on_node_a_answered_at_a_desk_on_node_b_with_media_on_a(
         await caller.event("call_ended", timeout_s=60)
         state = await agent.feed.wait(
             lambda m: m["type"] == "agent_state" and m.get("state") == "available"
-            and not m.get("calls"), timeout_s=60)
+            and m.get("previous") == "on_call", timeout_s=60)
         assert state[1]["agent_id"] == "ann"  # A's change shown on B's desk
         async with httpx.AsyncClient(base_url=b.url, timeout=30, headers=ADMIN) as client:
             items = (await client.get("/v1/calls", params={"limit": 50})).json()["items"]
