@@ -201,8 +201,7 @@ async def call_action(call_id: str, action: str, agent: Agent, request: Request
             body = {"node": node}
         elif action == "message":
             body = {"text": _chat_text(request, raw)}
-        talk = handoff.live.talk(agent.agent_id, call_id)
-        result: dict[str, Any] = await talk.control(agent.agent_id, action, body)
+        result = await handoff.live.control(agent.agent_id, call_id, action, body)
     except ValidationError as exc:
         raise HTTPException(422, exc.errors(include_url=False, include_context=False)) from exc
     except DeskError as exc:

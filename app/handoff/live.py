@@ -42,7 +42,7 @@ from app.record import (
     RingEnded,
     RoutingDecided,
 )
-from app.routing.config import Device
+from app.routing.config import Device, Target
 from app.routing.events import (
     AgentStateChanged,
     ExitAction,
@@ -702,6 +702,12 @@ class LiveRouting:
         if method == "decline":
             await self.decline(agent_id, offer_id, forward=False)
             return None
+        if method == "control":
+            body = dict(args.get("body") or {})
+            if isinstance(body.get("target"), dict):
+                body["target"] = Target.model_validate(body["target"])
+            return await self.control(agent_id, str(args.get("call_id")),
+                                      str(args.get("action")), body, forward=False)
         raise DeskError(400, f"unknown desk action {method!r}")
 
     async def prepare_web(self, agent_id: str, offer_id: str, sdp: str, *,
@@ -772,6 +778,34 @@ class LiveRouting:
             return
         ring = self._ring_of(agent_id, offer_id)
         await self.device_failed(ring, "web", "declined", "declined at the desk")
+
+    def _call_node(self, call_id: str) -> str | None:
+        """The node that holds ``call_id`` when it is not this one (None: this one, or
+        not known: the call is not with an agent here)."""
+        if self.bus is None or call_id in self.talks:
+            return None
+        call_node = getattr(self.desk, "call_node", None)
+        node = call_node(call_id) if call_node is not None else None
+        return node if node != self.bus.node_id else None
+
+    async def control(self, agent_id: str, call_id: str, action: str, body: dict[str, Any],
+                      *, forward: bool = True) -> dict[str, Any]:
+        """A desk action on a call with an agent (hold, mute, hang up, transfer, warm
+        transfer's complete/cancel, a chat message): done by the call's ``Talk`` here, or
+        forwarded to the node holding the call (several nodes)."""
+        node = self._call_node(call_id) if forward else None
+        if node is None:
+            result: dict[str, Any] = await self.talk(agent_id, call_id).control(
+                agent_id, action, body)
+            return result
+        if action == "handback":
+            raise DeskError(409, f"call {call_id} is held by node {node}: hand it back from "
+                            "a desk there (not forwarded yet)")
+        wire = dict(body)
+        if isinstance(wire.get("target"), Target):
+            wire["target"] = wire["target"].model_dump(mode="json")
+        return dict(await self._forward(node, "control", {
+            "agent_id": agent_id, "call_id": call_id, "action": action, "body": wire}))
 
     def talk(self, agent_id: str, call_id: str) -> Any:
         talk = self.talks.get(call_id)

@@ -3,7 +3,9 @@ real Redis (no Kamailio: the caller is a WebRTC peer). A caller waits on node A;
 desk is connected to node B; the offer rung by A shows on B's desk, the agent answers
 through B, the answer (with the desk's SDP) is forwarded to A, which makes the media leg:
 the agent's audio goes to and from A (the only node with the caller's audio), each side
-hears the other's tone, and the call's record is node A's."""
+hears the other's tone; the desk's call actions at B (mute, hang up) are done on A; the
+desk's own view and the monitor read on B show what A changed; the call's record is node
+A's."""
 
 from __future__ import annotations
 
@@ -130,8 +132,12 @@ async def test_caller_on_node_a_answered_at_a_desk_on_node_b_with_media_on_a(
         await hears(caller.peer, start_caller, AGENT_HZ, timeout_s=30)
         await hears(peer, start_agent, CALLER_HZ, timeout_s=30)
 
-        await caller.peer.close()  # the caller hangs up: A ends the call
-        await caller.event("call_ended", timeout_s=60)
+        # The desk's call actions at B are done by the call's Talk on A.
+        assert await agent.action(call_id, "mute") == {"state": "talking", "muted": True}
+        await caller.event("mute", agent_id="ann", on=True)
+        await agent.action(call_id, "unmute")
+        await agent.action(call_id, "hangup")
+        await caller.event("call_ended", timeout_s=60, outcome="agent_handled")
         state = await agent.feed.wait(
             lambda m: m["type"] == "agent_state" and m.get("state") == "available"
             and m.get("previous") == "on_call", timeout_s=60)
