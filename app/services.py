@@ -262,8 +262,6 @@ async def build_services(settings: Settings, *, http_base_url: str | None = None
     await leadership.start()
     liveness = NodeLiveness(repo, settings, recording_duration=recording_duration(settings),
                             clock=utc_now, leadership=leadership)
-    await liveness.tick()  # this node's heartbeat before its first call
-    liveness.start()
     services = Services(settings=settings, db=db, repo=repo, bus=bus, asr=asr, tts=tts, nlu=nlu,
                         flows=flows, http=http, calls=calls, degraded=degraded, log=log,
                         owns_asr=owns_asr, owns_nlu=owns_nlu, liveness=liveness,
@@ -271,6 +269,8 @@ async def build_services(settings: Settings, *, http_base_url: str | None = None
     services.handoff = await start_handoff(services, clock)
     deps.handoff = services.handoff
     liveness.on_lost = services.handoff.live.release_lost  # a lost node's calls let go
+    await liveness.tick()  # this node's heartbeat before its first call (and a first sweep)
+    liveness.start()
     services.alerts = AlertEngine(settings, bus, calls, rolling_service_level(db, settings), http)
     await services.alerts.start()
     if settings.sip_enabled:  # SIP trunk + RTP media (app/sip): calls in, agents' phones out

@@ -5,7 +5,9 @@ through B, the answer (with the desk's SDP) is forwarded to A, which makes the m
 the agent's audio goes to and from A (the only node with the caller's audio), each side
 hears the other's tone; the desk's call actions at B (mute, hang up) are done on A; the
 desk's own view and the monitor read on B show what A changed; the call's record is node
-A's."""
+A's. And node A killed (-9) with the agent on one of its calls and a caller queued: node
+B's sweep lets both go (the agent is available again on B's desk, the queue is empty) and a
+new caller on B is offered to the agent."""
 
 from __future__ import annotations
 
@@ -91,13 +93,26 @@ async def nodes(tmp_path: Path, pg_server: PgServer, redis_server: RedisServer  
     try:
         for name in ("node-a", "node-b"):  # one after the other: A migrates and seeds
             env = node_env(name, db_url, flows, HOTLINE_REDIS_URL=redis_server.url,
-                           HOTLINE_ROUTING_FILE=str(routing))
+                           HOTLINE_ROUTING_FILE=str(routing), HOTLINE_LEADER_TTL_S="2")
             started[name] = await asyncio.to_thread(
                 start_server, tmp_path / name, port=None, sip_port=None, **env)
         yield started
     finally:
         for node in started.values():
             await asyncio.to_thread(stop_server, node.proc)
+
+
+async def answered(agent: DeskAgent, caller: Caller) -> CallerPeer:
+    """The agent takes the caller's offer at the desk (answer with an SDP)."""
+    _, offer = await agent.feed.wait(
+        lambda m: m["type"] == "offer" and m["call_id"] == caller.call_id, 60)
+    peer = CallerPeer(SILENCE)
+    agent.peers.append(peer)
+    body = await agent.post(f"/v1/desk/offers/{offer['offer_id']}/answer",
+                            {"sdp": await peer.create_offer()})
+    await peer.accept_answer(body["sdp"])
+    await caller.event("agent_connected", agent_id="ann", device="web")
+    return peer
 
 
 async def test_caller_on_node_a_answered_at_a_desk_on_node_b_with_media_on_a(
@@ -147,4 +162,38 @@ async def test_caller_on_node_a_answered_at_a_desk_on_node_b_with_media_on_a(
         assert [c["node_id"] for c in items if c["id"] == call_id] == ["node-a"]
     finally:
         await caller.close()
+        await agent.close()
+
+
+async def test_node_a_killed_its_agent_and_queue_are_let_go_and_b_serves_new_callers(
+        nodes: dict[str, SipServer]) -> None:
+    a, b = nodes["node-a"], nodes["node-b"]
+    agent = DeskAgent(b.url, "ann")
+    talking, waiting, fresh = Caller(a.url), Caller(a.url), Caller(b.url)
+    try:
+        await agent.login()
+        await talking.dial(NUMBER, locale="en")
+        await answered(agent, talking)  # ann on a call held by A
+        count = len(agent.feed.items)
+        await waiting.dial(NUMBER, locale="en")  # ann is busy: this one waits (on A)
+        await waiting.event("queue_joined", timeout_s=60)
+
+        a.proc.kill()  # kill -9: nothing of A says goodbye
+        await asyncio.to_thread(a.proc.wait, 30)
+        _, state = await agent.feed.wait(  # B leads, sweeps A (stale after 5 s), lets go
+            lambda m: m["type"] == "agent_state" and m.get("previous") == "on_call",
+            timeout_s=60, after=count)
+        assert state["state"] == "available"
+        me = (await agent.client.get("/v1/desk/me")).json()
+        assert (me["presence"]["state"], me["presence"]["calls"]) == ("available", [])
+
+        await fresh.dial(NUMBER, locale="en")  # a new caller, on the survivor
+        await answered(agent, fresh)  # offered to ann at once: A's waiting caller is gone
+        async with httpx.AsyncClient(base_url=b.url, timeout=30, headers=ADMIN) as client:
+            items = (await client.get("/v1/calls", params={"limit": 50})).json()["items"]
+        outcomes = {c["id"]: c["outcome"] for c in items}
+        assert outcomes[talking.call_id] == outcomes[waiting.call_id] == "interrupted"
+    finally:
+        for caller in (talking, waiting, fresh):
+            await caller.close()
         await agent.close()
