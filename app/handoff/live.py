@@ -9,7 +9,10 @@ desks, and the call's ``CallLink`` receives what it waits for — ``Connected`` 
 answered: here is their media leg) or ``Exited`` (routing let the call go: voicemail,
 callback, a number to dial, no route).
 
-Everything runs on the event loop; the service's state changes only here.
+Everything runs on the event loop; the service's state changes only here, each change one
+``RoutingState`` operation (in process, or in Redis shared by several nodes: then
+``remote.Remote`` carries events and desk actions between the nodes). The values it hands
+around live in ``links``.
 """
 
 from __future__ import annotations
@@ -18,43 +21,37 @@ import asyncio
 import contextlib
 import functools
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections.abc import Callable, Coroutine
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import TypeAdapter
-
-from app.call.media import CallMedia, EndReason
-from app.events import AudioChunk, Dtmf, utc_now
+from app.call.media import CallMedia
+from app.events import utc_now
 from app.handoff.desk import DeskHub
-from app.handoff.packet import HandoffPacket
+from app.handoff.links import (
+    CallLink,
+    Connected,
+    Decision,
+    DeskError,
+    Exited,
+    NoAudio,
+    Ringing,
+    to_record,
+)
+from app.handoff.remote import Remote
 from app.log import get_logger
 from app.metrics import ROUTING_STATE_FAILURES
 from app.record import (
     CallError,
-    CallEvent,
-    OfferEvent,
-    OverflowEvent,
-    QueueExitEvent,
-    QueueJoinedEvent,
-    QueueLeftEvent,
     RingEnded,
-    RoutingDecided,
 )
 from app.routing.config import Device, Target
 from app.routing.events import (
     AgentStateChanged,
-    ExitAction,
     OfferChanged,
-    Overflowed,
     QueueExit,
-    QueueJoined,
-    QueueLeft,
-    RoutingDecision,
     RoutingEvent,
 )
-from app.routing.plan import RouteRequest
 from app.routing.presence import AgentPresence, AwayReason, ChosenStatus, effective_state
 from app.routing.queue import Announced, Offer, OfferError, QueueEntry
 from app.routing.service import RoutingError, RoutingService, Ticket
@@ -63,123 +60,15 @@ from app.routing.shared import LocalState, RoutingState, SharedStateError
 if TYPE_CHECKING:
     from app.handoff.routing_bus import RoutingBus
 
+__all__ = ["CallLink", "Connected", "Decision", "DeskError", "Exited", "LiveRouting", "NoAudio",
+           "Ringing", "device_target", "to_record"]
 T = TypeVar("T")
-_EVENT: TypeAdapter[RoutingEvent] = TypeAdapter(RoutingEvent)
 
 UNREACHABLE = "routing state unreachable"
 MAX_SLEEP_S = 5.0  # also re-check calendars this often
 DESK_GONE_GRACE_S = 10.0  # a reloaded desk page is back within this
 _RING_OUTCOME = {"timed_out": "no_answer", "rejected": "declined", "busy": "busy",
                  "cancelled": "cancelled", "accepted": "cancelled"}
-
-
-class DeskError(ValueError):
-    """A desk request that cannot be done; ``status`` is the HTTP status to answer with."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-
-
-@dataclass
-class Connected:
-    """An agent (or a dialled number) answered: ``leg`` is their audio."""
-
-    agent_id: str  # "number:+86..." for a dialled number
-    device: str
-    leg: CallMedia
-    offer: Offer | None = None
-    answered_at: float = field(default_factory=time.monotonic)
-
-
-@dataclass
-class Exited:
-    action: ExitAction
-    number: str | None
-    reason: str
-
-
-Decision = Connected | Exited
-
-
-class NoAudio:
-    """The desk's side of a chat: typed text, no audio (a ``CallMedia`` that carries none)."""
-
-    sample_rate_hz = 16000
-
-    def __init__(self) -> None:
-        self.end_reason: EndReason | None = None
-        self._closed = asyncio.Event()
-
-    async def inbound(self) -> AsyncIterator[AudioChunk | Dtmf]:
-        await self._closed.wait()
-        return
-        yield  # an async generator that yields nothing
-
-    async def play(self, chunk: AudioChunk) -> None:
-        return None
-
-    def flush(self) -> int:
-        return 0
-
-    async def close(self) -> None:
-        self.end_reason = self.end_reason or "local_close"
-        self._closed.set()
-
-    def media_info(self) -> dict[str, Any]:
-        return {"transport": "desk-text"}
-
-
-class CallLink:
-    """A call's place in the live routing: what it asked for, and what comes back."""
-
-    def __init__(self, call_id: str, request: RouteRequest, packet: HandoffPacket,
-                 emit: Callable[[CallEvent], Any]) -> None:
-        self.call_id = call_id
-        self.request = request
-        self.packet = packet
-        self.emit = emit
-        self.decisions: asyncio.Queue[Decision] = asyncio.Queue()
-
-    def deliver(self, decision: Decision) -> None:
-        self.decisions.put_nowait(decision)
-
-
-@dataclass
-class Ringing:
-    offer: Offer
-    link: CallLink
-    started: float
-    devices: dict[str, str]  # address -> "ringing" or how it ended
-    cancel: asyncio.Event = field(default_factory=asyncio.Event)
-    web_leg: CallMedia | None = None
-    drain: asyncio.Task[None] | None = None
-    answered_by: str | None = None  # the device that took it
-
-
-def to_record(event: RoutingEvent) -> CallEvent | None:
-    """A call-scoped routing event as the call's record keeps it."""
-    if isinstance(event, RoutingDecision):
-        return RoutingDecided(rule=event.rule, source=event.source, target=event.target,
-                              reason=event.reason, steps=event.steps)
-    if isinstance(event, QueueJoined):
-        return QueueJoinedEvent(group=event.group, position=event.position,
-                                estimated_wait_s=event.estimated_wait_s,
-                                priority=event.priority, callback=event.callback)
-    if isinstance(event, QueueLeft):
-        return QueueLeftEvent(group=event.group, reason=event.reason, waited_s=event.waited_s)
-    if isinstance(event, Overflowed):
-        return OverflowEvent(from_step=event.from_step, to_step=event.to_step,
-                             reason=event.reason)
-    if isinstance(event, QueueExit):
-        return QueueExitEvent(action=event.action, number=event.number, reason=event.reason,
-                              group=event.group)
-    if isinstance(event, OfferChanged):
-        return OfferEvent(offer_id=event.offer_id, agent_id=event.agent_id, group=event.group,
-                          state=event.state, devices=event.devices,
-                          ring_timeout_s=event.ring_timeout_s)
-    return None
 
 
 class LiveRouting:
@@ -211,9 +100,7 @@ class LiveRouting:
         self.bus = bus
         service._publish = self._publish
         desk.on_last_gone = self._desk_gone
-        if bus is not None:
-            bus.on_events = self._remote_events
-            bus.on_request = self._remote_request
+        self.remote = Remote(self, bus) if bus is not None else None
 
     def now(self) -> datetime:
         return self.clock()
@@ -304,23 +191,6 @@ class LiveRouting:
         self._handle(event)
         if self.bus is not None:
             self.bus.events([event.model_dump(mode="json")])
-
-    def _remote_events(self, message: dict[str, Any]) -> None:
-        """Another node's routing change: its events, for what this node holds."""
-        for raw in message.get("events") or []:
-            try:
-                event = _EVENT.validate_python(raw)
-            except ValueError as exc:
-                self.log.error("routing_event_unreadable", error=str(exc)[:300])
-                continue
-            self._handle(event)
-            if isinstance(event, OfferChanged) and event.state == "pending" \
-                    and event.call_id in self.links:
-                offer = Offer(id=event.offer_id, call_id=event.call_id,
-                              agent_id=event.agent_id, group=event.group,
-                              devices=tuple(event.devices), created_at=event.at,
-                              expires_at=event.at + timedelta(seconds=event.ring_timeout_s))
-                self.spawn(self._ring(offer), f"ring-{offer.id}")
 
     def _handle(self, event: RoutingEvent) -> None:
         if isinstance(event, AgentStateChanged):  # every node shows it on its own desks
@@ -674,41 +544,11 @@ class LiveRouting:
         return ring
 
     def _offer_node(self, offer_id: str) -> str | None:
-        """The node that rings ``offer_id`` when it is not this one (None: this one)."""
-        if self.bus is None or offer_id in self.ringing:
-            return None
-        offer_node = getattr(self.desk, "offer_node", None)
-        node = offer_node(offer_id) if offer_node is not None else None
-        return node if node != self.bus.node_id else None
+        return self.remote.offer_node(offer_id) if self.remote is not None else None
 
     async def _forward(self, node: str, method: str, args: dict[str, Any]) -> Any:
-        from app.handoff.routing_bus import RemoteError
-
-        assert self.bus is not None
-        try:
-            return await self.bus.request(node, method, args)
-        except RemoteError as exc:
-            raise DeskError(exc.status, exc.detail) from exc
-
-    async def _remote_request(self, method: str, args: dict[str, Any]) -> Any:
-        """A desk action forwarded by another node for an offer this node rings."""
-        agent_id, offer_id = str(args.get("agent_id")), str(args.get("offer_id"))
-        sdp = args.get("sdp")
-        if method == "prepare_web" and isinstance(sdp, str):
-            return await self.prepare_web(agent_id, offer_id, sdp, forward=False)
-        if method == "answer_web":
-            return await self.answer_web(agent_id, offer_id, sdp if isinstance(sdp, str)
-                                         else None, forward=False)
-        if method == "decline":
-            await self.decline(agent_id, offer_id, forward=False)
-            return None
-        if method == "control":
-            body = dict(args.get("body") or {})
-            if isinstance(body.get("target"), dict):
-                body["target"] = Target.model_validate(body["target"])
-            return await self.control(agent_id, str(args.get("call_id")),
-                                      str(args.get("action")), body, forward=False)
-        raise DeskError(400, f"unknown desk action {method!r}")
+        assert self.remote is not None
+        return await self.remote.forward(node, method, args)
 
     async def prepare_web(self, agent_id: str, offer_id: str, sdp: str, *,
                           forward: bool = True) -> str:
@@ -779,21 +619,12 @@ class LiveRouting:
         ring = self._ring_of(agent_id, offer_id)
         await self.device_failed(ring, "web", "declined", "declined at the desk")
 
-    def _call_node(self, call_id: str) -> str | None:
-        """The node that holds ``call_id`` when it is not this one (None: this one, or
-        not known: the call is not with an agent here)."""
-        if self.bus is None or call_id in self.talks:
-            return None
-        call_node = getattr(self.desk, "call_node", None)
-        node = call_node(call_id) if call_node is not None else None
-        return node if node != self.bus.node_id else None
-
     async def control(self, agent_id: str, call_id: str, action: str, body: dict[str, Any],
                       *, forward: bool = True) -> dict[str, Any]:
         """A desk action on a call with an agent (hold, mute, hang up, transfer, warm
         transfer's complete/cancel, a chat message): done by the call's ``Talk`` here, or
         forwarded to the node holding the call (several nodes)."""
-        node = self._call_node(call_id) if forward else None
+        node = self.remote.call_node(call_id) if forward and self.remote is not None else None
         if node is None:
             result: dict[str, Any] = await self.talk(agent_id, call_id).control(
                 agent_id, action, body)
