@@ -55,7 +55,7 @@ from app.routing.events import (
 from app.routing.presence import AgentPresence, AwayReason, ChosenStatus, effective_state
 from app.routing.queue import Announced, Offer, OfferError, QueueEntry
 from app.routing.service import RoutingError, RoutingService, Ticket
-from app.routing.shared import LocalState, RoutingState, SharedStateError
+from app.routing.shared import LocalState, RedisState, RoutingState, SharedStateError, Snapshot
 
 if TYPE_CHECKING:
     from app.handoff.routing_bus import RoutingBus
@@ -101,6 +101,8 @@ class LiveRouting:
         service._publish = self._publish
         desk.on_last_gone = self._desk_gone
         self.remote = Remote(self, bus) if bus is not None else None
+        if isinstance(self.state, RedisState):
+            self.state.on_reset = self._state_reset
 
     def now(self) -> datetime:
         return self.clock()
@@ -248,6 +250,27 @@ class LiveRouting:
             await self.state.refresh()
         except SharedStateError as exc:
             self.unreachable("refresh", exc)
+
+    def _state_reset(self, before: Snapshot) -> None:
+        """The shared state came back empty (Redis restarted): rebuild what this node holds."""
+        self.spawn(self._rebuild(before), "routing-rebuild")
+
+    async def _rebuild(self, before: Snapshot) -> None:
+        """Put back the agents whose desks are connected here or who are on a call held
+        here, and the callers waiting here, as this node last saw them (their old order and
+        join times; ``RoutingService.restore``)."""
+        talking = {agent for talk in self.talks.values() for agent in talk.agents()}
+        presences = [p for agent, p in before.presence.items()
+                     if self.desk.connected(agent) or agent in talking
+                     or any(call_id in self.links for call_id in p.calls)]
+        entries = [e for call_id, e in before.queue.items() if call_id in self.links]
+        try:
+            agents, calls = await self._run(lambda s: s.restore(presences, entries))
+        except SharedStateError as exc:  # not retried: agents sign in again, callers
+            self.unreachable("rebuild", exc)  # take the no-agent path at their max wait
+            return
+        self.log.warning("routing_state_rebuilt", agents=agents, call_ids=calls)
+        await self.changed()
 
     # -- agents ------------------------------------------------------------------------------
     def agent_ids(self) -> frozenset[str]:

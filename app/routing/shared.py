@@ -131,7 +131,9 @@ class RedisState:
         self._client = client or redis.Redis.from_url(
             url, decode_responses=True, socket_connect_timeout=2, socket_timeout=5)
         self._cache: Snapshot | None = None
-        self._seen_rev = 0  # the last revision read or written (kept when the copy is not)
+        self._seen: Snapshot | None = None  # the last state read or written (kept when the
+        # copy is dropped): a reset is told to ``on_reset`` with it, to rebuild from
+        self.on_reset: Callable[[Snapshot], None] | None = None
         self._decoded: dict[str, dict[str, tuple[str, Any]]] = {}  # hash -> key -> (text, value)
         self._log = get_logger(component="routing_state", node_id=node_id)
 
@@ -205,8 +207,7 @@ class RedisState:
         except BaseException:
             self._cache = None  # op failed: the stores hold half a change, never reuse them
             raise
-        self._cache = after
-        self._seen_rev = after.rev
+        self._cache = self._seen = after
         self.figures.runs += 1
         if publish is not None:
             for event in events:
@@ -250,11 +251,13 @@ class RedisState:
 
     def _snapshot(self, rev: int, values: list[Any]) -> Snapshot:
         """The state decoded from the hashes as read (``_HASHES`` then ``seq``)."""
-        if rev < self._seen_rev:
+        before = self._seen
+        if before is not None and rev < before.rev:
             # Redis restarted without its data: what the nodes knew is gone (to rebuild).
             self.figures.resets += 1
-            self._log.warning("routing_state_reset", rev=rev, had_rev=self._seen_rev)
-        self._seen_rev = rev
+            self._log.warning("routing_state_reset", rev=rev, had_rev=before.rev)
+            if self.on_reset is not None:
+                self.on_reset(before)
         self.figures.reloads += 1
         presence, queue, offers, last, handle, seq = values
         snap = Snapshot(rev=rev, seq=int(seq or 0), last=dict(last))
@@ -266,6 +269,7 @@ class RedisState:
         snap.offers = dict(sorted(loaded.items(), key=lambda kv: (kv[1].created_at, kv[0])))
         snap.handle = {g: tuple(v) for g, v in
                        self._decode(handle, codec.load_handle_times, "handle").items()}
+        self._seen = snap
         return snap
 
     def _decode(self, raw: dict[str, str], load: Callable[[str, str], T], name: str

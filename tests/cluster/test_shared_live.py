@@ -197,3 +197,30 @@ async def test_a_lost_nodes_calls_are_let_go_its_agents_freed_and_new_calls_serv
         link = _link("c3")  # a new call on the survivor goes to ann at once
         assert (await b.live.enqueue(link)).status == "queued"
         assert (await _next(desk, "offer"))["call_id"] == "c3"
+
+
+async def test_redis_restarted_empty_the_nodes_rebuild_presence_and_queue_and_calls_go_on(
+        redis_server: RedisServer) -> None:  # noqa: F811
+    async with two_nodes(redis_server.url) as (a, b), b.live.desk.connect("ann") as desk:
+        await b.live.set_status("ann", "available", None)
+        await a.live.enqueue(_link("c1"))
+        offer = await _next(desk, "offer")
+        await b.live.answer_web("ann", offer["offer_id"], "desk sdp")  # ann talks to c1 (A)
+        await a.live.enqueue(_link("c2"))  # and c2 waits on A
+        redis_server.stop()
+        await _until("both buses see Redis gone",
+                     lambda: not a.bus.subscribed and not b.bus.subscribed)
+        redis_server.start()  # empty: presence and queue are gone
+        await a.bus.ready(30)
+        await b.bus.ready(30)
+
+        async with asyncio.timeout(30):  # each node's next transaction sees the reset
+            while True:
+                await b.live.refresh()
+                if b.live.presence("ann").calls == ("c1",) and b.live.entry("c2"):
+                    break
+                await asyncio.sleep(0.1)
+        assert (a.state.figures.resets, b.state.figures.resets) == (1, 1)
+        assert b.live.state_of("ann")["state"] == "on_call"
+        await a.live.call_ended("ann", "c1", 30.0, "g")  # c1 ends: c2 is offered to ann
+        assert (await _next(desk, "offer", timeout_s=30))["call_id"] == "c2"
