@@ -150,13 +150,7 @@ class RedisState:
         lock = Lock(self._client, self.key("lock"), timeout=self.lock_ttl_s,
                     blocking_timeout=self.lock_wait_s)
         started = time.monotonic()
-        try:
-            if not await lock.acquire():
-                self.figures.failures += 1
-                raise SharedStateError(f"routing lock not obtained in {self.lock_wait_s} s")
-        except RedisError as exc:
-            self.figures.failures += 1
-            raise SharedStateError(f"routing state unreachable: {exc}") from exc
+        await self._acquire(lock)
         self.figures.lock_wait_s += time.monotonic() - started
         try:
             return await self._locked(op)
@@ -166,10 +160,36 @@ class RedisState:
             except (LockError, RedisError) as exc:  # ran out meanwhile, or Redis went away
                 self._log.warning("routing_lock_release_failed", error=repr(exc))
 
+    async def _acquire(self, lock: Lock) -> None:
+        """Take the routing lock; a connection error is tried once more on fresh
+        connections (the pool's may all be from before a Redis restart)."""
+        for fresh in (False, True):
+            try:
+                if await lock.acquire():
+                    return
+                self.figures.failures += 1
+                raise SharedStateError(f"routing lock not obtained in {self.lock_wait_s} s")
+            except ConnectionError as exc:
+                if not fresh:
+                    await self._drop_connections()
+                    continue
+                self.figures.failures += 1
+                raise SharedStateError(f"routing state unreachable: {exc}") from exc
+            except RedisError as exc:
+                self.figures.failures += 1
+                raise SharedStateError(f"routing state unreachable: {exc}") from exc
+
+    async def _drop_connections(self) -> None:
+        """Close the pooled connections (after a Redis restart they are all dead)."""
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            async with asyncio.timeout(2):
+                await self._client.connection_pool.disconnect()
+
     async def _locked(self, op: Callable[[RoutingService], T]) -> T:
         try:
             return await self._attempt(op)
         except _StaleConnection:  # a pooled connection from before a Redis restart
+            await self._drop_connections()
             return await self._attempt(op, retry=False)
 
     async def _attempt(self, op: Callable[[RoutingService], T], retry: bool = True) -> T:
@@ -228,6 +248,8 @@ class RedisState:
             values = await self._read_all(reader)
         except RedisError as exc:
             self.figures.failures += 1
+            if isinstance(exc, ConnectionError):  # the next read on fresh connections
+                await self._drop_connections()
             raise SharedStateError(f"routing state unreachable: {exc}") from exc
         if self.figures.runs != runs:
             return  # a transaction committed meanwhile: its copy is at least as fresh

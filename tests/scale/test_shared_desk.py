@@ -7,7 +7,8 @@ hears the other's tone; the desk's call actions at B (mute, hang up) are done on
 desk's own view and the monitor read on B show what A changed; the call's record is node
 A's. And node A killed (-9) with the agent on one of its calls and a caller queued: node
 B's sweep lets both go (the agent is available again on B's desk, the queue is empty) and a
-new caller on B is offered to the agent."""
+new caller on B is offered to the agent. And Redis restarted empty while a caller waits on A:
+A puts the caller back, and the agent at B answers them."""
 
 from __future__ import annotations
 
@@ -78,6 +79,17 @@ def candidate_ports(sdp: str) -> set[int]:
                                         sdp, flags=re.IGNORECASE)}
 
 
+async def bus_subscribed(*nodes: SipServer, timeout_s: float = 60) -> None:
+    """Until each node's routing bus hears the others (``/readyz`` ``cluster``)."""
+    async with httpx.AsyncClient(timeout=10) as client, asyncio.timeout(timeout_s):
+        for node in nodes:
+            while True:
+                body = (await client.get(f"{node.url}/readyz")).json()
+                if body["cluster"]["routing_bus"] == "subscribed":
+                    break
+                await asyncio.sleep(0.1)
+
+
 @pytest_asyncio.fixture
 async def nodes(tmp_path: Path, pg_server: PgServer, redis_server: RedisServer  # noqa: F811
                 ) -> AsyncIterator[dict[str, SipServer]]:
@@ -96,6 +108,7 @@ async def nodes(tmp_path: Path, pg_server: PgServer, redis_server: RedisServer  
                            HOTLINE_ROUTING_FILE=str(routing), HOTLINE_LEADER_TTL_S="2")
             started[name] = await asyncio.to_thread(
                 start_server, tmp_path / name, port=None, sip_port=None, **env)
+        await bus_subscribed(*started.values())
         yield started
     finally:
         for node in started.values():
@@ -196,4 +209,29 @@ async def test_node_a_killed_its_agent_and_queue_are_let_go_and_b_serves_new_cal
     finally:
         for caller in (talking, waiting, fresh):
             await caller.close()
+        await agent.close()
+
+
+async def test_redis_restarted_empty_a_waiting_caller_is_still_served(
+        nodes: dict[str, SipServer], redis_server: RedisServer) -> None:  # noqa: F811
+    a, b = nodes["node-a"], nodes["node-b"]
+    agent = DeskAgent(b.url, "ann")
+    caller = Caller(a.url)
+    try:
+        await agent.login(status=None)  # signed in at B, not taking calls yet
+        await agent.post("/v1/desk/status", {"status": "away", "reason": "break"})
+        await caller.dial(NUMBER, locale="en")
+        await caller.event("queue_joined", timeout_s=60)  # waiting on A
+        redis_server.stop()
+        redis_server.start()  # empty: the presence and the queue are gone from Redis
+        await bus_subscribed(a, b)
+        await agent.post("/v1/desk/status", {"status": "available"})
+        peer = await answered(agent, caller)  # A put its caller back: offered, answered
+        start_caller, start_agent = len(caller.peer.received), len(peer.received)
+        play(caller.peer, Pcm(tone(CALLER_HZ, 8), 16_000))
+        play(peer, Pcm(tone(AGENT_HZ, 8), 16_000))
+        await hears(caller.peer, start_caller, AGENT_HZ, timeout_s=30)
+        await hears(peer, start_agent, CALLER_HZ, timeout_s=30)
+    finally:
+        await caller.close()
         await agent.close()
