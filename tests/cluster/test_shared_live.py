@@ -2,7 +2,9 @@
 alone, each node with its own RedisState, RoutingBus and desks): a caller queued on node A is
 offered to an agent whose desk is connected to node B; B's desk answers through B and the
 media leg is created on node A (its ``accept_web``); a decline through B reaches A too; agents'
-state changes show on their desk wherever it is."""
+state changes show on their desk wherever it is. Redis down at an enqueue: the caller takes
+the no-agent path, and routing works again once Redis is back; a lost node's calls are let
+go (the leader's sweep); Redis restarted empty: the nodes put back what they hold."""
 
 from __future__ import annotations
 
