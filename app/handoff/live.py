@@ -253,7 +253,8 @@ class LiveRouting:
 
     def _state_reset(self, before: Snapshot) -> None:
         """The shared state came back empty (Redis restarted): rebuild what this node holds."""
-        self.spawn(self._rebuild(before), "routing-rebuild")
+        if not self._closing:
+            self.spawn(self._rebuild(before), "routing-rebuild")
 
     async def _rebuild(self, before: Snapshot) -> None:
         """Put back the agents whose desks are connected here or who are on a call held
@@ -372,7 +373,7 @@ class LiveRouting:
             try:
                 await self._run(lambda s: s.call_ended(agent_id, call_id, talk_s, now,
                                                        group=group))
-            except SharedStateError as exc:  # TODO(shared): the agent stays on the call there
+            except SharedStateError as exc:  # stays on_call in Redis (shared-routing.md)
                 self.unreachable("call_ended", exc, call_id=call_id, agent_id=agent_id)
             except ValueError:
                 pass
