@@ -319,16 +319,10 @@ class RedisState:
 
     def _install(self, snap: Snapshot
                  ) -> tuple[MemoryPresence, MemoryQueues, MemoryOffers, MemoryStats]:
-        presence, queues, offers, stats = (MemoryPresence(), MemoryQueues(), MemoryOffers(),
-                                           MemoryStats())
-        presence._by_agent = dict(snap.presence)
-        queues._entries = dict(snap.queue)
-        queues._seq = snap.seq
-        offers._offers = dict(snap.offers)
-        stats._last = dict(snap.last)
-        for group, times in snap.handle.items():
-            for value in times:
-                stats.add_handle_time(group, value)
+        presence = MemoryPresence(snap.presence)
+        queues = MemoryQueues(snap.queue, snap.seq)
+        offers = MemoryOffers(snap.offers)
+        stats = MemoryStats(last=snap.last, handle=snap.handle)
         self.service.presence, self.service.queues = presence, queues
         self.service.offers, self.service.stats = offers, stats
         return presence, queues, offers, stats
@@ -336,10 +330,10 @@ class RedisState:
     def _write(self, pipe: Any, snap: Snapshot, presence: MemoryPresence,
                queues: MemoryQueues, offers: MemoryOffers, stats: MemoryStats) -> Snapshot:
         """Queue the changed values on ``pipe`` (in MULTI); the snapshot after the commit."""
-        after = Snapshot(rev=snap.rev + 1, presence=dict(presence._by_agent),
-                         queue=dict(queues._entries), offers=dict(offers._offers),
-                         last=dict(stats._last), seq=queues._seq,
-                         handle={g: tuple(d) for g, d in stats._handle.items()})
+        entries, seq = queues.contents()
+        after = Snapshot(rev=snap.rev + 1, presence=dict(presence.snapshot()), queue=entries,
+                         offers=offers.contents(), last=dict(stats.last_offered()), seq=seq,
+                         handle=stats.all_handle_times())
         _diff(pipe, self.key("presence"), snap.presence, after.presence, codec.dump_presence)
         _diff(pipe, self.key("queue"), snap.queue, after.queue, codec.dump_entry)
         _diff(pipe, self.key("offers"), snap.offers, after.offers, codec.dump_offer)
