@@ -58,6 +58,12 @@ LOST_NODE_CALLS = Counter(
     "hotline_lost_node_calls_finalized_total",
     "Calls of a lost node (heartbeat too old) this node finalized as interrupted",
 )
+ROUTING_STATE_FAILURES = Counter(
+    "hotline_routing_state_failures_total",
+    "Routing operations the shared routing state (Redis) could not take, by operation "
+    "(an enqueue so failed sends the call to the flow's queue-timeout path)",
+    ["op"],
+)
 HEARTBEAT_FAILURES = Counter(
     "hotline_node_heartbeat_failures_total", "Heartbeats this node could not write"
 )

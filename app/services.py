@@ -36,6 +36,7 @@ from app.flows.loader import load_flows
 from app.handoff.desk import DeskHub
 from app.handoff.live import DeskError, LiveRouting
 from app.handoff.phones import Phones
+from app.handoff.routing_bus import RoutingBus, SharedDeskHub
 from app.handoff.service import HandoffService
 from app.log import get_logger
 from app.media.sdp_check import OfferError
@@ -45,6 +46,7 @@ from app.routing.config import RoutingConfig
 from app.routing.engine import CompiledRouting
 from app.routing.loader import RoutingFileError
 from app.routing.service import RoutingService
+from app.routing.shared import RedisState, RoutingState
 from app.routing.store import RoutingStore, ensure_seeded
 from app.routing.waiting import QueueBoard
 from app.settings import Settings
@@ -260,14 +262,15 @@ async def build_services(settings: Settings, *, http_base_url: str | None = None
     await leadership.start()
     liveness = NodeLiveness(repo, settings, recording_duration=recording_duration(settings),
                             clock=utc_now, leadership=leadership)
-    await liveness.tick()  # this node's heartbeat before its first call
-    liveness.start()
     services = Services(settings=settings, db=db, repo=repo, bus=bus, asr=asr, tts=tts, nlu=nlu,
                         flows=flows, http=http, calls=calls, degraded=degraded, log=log,
                         owns_asr=owns_asr, owns_nlu=owns_nlu, liveness=liveness,
                         leadership=leadership)
     services.handoff = await start_handoff(services, clock)
     deps.handoff = services.handoff
+    liveness.on_lost = services.handoff.live.release_lost  # a lost node's calls let go
+    await liveness.tick()  # this node's heartbeat before its first call (and a first sweep)
+    liveness.start()
     services.alerts = AlertEngine(settings, bus, calls, rolling_service_level(db, settings), http)
     await services.alerts.start()
     if settings.sip_enabled:  # SIP trunk + RTP media (app/sip): calls in, agents' phones out
@@ -299,8 +302,27 @@ async def start_handoff(services: Services, clock: Callable[[], datetime]) -> Ha
             raise DeskError(exc.status_code, exc.detail) from exc
 
     phones = Phones(lambda: services.sip, ring_timeout_s=settings.sip_ring_timeout_s)
-    live = LiveRouting(routing, DeskHub(), clock=clock, dial_device=phones.ring_device,
-                       accept_web=accept_web)
+    desk, state, bus = await _routing_parts(settings, routing)
+    live = LiveRouting(routing, desk, clock=clock, dial_device=phones.ring_device,
+                       accept_web=accept_web, state=state, bus=bus)
     live.start()
     return HandoffService(live, HandoffRepository(services.db), services.bus, services.http,
                           phones)
+
+
+async def _routing_parts(settings: Settings, routing: RoutingService
+                         ) -> tuple[DeskHub, RoutingState | None, RoutingBus | None]:
+    """Where the live routing keeps its state and reaches the desks: in this process (one
+    node), or in Redis with a bus to the other nodes (``redis_url``)."""
+    if not settings.redis_url:
+        return DeskHub(), None, None
+    bus = RoutingBus(settings.redis_url, settings.node_id)
+    await bus.start()
+    try:  # Redis down at start: the node starts; the bus subscribes when Redis is back
+        await bus.ready(timeout_s=5)
+    except TimeoutError:
+        get_logger().error("routing_bus_not_ready", node_id=settings.node_id,
+                           effect="routing events of other nodes are missed until Redis "
+                                  "is reachable")
+    state = RedisState(routing, settings.redis_url, settings.node_id)
+    return SharedDeskHub(bus), state, bus

@@ -95,6 +95,7 @@ def _profile(handoff: HandoffService, agent_id: str) -> dict[str, Any]:
 @router.get("/me")
 async def me(agent: Agent, request: Request) -> dict[str, Any]:
     handoff = handoff_service(request)
+    await handoff.live.refresh()  # several nodes: the state as stored now
     return {**_profile(handoff, agent.agent_id), "csrf_token": agent.csrf_token}
 
 
@@ -200,8 +201,7 @@ async def call_action(call_id: str, action: str, agent: Agent, request: Request
             body = {"node": node}
         elif action == "message":
             body = {"text": _chat_text(request, raw)}
-        talk = handoff.live.talk(agent.agent_id, call_id)
-        result: dict[str, Any] = await talk.control(agent.agent_id, action, body)
+        result = await handoff.live.control(agent.agent_id, call_id, action, body)
     except ValidationError as exc:
         raise HTTPException(422, exc.errors(include_url=False, include_context=False)) from exc
     except DeskError as exc:
@@ -315,6 +315,7 @@ async def wrap_up(call_id: str, body: WrapUpIn, agent: Agent, request: Request
                 async with asyncio.timeout(RECORD_CLOSE_WAIT_S):
                     await asyncio.shield(task)
         handoff.late.emitter(call_id)(event)
+    await handoff.live.refresh()  # the wrap-up may have been started by another node
     with contextlib.suppress(DeskError):
         if handoff.live.presence(agent.agent_id).system == "wrap_up":
             await handoff.live.end_wrap_up(agent.agent_id)

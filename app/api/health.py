@@ -61,11 +61,16 @@ async def readyz(request: Request) -> JSONResponse:
 
 def _cluster(services: Any) -> dict[str, Any]:
     """This node, and the node that leads the singletons (the lost-node finalizer); leader
-    None: not known right now (Redis unreachable)."""
+    None: not known right now (Redis unreachable). ``routing_bus`` (several nodes): whether
+    this node hears the other nodes' routing events and desk messages now."""
     leadership = services.leadership
+    handoff = services.handoff
+    bus = handoff.live.bus if handoff is not None else None
     return {"node_id": services.settings.node_id,
             "leader": leadership.leader_id if leadership is not None else None,
-            "leading": bool(leadership is not None and leadership.leading)}
+            "leading": bool(leadership is not None and leadership.leading),
+            "routing_bus": None if bus is None else
+            ("subscribed" if bus.subscribed else "reconnecting")}
 
 
 def _warnings() -> dict[str, str]:

@@ -93,6 +93,9 @@ def agent_rows(state: Any) -> list[dict[str, Any]]:
 @router.get("/v1/monitor", dependencies=[require(Perm.MONITOR)])
 async def monitor_state(request: Request, who: CurrentPrincipal) -> dict[str, Any]:
     """Active calls (node, intent, sentiment, queue) and queues (waiting, longest wait)."""
+    handoff = getattr(request.app.state, "handoff", None)
+    if handoff is not None:  # several nodes: the agents' states as stored now
+        await handoff.live.refresh()
     body: dict[str, Any] = masked_for(who, request.app.state.settings,
                                       snapshot(request.app.state, utc_now()))
     return body

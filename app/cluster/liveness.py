@@ -15,13 +15,17 @@ node's row is taken ``FOR UPDATE SKIP LOCKED``, so a brief second leader is harm
 leader's successor takes over within ``leader_ttl_s`` x 4/3 (the lease runs out, then the
 next try); while that is under ``node_stale_after_s`` (13.3 s < 15 s with the defaults) a lost
 leader's calls, too, are finalized within ``node_stale_after_s + node_heartbeat_s``.
+
+``on_lost`` (wired by ``build_services``: the live routing's ``release_lost``) is told the
+calls each sweep finalized, so the shared routing state lets them go (queue entries, offers,
+agents on them); a failure there is logged, never stops the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from app.cluster.leader import Leadership, LocalLeadership
@@ -41,6 +45,7 @@ class NodeLiveness:
         self.node_id = settings.node_id
         self.leadership = leadership or LocalLeadership(settings.node_id)
         self.sweeps = 0  # lost-node sweeps run here (only while leading)
+        self.on_lost: Callable[[dict[str, list[str]]], Awaitable[None]] | None = None
         self.every_s = settings.node_heartbeat_s
         self.stale_after_s = settings.node_stale_after_s
         self._recording_duration = recording_duration
@@ -69,6 +74,12 @@ class NodeLiveness:
             LOST_NODE_CALLS.inc(len(call_ids))
             self._log.warning("lost_node_calls_finalized", lost_node=node, count=len(call_ids),
                               call_ids=call_ids)
+        if lost and self.on_lost is not None:
+            try:
+                await self.on_lost(lost)
+            except Exception as exc:  # the records are final; the routing lets go later
+                self._log.error("lost_node_release_failed", lost_nodes=sorted(lost),
+                                error=f"{type(exc).__name__}: {exc}")
         return lost
 
     async def _run(self) -> None:

@@ -9,7 +9,10 @@ desks, and the call's ``CallLink`` receives what it waits for — ``Connected`` 
 answered: here is their media leg) or ``Exited`` (routing let the call go: voicemail,
 callback, a number to dial, no route).
 
-Everything runs on the event loop; the service's state changes only here.
+Everything runs on the event loop; the service's state changes only here, each change one
+``RoutingState`` operation (in process, or in Redis shared by several nodes: then
+``remote.Remote`` carries events and desk actions between the nodes). The values it hands
+around live in ``links``.
 """
 
 from __future__ import annotations
@@ -18,165 +21,54 @@ import asyncio
 import contextlib
 import functools
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections.abc import Callable, Coroutine
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import TypeAdapter
-
-from app.call.media import CallMedia, EndReason
-from app.events import AudioChunk, Dtmf, utc_now
+from app.call.media import CallMedia
+from app.events import utc_now
 from app.handoff.desk import DeskHub
-from app.handoff.packet import HandoffPacket
-from app.log import get_logger
-from app.record import (
-    CallEvent,
-    OfferEvent,
-    OverflowEvent,
-    QueueExitEvent,
-    QueueJoinedEvent,
-    QueueLeftEvent,
-    RingEnded,
-    RoutingDecided,
+from app.handoff.links import (
+    CallLink,
+    Connected,
+    Decision,
+    DeskError,
+    Exited,
+    NoAudio,
+    Ringing,
+    to_record,
 )
-from app.routing.config import Device
+from app.handoff.remote import Remote
+from app.log import get_logger
+from app.metrics import ROUTING_STATE_FAILURES
+from app.record import (
+    CallError,
+    RingEnded,
+)
+from app.routing.config import Device, Target
 from app.routing.events import (
     AgentStateChanged,
-    ExitAction,
     OfferChanged,
-    Overflowed,
     QueueExit,
-    QueueJoined,
-    QueueLeft,
-    RoutingDecision,
     RoutingEvent,
 )
-from app.routing.plan import RouteRequest
 from app.routing.presence import AgentPresence, AwayReason, ChosenStatus, effective_state
 from app.routing.queue import Announced, Offer, OfferError, QueueEntry
 from app.routing.service import RoutingError, RoutingService, Ticket
-from app.routing.shared import LocalState, RoutingState, SharedStateError
+from app.routing.shared import LocalState, RedisState, RoutingState, SharedStateError, Snapshot
 
 if TYPE_CHECKING:
     from app.handoff.routing_bus import RoutingBus
 
+__all__ = ["CallLink", "Connected", "Decision", "DeskError", "Exited", "LiveRouting", "NoAudio",
+           "Ringing", "device_target", "to_record"]
 T = TypeVar("T")
-_EVENT: TypeAdapter[RoutingEvent] = TypeAdapter(RoutingEvent)
 
+UNREACHABLE = "routing state unreachable"
 MAX_SLEEP_S = 5.0  # also re-check calendars this often
 DESK_GONE_GRACE_S = 10.0  # a reloaded desk page is back within this
 _RING_OUTCOME = {"timed_out": "no_answer", "rejected": "declined", "busy": "busy",
                  "cancelled": "cancelled", "accepted": "cancelled"}
-
-
-class DeskError(ValueError):
-    """A desk request that cannot be done; ``status`` is the HTTP status to answer with."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-
-
-@dataclass
-class Connected:
-    """An agent (or a dialled number) answered: ``leg`` is their audio."""
-
-    agent_id: str  # "number:+86..." for a dialled number
-    device: str
-    leg: CallMedia
-    offer: Offer | None = None
-    answered_at: float = field(default_factory=time.monotonic)
-
-
-@dataclass
-class Exited:
-    action: ExitAction
-    number: str | None
-    reason: str
-
-
-Decision = Connected | Exited
-
-
-class NoAudio:
-    """The desk's side of a chat: typed text, no audio (a ``CallMedia`` that carries none)."""
-
-    sample_rate_hz = 16000
-
-    def __init__(self) -> None:
-        self.end_reason: EndReason | None = None
-        self._closed = asyncio.Event()
-
-    async def inbound(self) -> AsyncIterator[AudioChunk | Dtmf]:
-        await self._closed.wait()
-        return
-        yield  # an async generator that yields nothing
-
-    async def play(self, chunk: AudioChunk) -> None:
-        return None
-
-    def flush(self) -> int:
-        return 0
-
-    async def close(self) -> None:
-        self.end_reason = self.end_reason or "local_close"
-        self._closed.set()
-
-    def media_info(self) -> dict[str, Any]:
-        return {"transport": "desk-text"}
-
-
-class CallLink:
-    """A call's place in the live routing: what it asked for, and what comes back."""
-
-    def __init__(self, call_id: str, request: RouteRequest, packet: HandoffPacket,
-                 emit: Callable[[CallEvent], Any]) -> None:
-        self.call_id = call_id
-        self.request = request
-        self.packet = packet
-        self.emit = emit
-        self.decisions: asyncio.Queue[Decision] = asyncio.Queue()
-
-    def deliver(self, decision: Decision) -> None:
-        self.decisions.put_nowait(decision)
-
-
-@dataclass
-class Ringing:
-    offer: Offer
-    link: CallLink
-    started: float
-    devices: dict[str, str]  # address -> "ringing" or how it ended
-    cancel: asyncio.Event = field(default_factory=asyncio.Event)
-    web_leg: CallMedia | None = None
-    drain: asyncio.Task[None] | None = None
-    answered_by: str | None = None  # the device that took it
-
-
-def to_record(event: RoutingEvent) -> CallEvent | None:
-    """A call-scoped routing event as the call's record keeps it."""
-    if isinstance(event, RoutingDecision):
-        return RoutingDecided(rule=event.rule, source=event.source, target=event.target,
-                              reason=event.reason, steps=event.steps)
-    if isinstance(event, QueueJoined):
-        return QueueJoinedEvent(group=event.group, position=event.position,
-                                estimated_wait_s=event.estimated_wait_s,
-                                priority=event.priority, callback=event.callback)
-    if isinstance(event, QueueLeft):
-        return QueueLeftEvent(group=event.group, reason=event.reason, waited_s=event.waited_s)
-    if isinstance(event, Overflowed):
-        return OverflowEvent(from_step=event.from_step, to_step=event.to_step,
-                             reason=event.reason)
-    if isinstance(event, QueueExit):
-        return QueueExitEvent(action=event.action, number=event.number, reason=event.reason,
-                              group=event.group)
-    if isinstance(event, OfferChanged):
-        return OfferEvent(offer_id=event.offer_id, agent_id=event.agent_id, group=event.group,
-                          state=event.state, devices=event.devices,
-                          ring_timeout_s=event.ring_timeout_s)
-    return None
 
 
 class LiveRouting:
@@ -208,16 +100,26 @@ class LiveRouting:
         self.bus = bus
         service._publish = self._publish
         desk.on_last_gone = self._desk_gone
-        if bus is not None:
-            bus.on_events = self._remote_events
-            bus.on_request = self._remote_request
+        self.remote = Remote(self, bus) if bus is not None else None
+        if isinstance(self.state, RedisState):
+            self.state.on_reset = self._state_reset
 
     def now(self) -> datetime:
         return self.clock()
 
     async def _run(self, op: Callable[[RoutingService], T]) -> T:
-        """One routing operation on the live state (in process: a plain call)."""
+        """One routing operation on the live state (in process: a plain call; shared:
+        ``SharedStateError`` when Redis is unreachable, nothing changed)."""
         return await self.state.run(op)
+
+    def unreachable(self, op: str, exc: SharedStateError, **ids: str) -> None:
+        """A routing operation the shared state could not take: counted and logged."""
+        ROUTING_STATE_FAILURES.labels(op=op).inc()
+        self.log.error("routing_state_unreachable", op=op, error=str(exc)[:300], **ids)
+
+    def _desk_unreachable(self, op: str, exc: SharedStateError, agent_id: str) -> DeskError:
+        self.unreachable(op, exc, agent_id=agent_id)
+        return DeskError(503, f"{UNREACHABLE}: try again in a moment")
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -273,8 +175,15 @@ class LiveRouting:
         self._wake.set()
 
     async def dispatch(self) -> None:
+        """Offer what can be offered now (the shared state unreachable: the timer tries
+        again at its next tick)."""
         now = self.now()
-        for offer in await self._run(lambda s: s.dispatch(now)):
+        try:
+            offers = await self._run(lambda s: s.dispatch(now))
+        except SharedStateError as exc:
+            self.unreachable("dispatch", exc)
+            return
+        for offer in offers:
             if self.bus is None or offer.call_id in self.links:
                 await self._ring(offer)  # else the node that holds the call rings it
 
@@ -284,23 +193,6 @@ class LiveRouting:
         self._handle(event)
         if self.bus is not None:
             self.bus.events([event.model_dump(mode="json")])
-
-    def _remote_events(self, message: dict[str, Any]) -> None:
-        """Another node's routing change: its events, for what this node holds."""
-        for raw in message.get("events") or []:
-            try:
-                event = _EVENT.validate_python(raw)
-            except ValueError as exc:
-                self.log.error("routing_event_unreadable", error=str(exc)[:300])
-                continue
-            self._handle(event)
-            if isinstance(event, OfferChanged) and event.state == "pending" \
-                    and event.call_id in self.links:
-                offer = Offer(id=event.offer_id, call_id=event.call_id,
-                              agent_id=event.agent_id, group=event.group,
-                              devices=tuple(event.devices), created_at=event.at,
-                              expires_at=event.at + timedelta(seconds=event.ring_timeout_s))
-                self.spawn(self._ring(offer), f"ring-{offer.id}")
 
     def _handle(self, event: RoutingEvent) -> None:
         if isinstance(event, AgentStateChanged):  # every node shows it on its own desks
@@ -349,6 +241,38 @@ class LiveRouting:
         if leg is not None:
             await leg.close()
 
+    async def refresh(self) -> None:
+        """Several nodes: bring this node's copy of the routing state up to date before a
+        read that a person looks at (the monitor, a desk's own state). Without it a read
+        sees the copy of this node's last transaction (its timer runs one at least every
+        ``MAX_SLEEP_S``). Redis unreachable: the read shows the last copy (logged)."""
+        try:
+            await self.state.refresh()
+        except SharedStateError as exc:
+            self.unreachable("refresh", exc)
+
+    def _state_reset(self, before: Snapshot) -> None:
+        """The shared state came back empty (Redis restarted): rebuild what this node holds."""
+        if not self._closing:
+            self.spawn(self._rebuild(before), "routing-rebuild")
+
+    async def _rebuild(self, before: Snapshot) -> None:
+        """Put back the agents whose desks are connected here or who are on a call held
+        here, and the callers waiting here, as this node last saw them (their old order and
+        join times; ``RoutingService.restore``)."""
+        talking = {agent for talk in self.talks.values() for agent in talk.agents()}
+        presences = [p for agent, p in before.presence.items()
+                     if self.desk.connected(agent) or agent in talking
+                     or any(call_id in self.links for call_id in p.calls)]
+        entries = [e for call_id, e in before.queue.items() if call_id in self.links]
+        try:
+            agents, calls = await self._run(lambda s: s.restore(presences, entries))
+        except SharedStateError as exc:  # not retried: agents sign in again, callers
+            self.unreachable("rebuild", exc)  # take the no-agent path at their max wait
+            return
+        self.log.warning("routing_state_rebuilt", agents=agents, call_ids=calls)
+        await self.changed()
+
     # -- agents ------------------------------------------------------------------------------
     def agent_ids(self) -> frozenset[str]:
         return frozenset(self.service.routing.agents)
@@ -372,6 +296,8 @@ class LiveRouting:
         now = self.now()
         try:
             presence = await self._run(lambda s: s.set_status(agent_id, chosen, now, reason))
+        except SharedStateError as exc:
+            raise self._desk_unreachable("set_status", exc, agent_id) from exc
         except ValueError as exc:
             raise DeskError(400, str(exc)) from exc
         await self.changed()
@@ -392,6 +318,8 @@ class LiveRouting:
         now = self.now()
         try:
             await self._run(lambda s: s.set_status(agent_id, chosen, now, reason, forced_by=by))
+        except SharedStateError as exc:
+            raise self._desk_unreachable("force_status", exc, agent_id) from exc
         except ValueError as exc:
             raise DeskError(422, str(exc)) from exc
         await self.changed()
@@ -401,6 +329,8 @@ class LiveRouting:
         now = self.now()
         try:
             await self._run(lambda s: s.end_wrap_up(agent_id, now))
+        except SharedStateError as exc:
+            raise self._desk_unreachable("end_wrap_up", exc, agent_id) from exc
         except ValueError as exc:
             raise DeskError(409, str(exc)) from exc
         await self.changed()
@@ -426,8 +356,12 @@ class LiveRouting:
         if self.desk.connected(agent_id) or self.presence(agent_id).calls:
             return
         now = self.now()
-        with contextlib.suppress(ValueError):
+        try:
             await self._run(lambda s: s.set_status(agent_id, "offline", now))
+        except SharedStateError as exc:
+            self.unreachable("desk_gone", exc, agent_id=agent_id)
+        except ValueError:
+            pass
         await self.changed()
 
     async def call_ended(self, agent_id: str, call_id: str, talk_s: float, group: str | None
@@ -436,34 +370,65 @@ class LiveRouting:
         self.desk.unwatch(agent_id, call_id)
         if agent_id in self.service.routing.agents:
             now = self.now()
-            with contextlib.suppress(ValueError):
+            try:
                 await self._run(lambda s: s.call_ended(agent_id, call_id, talk_s, now,
                                                        group=group))
+            except SharedStateError as exc:  # stays on_call in Redis (shared-routing.md)
+                self.unreachable("call_ended", exc, call_id=call_id, agent_id=agent_id)
+            except ValueError:
+                pass
         await self.changed()
 
     # -- calls -------------------------------------------------------------------------------
     async def enqueue(self, link: CallLink, *, joined_at: datetime | None = None,
                       front: bool = False) -> Ticket:
+        """Route the call. The shared state unreachable: the call leaves routing at once
+        (``Exited`` no_route: the flow's queue-timeout path), counted and logged."""
         self.links[link.call_id] = link
         now = self.now()
-        ticket = await self._run(lambda s: s.enqueue(link.request, now, joined_at=joined_at,
-                                                     front=front))
+        try:
+            ticket = await self._run(lambda s: s.enqueue(link.request, now,
+                                                         joined_at=joined_at, front=front))
+        except SharedStateError as exc:
+            return self._not_routed("enqueue", link, exc, now)
         await self.changed()
         return ticket
 
     async def enqueue_callback(self, link: CallLink, number: str, joined_at: datetime
                                ) -> Ticket:
+        """A callback task; the shared state unreachable: ``ValueError`` (not queued)."""
         self.links[link.call_id] = link
         now = self.now()
-        ticket = await self._run(lambda s: s.enqueue_callback(link.request, number,
-                                                              joined_at, now))
+        try:
+            ticket = await self._run(lambda s: s.enqueue_callback(link.request, number,
+                                                                  joined_at, now))
+        except SharedStateError as exc:
+            self.links.pop(link.call_id, None)
+            self.unreachable("enqueue_callback", exc, call_id=link.call_id)
+            raise ValueError(f"{UNREACHABLE}: {exc}") from exc
         await self.changed()
         return ticket
 
+    def _not_routed(self, op: str, link: CallLink, exc: SharedStateError, now: datetime
+                    ) -> Ticket:
+        self.unreachable(op, exc, call_id=link.call_id)
+        link.emit(CallError(reason="routing_state_unreachable", detail=str(exc)[:300],
+                            where="routing"))
+        link.deliver(Exited("no_route", None, UNREACHABLE))
+        plan = self.service.plan(link.request, now).model_copy(update={
+            "source": "none", "target": None, "steps": [], "reason": UNREACHABLE})
+        return Ticket(call_id=link.call_id, plan=plan, status="exit", action="no_route")
+
     async def leave(self, call_id: str, reason: str = "abandoned") -> None:
-        """The call leaves routing (hung up, or back to the bot); its offers stop ringing."""
+        """The call leaves routing (hung up, or back to the bot); its offers stop ringing.
+        The shared state unreachable: logged; the entry stays there until its max wait (an
+        offer for it then finds no node holding the call and ends busy)."""
         now = self.now()
-        await self._run(lambda s: s.leave(call_id, now, reason))  # type: ignore[arg-type]
+        try:
+            await self._run(lambda s: s.leave(call_id, now, reason))  # type: ignore[arg-type]
+        except SharedStateError as exc:
+            self.unreachable("leave", exc, call_id=call_id)
+            return
         await self.changed()
 
     async def forget(self, call_id: str) -> None:
@@ -471,6 +436,23 @@ class LiveRouting:
         if self.state.shared or self.service.queues.get(call_id) is not None:
             await self.leave(call_id)
         self.links.pop(call_id, None)
+
+    async def release_lost(self, lost: dict[str, list[str]]) -> None:
+        """The leader's sweep finalized these calls of lost nodes ({node: call ids}): they
+        leave the shared routing state (queue entries, their offers; agents on them are
+        free again). One node (``LocalState``): nothing of another node's is here."""
+        call_ids = [call_id for calls in lost.values() for call_id in calls]
+        if not call_ids or not self.state.shared:
+            return
+        now = self.now()
+        try:
+            left, freed = await self._run(lambda s: s.release_calls(call_ids, now))
+        except SharedStateError as exc:
+            self.unreachable("release_lost", exc)
+            raise
+        self.log.warning("lost_node_routing_released", lost_nodes=sorted(lost),
+                         queued_calls=left, agents=freed)
+        await self.changed()
 
     def position(self, call_id: str) -> tuple[int, float | None]:
         return self.service.position(call_id, self.now())
@@ -482,11 +464,19 @@ class LiveRouting:
     async def announcement(self, call_id: str) -> Announced | None:
         """Position and wait to tell the caller now, only when they improved."""
         now = self.now()
-        return await self._run(lambda s: s.announcement(call_id, now))
+        try:
+            return await self._run(lambda s: s.announcement(call_id, now))
+        except SharedStateError as exc:  # nothing said this time
+            self.unreachable("announcement", exc, call_id=call_id)
+            return None
 
     async def callback_due(self, call_id: str) -> bool:
         now = self.now()
-        return await self._run(lambda s: s.callback_due(call_id, now))
+        try:
+            return await self._run(lambda s: s.callback_due(call_id, now))
+        except SharedStateError as exc:  # asked again at the next check
+            self.unreachable("callback_due", exc, call_id=call_id)
+            return False
 
     async def request_callback(self, call_id: str, number: str) -> QueueEntry:
         now = self.now()
@@ -498,7 +488,10 @@ class LiveRouting:
         agent = self.service.routing.agents.get(offer.agent_id)
         if link is None or agent is None:
             now = self.now()
-            await self._run(lambda s: s.device_busy(offer.id, now))
+            try:
+                await self._run(lambda s: s.device_busy(offer.id, now))
+            except SharedStateError as exc:  # the offer ends at its ring timeout
+                self.unreachable("device_busy", exc, call_id=offer.call_id)
             return
         ring = Ringing(offer, link, time.monotonic(), {d.address: "ringing"
                                                         for d in agent.devices})
@@ -531,13 +524,17 @@ class LiveRouting:
         if any(s == "ringing" for s in ring.devices.values()):
             return
         now, offer_id = self.now(), ring.offer.id
-        with contextlib.suppress(RoutingError, OfferError):
+        try:
             if outcome == "declined":
                 await self._run(lambda s: s.reject(offer_id, now))
             elif outcome == "no_answer":
                 await self._run(lambda s: s.no_answer(offer_id, now))
             else:
                 await self._run(lambda s: s.device_busy(offer_id, now))
+        except SharedStateError as exc:  # the offer ends at its ring timeout
+            self.unreachable("offer_end", exc, call_id=ring.offer.call_id)
+        except (RoutingError, OfferError):
+            pass
         await self.changed()
 
     async def answered(self, ring: Ringing, device: str, leg: CallMedia) -> bool:
@@ -549,6 +546,10 @@ class LiveRouting:
         now, offer_id = self.now(), ring.offer.id
         try:
             await self._run(lambda s: s.accept(offer_id, now))
+        except SharedStateError as exc:
+            self.unreachable("accept", exc, call_id=ring.offer.call_id)
+            ring.answered_by = None
+            return False
         except (RoutingError, OfferError):
             ring.answered_by = None
             return False
@@ -567,35 +568,11 @@ class LiveRouting:
         return ring
 
     def _offer_node(self, offer_id: str) -> str | None:
-        """The node that rings ``offer_id`` when it is not this one (None: this one)."""
-        if self.bus is None or offer_id in self.ringing:
-            return None
-        offer_node = getattr(self.desk, "offer_node", None)
-        node = offer_node(offer_id) if offer_node is not None else None
-        return node if node != self.bus.node_id else None
+        return self.remote.offer_node(offer_id) if self.remote is not None else None
 
     async def _forward(self, node: str, method: str, args: dict[str, Any]) -> Any:
-        from app.handoff.routing_bus import RemoteError
-
-        assert self.bus is not None
-        try:
-            return await self.bus.request(node, method, args)
-        except RemoteError as exc:
-            raise DeskError(exc.status, exc.detail) from exc
-
-    async def _remote_request(self, method: str, args: dict[str, Any]) -> Any:
-        """A desk action forwarded by another node for an offer this node rings."""
-        agent_id, offer_id = str(args.get("agent_id")), str(args.get("offer_id"))
-        sdp = args.get("sdp")
-        if method == "prepare_web" and isinstance(sdp, str):
-            return await self.prepare_web(agent_id, offer_id, sdp, forward=False)
-        if method == "answer_web":
-            return await self.answer_web(agent_id, offer_id, sdp if isinstance(sdp, str)
-                                         else None, forward=False)
-        if method == "decline":
-            await self.decline(agent_id, offer_id, forward=False)
-            return None
-        raise DeskError(400, f"unknown desk action {method!r}")
+        assert self.remote is not None
+        return await self.remote.forward(node, method, args)
 
     async def prepare_web(self, agent_id: str, offer_id: str, sdp: str, *,
                           forward: bool = True) -> str:
@@ -665,6 +642,25 @@ class LiveRouting:
             return
         ring = self._ring_of(agent_id, offer_id)
         await self.device_failed(ring, "web", "declined", "declined at the desk")
+
+    async def control(self, agent_id: str, call_id: str, action: str, body: dict[str, Any],
+                      *, forward: bool = True) -> dict[str, Any]:
+        """A desk action on a call with an agent (hold, mute, hang up, transfer, warm
+        transfer's complete/cancel, a chat message): done by the call's ``Talk`` here, or
+        forwarded to the node holding the call (several nodes)."""
+        node = self.remote.call_node(call_id) if forward and self.remote is not None else None
+        if node is None:
+            result: dict[str, Any] = await self.talk(agent_id, call_id).control(
+                agent_id, action, body)
+            return result
+        if action == "handback":
+            raise DeskError(409, f"call {call_id} is held by node {node}: hand it back from "
+                            "a desk there (not forwarded yet)")
+        wire = dict(body)
+        if isinstance(wire.get("target"), Target):
+            wire["target"] = wire["target"].model_dump(mode="json")
+        return dict(await self._forward(node, "control", {
+            "agent_id": agent_id, "call_id": call_id, "action": action, "body": wire}))
 
     def talk(self, agent_id: str, call_id: str) -> Any:
         talk = self.talks.get(call_id)

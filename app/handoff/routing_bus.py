@@ -77,6 +77,11 @@ class RoutingBus:
         self._tasks = [asyncio.create_task(self._write(), name="routing-bus-writer"),
                        asyncio.create_task(self._read(), name="routing-bus-reader")]
 
+    @property
+    def subscribed(self) -> bool:
+        """Whether this node receives the other nodes' messages now."""
+        return self._ready.is_set()
+
     async def ready(self, timeout_s: float = 10) -> None:
         """Subscribed (messages sent from now on reach this node)."""
         async with asyncio.timeout(timeout_s):
@@ -218,12 +223,14 @@ class SharedDeskHub(DeskHub):
     """The desks of several nodes: what one node sends to an agent's desk (an offer, its
     end, a call's connection) and which calls a desk watches go to every node, and each
     hands them to the desks connected to it. Which node sent an offer is remembered, so a
-    desk action for it (answer, decline) is forwarded there."""
+    desk action for it (answer, decline) or for its call (hold, hang up, transfer) is
+    forwarded there."""
 
     def __init__(self, bus: RoutingBus, max_offers: int = 10_000) -> None:
         super().__init__()
         self.bus = bus
         self._offer_nodes: OrderedDict[str, str] = OrderedDict()
+        self._call_nodes: OrderedDict[str, str] = OrderedDict()  # who rang the call's offers
         self._max_offers = max_offers
         bus.on_desk = self.on_remote
 
@@ -242,14 +249,22 @@ class SharedDeskHub(DeskHub):
     def offer_node(self, offer_id: str) -> str | None:
         return self._offer_nodes.get(offer_id)
 
+    def call_node(self, call_id: str) -> str | None:
+        """The node that rang the last offer of ``call_id`` here: the node holding it."""
+        return self._call_nodes.get(call_id)
+
     def on_remote(self, message: dict[str, Any]) -> None:
         op, agent_id = message.get("op"), str(message.get("agent"))
         if op == "send" and isinstance(message.get("message"), dict):
             body: dict[str, Any] = message["message"]
             if body.get("type") == "offer":
-                self._offer_nodes[str(body.get("offer_id"))] = str(message.get("from"))
-                while len(self._offer_nodes) > self._max_offers:
-                    self._offer_nodes.popitem(last=False)
+                node, call_id = str(message.get("from")), str(body.get("call_id"))
+                self._offer_nodes[str(body.get("offer_id"))] = node
+                self._call_nodes[call_id] = node
+                self._call_nodes.move_to_end(call_id)
+                for known in (self._offer_nodes, self._call_nodes):
+                    while len(known) > self._max_offers:
+                        known.popitem(last=False)
             self.send_local(agent_id, body)
         elif op == "watch":
             super().watch(agent_id, str(message.get("call")))

@@ -91,4 +91,7 @@ class HandoffService:
 
     async def aclose(self) -> None:
         await self.live.aclose()
+        if self.live.bus is not None:  # several nodes: the routing bus and shared state
+            await self.live.bus.aclose()
+        await self.live.state.aclose()
         await self.late.aclose()

@@ -47,6 +47,7 @@ from app.record import (
     QueueTimeout,
 )
 from app.routing.config import Target
+from app.routing.shared import SharedStateError
 from app.storage.handoff_repo import HandoffRepository, PreviousCall
 
 if TYPE_CHECKING:
@@ -284,8 +285,7 @@ class CallHandoff:
                     offered = True
                     self._offer_callback()
                     await self._say("callback_offer")
-                if offered and self._pressed("1"):
-                    await self._keep_place_for_callback()
+                if offered and self._pressed("1") and await self._keep_place_for_callback():
                     return _CALLBACK_KEPT
             if call.media.end_reason is not None:  # a closed leg takes audio at once: no spin
                 return _CALLER_GONE
@@ -326,14 +326,21 @@ class CallHandoff:
             found = found or (isinstance(item, Dtmf) and item.digit == digit)
         return found
 
-    async def _keep_place_for_callback(self) -> None:
+    async def _keep_place_for_callback(self) -> bool:
+        """The caller's place kept as a callback (False: the routing state could not take
+        it now; they hold on and may press again)."""
         number = self.call.info.caller_number
-        await self.live.request_callback(self.call_id, number)
+        try:
+            await self.live.request_callback(self.call_id, number)
+        except SharedStateError as exc:
+            self.live.unreachable("request_callback", exc, call_id=self.call_id)
+            return False
         self.callback_kept = True
         self.owner.keep_as_callback(self, number)
         self.call.events.emit(CallbackQueued(number=number, group=self._group()))
         await self._say("callback_kept", number=number)
         self.call.conversation.outcome = "callback_requested"
+        return True
 
     def _group(self) -> str | None:
         entry = self.live.entry(self.call_id)

@@ -93,6 +93,14 @@ class Ticket:
     number: str | None = None
 
 
+def _newer(p: AgentPresence, stored: AgentPresence | None) -> bool:
+    """Whether ``p`` is a later state of the agent than ``stored`` (None: nothing stored)."""
+    if stored is None:
+        return True
+    return p.changed_at is not None and (stored.changed_at is None
+                                         or p.changed_at > stored.changed_at)
+
+
 class RoutingService:
     def __init__(
         self,
@@ -267,6 +275,22 @@ class RoutingService:
     def abandon(self, call_id: str, now: datetime) -> QueueEntry | None:
         return self.leave(call_id, now, "abandoned")
 
+    def release_calls(self, call_ids: Iterable[str], now: datetime
+                      ) -> tuple[list[str], list[str]]:
+        """Calls that are gone with the node that held them (lost): each leaves its queue
+        (abandoned; its offers cancelled) and every agent on one of them ends that call (no
+        wrap-up: the group is not known). Returns (calls that left a queue, agents freed)."""
+        left: list[str] = []
+        freed: list[str] = []
+        for call_id in call_ids:
+            if self.leave(call_id, now, "abandoned") is not None:
+                left.append(call_id)
+            for agent_id, presence in list(self.presence.snapshot().items()):
+                if call_id in presence.calls:
+                    self.call_ended(agent_id, call_id, 0.0, now)
+                    freed.append(agent_id)
+        return left, freed
+
     def _left(self, entry: QueueEntry, reason: QueueLeaveReason, now: datetime) -> None:
         self._emit([QueueLeft(call_id=entry.call_id, group=entry.group or "", reason=reason,
                               waited_s=round((now - entry.joined_at).total_seconds(), 3),
@@ -343,6 +367,27 @@ class RoutingService:
         if entry is not None:
             self.queues.put(replace(entry, callback=True, callback_number=number))
         return ticket
+
+    def restore(self, presences: Iterable[AgentPresence], entries: Iterable[QueueEntry]
+                ) -> tuple[list[str], list[str]]:
+        """The shared state was lost (Redis restarted empty): put back what a node still
+        knows (its desks' agents, its waiting callers, in their old order and with their
+        join times). A queue entry only where none is stored yet; an agent also over an
+        older stored value (several nodes restore the same agent: the latest change wins).
+        Pending offers are not restored: their ringing ends on its own. Returns (agents,
+        calls) put back."""
+        agents: list[str] = []
+        calls: list[str] = []
+        for p in presences:
+            if _newer(p, self.presence.get(p.agent_id)):
+                system = "idle" if p.system == "ringing" and not p.calls else p.system
+                self.presence.put(replace(p, offers=(), system=system))
+                agents.append(p.agent_id)
+        for entry in sorted(entries, key=lambda e: e.seq):
+            if self.queues.get(entry.call_id) is None:
+                self.queues.put(replace(entry, offers=(), seq=self.queues.next_seq()))
+                calls.append(entry.call_id)
+        return agents, calls
 
     # -- offers ----------------------------------------------------------------------------
 

@@ -27,6 +27,8 @@ cannot read (a newer format) is skipped with a log line and counted, never crash
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,6 +48,7 @@ from app.routing.state import MemoryOffers, MemoryPresence, MemoryQueues, Memory
 
 T = TypeVar("T")
 PREFIX = "hotline:routing"
+_HASHES = ("presence", "queue", "offers", "last", "handle")
 
 
 class SharedStateError(RuntimeError):
@@ -62,6 +65,7 @@ class RoutingState(Protocol):
     shared: bool
 
     async def run(self, op: Callable[[RoutingService], T]) -> T: ...
+    async def refresh(self) -> None: ...
     async def aclose(self) -> None: ...
 
 
@@ -75,6 +79,9 @@ class LocalState:
 
     async def run(self, op: Callable[[RoutingService], T]) -> T:
         return op(self.service)
+
+    async def refresh(self) -> None:
+        return None  # the stores are the state
 
     async def aclose(self) -> None:
         return None
@@ -124,6 +131,9 @@ class RedisState:
         self._client = client or redis.Redis.from_url(
             url, decode_responses=True, socket_connect_timeout=2, socket_timeout=5)
         self._cache: Snapshot | None = None
+        self._seen: Snapshot | None = None  # the last state read or written (kept when the
+        # copy is dropped): a reset is told to ``on_reset`` with it, to rebuild from
+        self.on_reset: Callable[[Snapshot], None] | None = None
         self._decoded: dict[str, dict[str, tuple[str, Any]]] = {}  # hash -> key -> (text, value)
         self._log = get_logger(component="routing_state", node_id=node_id)
 
@@ -131,20 +141,16 @@ class RedisState:
         return f"{self.prefix}:{name}"
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            async with asyncio.timeout(5):
+                await self._client.aclose()
 
     # -- the transaction ----------------------------------------------------------------------
     async def run(self, op: Callable[[RoutingService], T]) -> T:
         lock = Lock(self._client, self.key("lock"), timeout=self.lock_ttl_s,
                     blocking_timeout=self.lock_wait_s)
         started = time.monotonic()
-        try:
-            if not await lock.acquire():
-                self.figures.failures += 1
-                raise SharedStateError(f"routing lock not obtained in {self.lock_wait_s} s")
-        except RedisError as exc:
-            self.figures.failures += 1
-            raise SharedStateError(f"routing state unreachable: {exc}") from exc
+        await self._acquire(lock)
         self.figures.lock_wait_s += time.monotonic() - started
         try:
             return await self._locked(op)
@@ -154,10 +160,36 @@ class RedisState:
             except (LockError, RedisError) as exc:  # ran out meanwhile, or Redis went away
                 self._log.warning("routing_lock_release_failed", error=repr(exc))
 
+    async def _acquire(self, lock: Lock) -> None:
+        """Take the routing lock; a connection error is tried once more on fresh
+        connections (the pool's may all be from before a Redis restart)."""
+        for fresh in (False, True):
+            try:
+                if await lock.acquire():
+                    return
+                self.figures.failures += 1
+                raise SharedStateError(f"routing lock not obtained in {self.lock_wait_s} s")
+            except ConnectionError as exc:
+                if not fresh:
+                    await self._drop_connections()
+                    continue
+                self.figures.failures += 1
+                raise SharedStateError(f"routing state unreachable: {exc}") from exc
+            except RedisError as exc:
+                self.figures.failures += 1
+                raise SharedStateError(f"routing state unreachable: {exc}") from exc
+
+    async def _drop_connections(self) -> None:
+        """Close the pooled connections (after a Redis restart they are all dead)."""
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            async with asyncio.timeout(2):
+                await self._client.connection_pool.disconnect()
+
     async def _locked(self, op: Callable[[RoutingService], T]) -> T:
         try:
             return await self._attempt(op)
         except _StaleConnection:  # a pooled connection from before a Redis restart
+            await self._drop_connections()
             return await self._attempt(op, retry=False)
 
     async def _attempt(self, op: Callable[[RoutingService], T], retry: bool = True) -> T:
@@ -195,30 +227,60 @@ class RedisState:
         except BaseException:
             self._cache = None  # op failed: the stores hold half a change, never reuse them
             raise
-        self._cache = after
+        self._cache = self._seen = after
         self.figures.runs += 1
         if publish is not None:
             for event in events:
                 publish(event)
         return result
 
+    async def refresh(self) -> None:
+        """Bring this node's copy up to date for reads (the monitor, a desk's view), without
+        the lock and without writing: one atomic read of the revision and, when it moved,
+        the values. ``SharedStateError`` when Redis is unreachable (the copy stays)."""
+        runs = self.figures.runs
+        try:
+            if self._cache is not None and \
+                    int(await self._client.get(self.key("rev")) or 0) == self._cache.rev:
+                return
+            reader = self._client.pipeline(transaction=True)
+            reader.get(self.key("rev"))
+            values = await self._read_all(reader)
+        except RedisError as exc:
+            self.figures.failures += 1
+            if isinstance(exc, ConnectionError):  # the next read on fresh connections
+                await self._drop_connections()
+            raise SharedStateError(f"routing state unreachable: {exc}") from exc
+        if self.figures.runs != runs:
+            return  # a transaction committed meanwhile: its copy is at least as fresh
+        self._cache = self._snapshot(int(values[0] or 0), values[1:])
+        self._install(self._cache)
+
+    async def _read_all(self, reader: Any) -> list[Any]:
+        for name in _HASHES:
+            reader.hgetall(self.key(name))
+        reader.get(self.key("seq"))
+        return list(await reader.execute())
+
     async def _load(self, pipe: Any) -> Snapshot:
         raw_rev = await pipe.get(self.key("rev"))
         rev = int(raw_rev or 0)
         if self._cache is not None and self._cache.rev == rev:
             return self._cache
-        if self._cache is not None and rev < self._cache.rev:
+        # After WATCH the pipeline runs commands at once; read them all in one round trip.
+        return self._snapshot(rev, await self._read_all(self._client.pipeline(
+            transaction=True)))
+
+    def _snapshot(self, rev: int, values: list[Any]) -> Snapshot:
+        """The state decoded from the hashes as read (``_HASHES`` then ``seq``)."""
+        before = self._seen
+        if before is not None and rev < before.rev:
             # Redis restarted without its data: what the nodes knew is gone (to rebuild).
             self.figures.resets += 1
-            self._log.warning("routing_state_reset", rev=rev, had_rev=self._cache.rev)
+            self._log.warning("routing_state_reset", rev=rev, had_rev=before.rev)
+            if self.on_reset is not None:
+                self.on_reset(before)
         self.figures.reloads += 1
-        names = ("presence", "queue", "offers", "last", "handle")
-        # After WATCH the pipeline runs commands at once; read them all in one round trip.
-        reader = self._client.pipeline(transaction=True)
-        for name in names:
-            reader.hgetall(self.key(name))
-        reader.get(self.key("seq"))
-        values = await reader.execute()
         presence, queue, offers, last, handle, seq = values
         snap = Snapshot(rev=rev, seq=int(seq or 0), last=dict(last))
         snap.presence = self._decode(presence, codec.load_presence, "presence")
@@ -229,6 +291,7 @@ class RedisState:
         snap.offers = dict(sorted(loaded.items(), key=lambda kv: (kv[1].created_at, kv[0])))
         snap.handle = {g: tuple(v) for g, v in
                        self._decode(handle, codec.load_handle_times, "handle").items()}
+        self._seen = snap
         return snap
 
     def _decode(self, raw: dict[str, str], load: Callable[[str, str], T], name: str
@@ -256,16 +319,10 @@ class RedisState:
 
     def _install(self, snap: Snapshot
                  ) -> tuple[MemoryPresence, MemoryQueues, MemoryOffers, MemoryStats]:
-        presence, queues, offers, stats = (MemoryPresence(), MemoryQueues(), MemoryOffers(),
-                                           MemoryStats())
-        presence._by_agent = dict(snap.presence)
-        queues._entries = dict(snap.queue)
-        queues._seq = snap.seq
-        offers._offers = dict(snap.offers)
-        stats._last = dict(snap.last)
-        for group, times in snap.handle.items():
-            for value in times:
-                stats.add_handle_time(group, value)
+        presence = MemoryPresence(snap.presence)
+        queues = MemoryQueues(snap.queue, snap.seq)
+        offers = MemoryOffers(snap.offers)
+        stats = MemoryStats(last=snap.last, handle=snap.handle)
         self.service.presence, self.service.queues = presence, queues
         self.service.offers, self.service.stats = offers, stats
         return presence, queues, offers, stats
@@ -273,10 +330,10 @@ class RedisState:
     def _write(self, pipe: Any, snap: Snapshot, presence: MemoryPresence,
                queues: MemoryQueues, offers: MemoryOffers, stats: MemoryStats) -> Snapshot:
         """Queue the changed values on ``pipe`` (in MULTI); the snapshot after the commit."""
-        after = Snapshot(rev=snap.rev + 1, presence=dict(presence._by_agent),
-                         queue=dict(queues._entries), offers=dict(offers._offers),
-                         last=dict(stats._last), seq=queues._seq,
-                         handle={g: tuple(d) for g, d in stats._handle.items()})
+        entries, seq = queues.contents()
+        after = Snapshot(rev=snap.rev + 1, presence=dict(presence.snapshot()), queue=entries,
+                         offers=offers.contents(), last=dict(stats.last_offered()), seq=seq,
+                         handle=stats.all_handle_times())
         _diff(pipe, self.key("presence"), snap.presence, after.presence, codec.dump_presence)
         _diff(pipe, self.key("queue"), snap.queue, after.queue, codec.dump_entry)
         _diff(pipe, self.key("offers"), snap.offers, after.offers, codec.dump_offer)

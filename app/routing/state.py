@@ -47,8 +47,8 @@ class StatsStore(Protocol):
 
 
 class MemoryPresence:
-    def __init__(self) -> None:
-        self._by_agent: dict[str, AgentPresence] = {}
+    def __init__(self, by_agent: Mapping[str, AgentPresence] | None = None) -> None:
+        self._by_agent: dict[str, AgentPresence] = dict(by_agent or {})
 
     def get(self, agent_id: str) -> AgentPresence | None:
         return self._by_agent.get(agent_id)
@@ -61,9 +61,13 @@ class MemoryPresence:
 
 
 class MemoryQueues:
-    def __init__(self) -> None:
-        self._entries: dict[str, QueueEntry] = {}
-        self._seq = 0
+    def __init__(self, entries: Mapping[str, QueueEntry] | None = None, seq: int = 0) -> None:
+        self._entries: dict[str, QueueEntry] = dict(entries or {})
+        self._seq = seq
+
+    def contents(self) -> tuple[dict[str, QueueEntry], int]:
+        """The entries by call id (in arrival order) and the last arrival number."""
+        return dict(self._entries), self._seq
 
     def get(self, call_id: str) -> QueueEntry | None:
         return self._entries.get(call_id)
@@ -83,8 +87,11 @@ class MemoryQueues:
 
 
 class MemoryOffers:
-    def __init__(self) -> None:
-        self._offers: dict[str, Offer] = {}
+    def __init__(self, offers: Mapping[str, Offer] | None = None) -> None:
+        self._offers: dict[str, Offer] = dict(offers or {})
+
+    def contents(self) -> dict[str, Offer]:
+        return dict(self._offers)
 
     def get(self, offer_id: str) -> Offer | None:
         return self._offers.get(offer_id)
@@ -100,10 +107,16 @@ class MemoryOffers:
 
 
 class MemoryStats:
-    def __init__(self, window: int = HANDLE_TIME_WINDOW) -> None:
-        self._last: dict[str, str] = {}
-        self._handle: dict[str, deque[float]] = {}
+    def __init__(self, window: int = HANDLE_TIME_WINDOW, *,
+                 last: Mapping[str, str] | None = None,
+                 handle: Mapping[str, Iterable[float]] | None = None) -> None:
+        self._last: dict[str, str] = dict(last or {})
+        self._handle: dict[str, deque[float]] = {
+            group: deque(times, maxlen=window) for group, times in (handle or {}).items()}
         self._window = window
+
+    def all_handle_times(self) -> dict[str, tuple[float, ...]]:
+        return {group: tuple(times) for group, times in self._handle.items()}
 
     def last_offered(self) -> Mapping[str, str]:
         return self._last

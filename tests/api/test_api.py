@@ -40,7 +40,8 @@ async def test_without_speech_models_the_server_is_ready_keypad_only(tmp_path: P
         assert body["keypad_only"] is True
         assert "hotline models pull vosk-model-missing-0.1" in body["degraded"]["asr:ko"]
         node = settings.node_id  # one node, no Redis: it leads its own singletons
-        assert body["cluster"] == {"node_id": node, "leader": node, "leading": True}
+        assert body["cluster"] == {"node_id": node, "leader": node, "leading": True,
+                                   "routing_bus": None}  # one node: no routing bus
         metrics = (await client.get(f"{url}/metrics")).text
         assert "hotline_calls_active" in metrics
         assert f'hotline_cluster_leader{{node_id="{node}"}} 1.0' in metrics

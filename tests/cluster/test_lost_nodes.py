@@ -124,9 +124,19 @@ async def test_the_heartbeat_loop_writes_beats_and_reaps_lost_nodes(
     settings = Settings(data_dir=tmp_path, node_id="node-a", node_heartbeat_s=1,
                         node_stale_after_s=10)
     liveness = NodeLiveness(repo, settings, clock=lambda: clock[0])
+    told: list[dict[str, list[str]]] = []
+
+    async def on_lost(lost: dict[str, list[str]]) -> None:  # the routing lets them go
+        told.append(lost)
+        raise RuntimeError("redis down")  # logged: the sweep's result stands
+
+    liveness.on_lost = on_lost
     repo.heartbeat("node-b", T0)
     _call(repo, "b-1", "node-b")
     assert await liveness.tick() == {}  # node-b's beat is fresh
+    assert told == []
     clock[0] = T0 + timedelta(seconds=11)
     assert await liveness.tick() == {"node-b": ["b-1"]}
+    assert told == [{"node-b": ["b-1"]}]
     assert repo.nodes() == {"node-a": clock[0]}
+    assert await liveness.tick() == {} and len(told) == 1  # told once

@@ -2,20 +2,24 @@
 alone, each node with its own RedisState, RoutingBus and desks): a caller queued on node A is
 offered to an agent whose desk is connected to node B; B's desk answers through B and the
 media leg is created on node A (its ``accept_web``); a decline through B reaches A too; agents'
-state changes show on their desk wherever it is."""
+state changes show on their desk wherever it is. Redis down at an enqueue: the caller takes
+the no-agent path, and routing works again once Redis is back; a lost node's calls are let
+go (the leader's sweep); Redis restarted empty: the nodes put back what they hold."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
-from app.handoff.live import CallLink, Connected, DeskError, LiveRouting, NoAudio
+from app.handoff.live import CallLink, Connected, DeskError, Exited, LiveRouting, NoAudio
 from app.handoff.packet import HandoffPacket
 from app.handoff.routing_bus import RoutingBus, SharedDeskHub
+from app.record import CallError
 from app.routing.service import RoutingService
 from app.routing.shared import RedisState
 from tests.helpers.redis_server import RedisServer, redis_server  # noqa: F401  (fixture)
@@ -31,6 +35,7 @@ class Node:
                      [{"name": "all", "target": {"group": "g"}}])
         self.name = name
         self.legs: list[tuple[str, NoAudio]] = []  # (the desk's SDP, the leg made here)
+        self.closed = False
         self.bus = RoutingBus(url, name)
         service = RoutingService(compiled(cfg))
         self.state = RedisState(service, url, name)
@@ -48,6 +53,9 @@ class Node:
         self.live.start()
 
     async def aclose(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
         await self.live.aclose()
         await self.bus.aclose()
         await self.state.aclose()
@@ -63,10 +71,11 @@ async def two_nodes(url: str) -> AsyncIterator[tuple[Node, Node]]:
         yield a, b
 
 
-def _link(call_id: str) -> CallLink:
+def _link(call_id: str, recorded: list[Any] | None = None) -> CallLink:
     packet = HandoffPacket(call_id=call_id, hotline_number=NUMBER, caller_number=SHANGHAI_FIXED,
                            caller_region="上海", locale="zh", queue="general", reason="test")
-    return CallLink(call_id, request(call_id=call_id), packet, lambda e: None)
+    return CallLink(call_id, request(call_id=call_id), packet,
+                    recorded.append if recorded is not None else lambda e: None)
 
 
 async def _next(queue: asyncio.Queue[dict[str, Any]], kind: str, timeout_s: float = 20
@@ -117,3 +126,103 @@ async def test_a_decline_at_node_b_reaches_the_offer_on_node_a(
             await b.live.answer_web("ann", offer["offer_id"], "late sdp")
         assert refused.value.status == 409 and "not ringing" in refused.value.detail
         assert a.legs == []
+
+
+def _failures(op: str) -> float:
+    return REGISTRY.get_sample_value("hotline_routing_state_failures_total", {"op": op}) or 0.0
+
+
+async def _until(what: str, condition: Callable[[], bool], timeout_s: float = 30) -> None:
+    """Poll ``condition`` (nothing to wait on: a bus notices Redis gone at its next read)."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            if condition():
+                return
+            await asyncio.sleep(0.02)
+
+
+async def test_redis_down_at_enqueue_takes_the_no_agent_path_and_routing_comes_back(
+        redis_server: RedisServer) -> None:  # noqa: F811
+    async with two_nodes(redis_server.url) as (a, b), b.live.desk.connect("ann") as desk:
+        await b.live.set_status("ann", "available", None)
+        before = _failures("enqueue")
+        redis_server.stop()
+        await _until("both buses see Redis gone",
+                     lambda: not a.bus.subscribed and not b.bus.subscribed)
+        recorded: list[Any] = []
+        link = _link("c3", recorded)
+        ticket = await a.live.enqueue(link)  # no exception: the call leaves routing
+        assert (ticket.status, ticket.action) == ("exit", "no_route")
+        decision = link.decisions.get_nowait()
+        assert isinstance(decision, Exited) and decision.action == "no_route"
+        assert decision.reason == "routing state unreachable"
+        assert _failures("enqueue") == before + 1
+        assert [(e.reason, e.where) for e in recorded if isinstance(e, CallError)] == [
+            ("routing_state_unreachable", "routing")]
+        await a.live.forget("c3")  # the flow goes on: leaving is logged, never raised
+        with pytest.raises(DeskError) as refused:
+            await b.live.set_status("ann", "away", "break")
+        assert refused.value.status == 503 and "unreachable" in refused.value.detail
+
+        redis_server.start()  # back, empty: the agent signs in again and calls route again
+        await a.bus.ready(30)
+        await b.bus.ready(30)
+        await b.live.set_status("ann", "available", None)
+        link = _link("c4")
+        assert (await a.live.enqueue(link)).status == "queued"
+        offer = await _next(desk, "offer", timeout_s=30)
+        assert offer["call_id"] == "c4"
+        await b.live.answer_web("ann", offer["offer_id"], "desk sdp")
+        async with asyncio.timeout(20):
+            connected = await link.decisions.get()
+        assert isinstance(connected, Connected) and [s for s, _ in a.legs] == ["desk sdp"]
+
+
+async def test_a_lost_nodes_calls_are_let_go_its_agents_freed_and_new_calls_served(
+        redis_server: RedisServer) -> None:  # noqa: F811
+    async with two_nodes(redis_server.url) as (a, b), b.live.desk.connect("ann") as desk:
+        await b.live.set_status("ann", "available", None)
+        talking = _link("c1")
+        await a.live.enqueue(talking)
+        offer = await _next(desk, "offer")
+        await b.live.answer_web("ann", offer["offer_id"], "desk sdp")
+        await a.live.enqueue(_link("c2"))  # ann is busy (one call at a time): c2 waits
+        assert (await _next(desk, "agent_state"))["state"] == "on_call"
+        await a.aclose()  # node A is gone (nothing left routing on its side)
+
+        await b.live.release_lost({"node-a": ["c1", "c2"]})  # the leader's sweep, on B
+        state = await _next(desk, "agent_state")
+        assert (state["previous"], state["state"]) == ("on_call", "available")
+        await b.live.refresh()
+        assert b.live.presence("ann").calls == ()
+        assert b.live.entry("c2") is None and not b.live.service.queues.waiting()
+        link = _link("c3")  # a new call on the survivor goes to ann at once
+        assert (await b.live.enqueue(link)).status == "queued"
+        assert (await _next(desk, "offer"))["call_id"] == "c3"
+
+
+async def test_redis_restarted_empty_the_nodes_rebuild_presence_and_queue_and_calls_go_on(
+        redis_server: RedisServer) -> None:  # noqa: F811
+    async with two_nodes(redis_server.url) as (a, b), b.live.desk.connect("ann") as desk:
+        await b.live.set_status("ann", "available", None)
+        await a.live.enqueue(_link("c1"))
+        offer = await _next(desk, "offer")
+        await b.live.answer_web("ann", offer["offer_id"], "desk sdp")  # ann talks to c1 (A)
+        await a.live.enqueue(_link("c2"))  # and c2 waits on A
+        redis_server.stop()
+        await _until("both buses see Redis gone",
+                     lambda: not a.bus.subscribed and not b.bus.subscribed)
+        redis_server.start()  # empty: presence and queue are gone
+        await a.bus.ready(30)
+        await b.bus.ready(30)
+
+        async with asyncio.timeout(30):  # each node's next transaction sees the reset
+            while True:
+                await b.live.refresh()
+                if b.live.presence("ann").calls == ("c1",) and b.live.entry("c2"):
+                    break
+                await asyncio.sleep(0.1)
+        assert (a.state.figures.resets, b.state.figures.resets) == (1, 1)
+        assert b.live.state_of("ann")["state"] == "on_call"
+        await a.live.call_ended("ann", "c1", 30.0, "g")  # c1 ends: c2 is offered to ann
+        assert (await _next(desk, "offer", timeout_s=30))["call_id"] == "c2"

@@ -194,3 +194,37 @@ async def test_one_node_keeps_the_services_own_stores() -> None:
     assert svc.presence is stores and isinstance(stores, MemoryPresence)
     assert stores.get("ann") is not None and len(events) == 1  # emitted at once, as before
     await state.aclose()
+
+
+async def test_refresh_brings_a_nodes_copy_up_to_date_without_writing(
+        nodes: tuple[Node, Node], redis_server: RedisServer) -> None:  # noqa: F811
+    a, b = nodes
+    try:
+        await a.state.run(lambda s: s.login("ann", T))
+        await b.state.run(lambda s: s.enqueue(request(call_id="c1"), T))
+        await a.state.run(lambda s: s.login("bob", T))  # B's copy does not know it yet
+        assert b.service.presence.get("bob") is None
+        rev = await b.state._client.get(b.state.key("rev"))
+        runs, reloads = b.state.figures.runs, b.state.figures.reloads
+        await b.state.refresh()
+        presence = b.service.presence.get("bob")
+        assert presence is not None and presence.chosen == "available"
+        assert [e.call_id for e in b.service.queues.waiting()] == ["c1"]
+        assert await b.state._client.get(b.state.key("rev")) == rev  # nothing written
+        assert (b.state.figures.runs, b.state.figures.reloads) == (runs, reloads + 1)
+        await b.state.refresh()  # unchanged: one GET, nothing decoded again
+        assert b.state.figures.reloads == reloads + 1
+        # The refreshed copy serves the next transaction without reloading.
+        await b.state.run(lambda s: s.dispatch(T + timedelta(seconds=1)))
+        assert b.state.figures.reloads == reloads + 1 and b.offers() == [("c1", "ann")]
+
+        redis_server.stop()
+        with pytest.raises(SharedStateError, match="unreachable"):
+            await b.state.refresh()
+        assert b.service.presence.get("bob") is not None  # the last copy stays for reads
+        redis_server.start()  # empty: the refreshed copy is empty too
+        await b.state.refresh()
+        assert b.service.presence.get("bob") is None and not b.service.queues.waiting()
+        assert b.state.figures.resets == 1
+    finally:
+        await _close(a, b)
