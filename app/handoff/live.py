@@ -648,7 +648,8 @@ class LiveRouting:
         """A desk action on a call with an agent (hold, mute, hang up, transfer, warm
         transfer's complete/cancel, hand-back to the bot, a chat message): done by the
         call's ``Talk`` here, or forwarded to the node holding the call (several nodes)."""
-        node = self.remote.call_node(call_id) if forward and self.remote is not None else None
+        node = await self.remote.held_by(call_id) if forward and self.remote is not None \
+            else None
         if node is None:
             result: dict[str, Any] = await self.talk(agent_id, call_id).control(
                 agent_id, action, body)

@@ -332,6 +332,13 @@ class CallRepository:
                 s.delete(node)
         return done
 
+    def live_node(self, call_id: str) -> str | None:
+        """The node holding ``call_id`` while it is up (None: ended, unknown, or no node)."""
+        with self.db.session() as s:
+            node: str | None = s.scalar(select(CallRow.node_id).where(
+                CallRow.id == call_id, CallRow.ended_at.is_(None)))
+            return node
+
     def nodes(self) -> dict[str, datetime]:
         """Every node's last heartbeat (lost nodes are forgotten once their calls are
         finalized)."""
