@@ -75,6 +75,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state.auth = AuthService(settings, services.db, limits=state.limits)
     state.sip = services.sip  # started by build_services when sip_enabled
     state.handoff = services.handoff
+    supervise_api.serve(state)  # several nodes: supervisors' requests from other nodes
     state.alerts = services.alerts
     loop = asyncio.get_running_loop()
     EVENT_LOOP_TASKS.set_function(lambda: len(asyncio.all_tasks(loop)))

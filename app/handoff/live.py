@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import functools
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -101,6 +101,8 @@ class LiveRouting:
         service._publish = self._publish
         desk.on_last_gone = self._desk_gone
         self.remote = Remote(self, bus) if bus is not None else None
+        # a supervisor's request forwarded by another node (set by the supervision API)
+        self.on_supervise: Callable[[str, dict[str, Any]], Awaitable[Any]] | None = None
         if isinstance(self.state, RedisState):
             self.state.on_reset = self._state_reset
 

@@ -4,7 +4,8 @@
   states shown on this node's desks; a call's events recorded where the call is held), and a
   pending offer for a call this node holds is rung here, whichever node dispatched it.
 - Desk actions forwarded by another node (``request``): answer/prepare/decline an offer this
-  node rings, or an action on a call this node holds (``control``).
+  node rings, an action on a call this node holds (``control``), or a supervisor's request
+  for such a call (``supervise_*``, handled by ``LiveRouting.on_supervise``).
 - Where to forward this node's desk actions (``offer_node``, ``call_node``: learnt by the
   ``SharedDeskHub`` from the offers it was sent; ``held_by`` falls back on the call records'
   node for a desk that never saw the call's offer) and ``forward`` itself (a refusal comes back
@@ -84,6 +85,8 @@ class Remote:
                 body["target"] = Target.model_validate(body["target"])
             return await live.control(agent_id, str(args.get("call_id")),
                                       str(args.get("action")), body, forward=False)
+        if method.startswith("supervise_") and live.on_supervise is not None:
+            return await live.on_supervise(method, args)
         raise DeskError(400, f"unknown desk action {method!r}")
 
     def offer_node(self, offer_id: str) -> str | None:

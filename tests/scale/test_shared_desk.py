@@ -3,7 +3,8 @@ real Redis (no Kamailio: the caller is a WebRTC peer). A caller waits on node A;
 desk is connected to node B; the offer rung by A shows on B's desk, the agent answers
 through B, the answer (with the desk's SDP) is forwarded to A, which makes the media leg:
 the agent's audio goes to and from A (the only node with the caller's audio), each side
-hears the other's tone; the desk's call actions at B (mute, hang up) are done on A; the
+hears the other's tone; a supervisor signed in at B listens (the leg made by A, the audit
+trail whole) and whispers; the desk's call actions at B (mute, hang up) are done on A; the
 desk's own view and the monitor read on B show what A changed; the call's record is node
 A's. And node A killed (-9) with the agent on one of its calls and a caller queued: node
 B's sweep lets both go (the agent is available again on B's desk, the queue is empty) and a
@@ -26,6 +27,7 @@ import pytest_asyncio
 from app.media.audio import Pcm
 from app.sim.caller import CallerPeer
 from tests.handoff.test_agent_call import hears
+from tests.handoff.test_supervise import Supervisor, until_heard
 from tests.helpers.auth import ADMIN
 from tests.helpers.desk import SILENCE, Caller, DeskAgent, play
 from tests.helpers.redis_server import RedisServer, redis_server  # noqa: F401  (fixture)
@@ -161,6 +163,36 @@ async def test_caller_on_node_a_answered_at_a_desk_on_node_b_with_media_on_a(
         play(peer, Pcm(tone(AGENT_HZ, 8), 16_000))
         await hears(caller.peer, start_caller, AGENT_HZ, timeout_s=30)
         await hears(peer, start_agent, CALLER_HZ, timeout_s=30)
+
+        # A supervisor signed in at B listens to A's call: the leg is made by A.
+        boss = Supervisor(b.url, "wang.boss")
+        try:
+            await boss.login()
+            play(caller.peer, Pcm(tone(CALLER_HZ, 30), 16_000))
+            play(peer, Pcm(tone(AGENT_HZ, 30), 16_000))
+            offer_sdp = await boss.peer.create_offer()
+            joined = await boss.post(f"/v1/calls/{call_id}/supervise",
+                                     {"mode": "listen", "sdp": offer_sdp})
+            assert joined.status_code == 200, joined.text
+            ports = candidate_ports(joined.json()["sdp"])
+            assert ports and ports <= udp_ports_of(a.proc.pid), joined.json()["sdp"]
+            await boss.peer.accept_answer(joined.json()["sdp"])
+            await asyncio.wait_for(boss.peer.connected.wait(), 20)
+            await until_heard(boss.peer, CALLER_HZ, AGENT_HZ, timeout_s=30)  # both, mixed
+            await boss.mode(call_id, "whisper")
+            left = await boss.post(f"/v1/calls/{call_id}/supervise/leave")
+            assert left.status_code == 200 and left.json()["mode"] == "whisper", left.text
+            await caller.event("supervisor_left", supervisor="wang.boss", reason="left")
+        finally:
+            await boss.close()
+        async with httpx.AsyncClient(base_url=b.url, timeout=30, headers=ADMIN) as client:
+            audit = (await client.get("/v1/audit",
+                                      params={"target": f"call:{call_id}"})).json()
+        trail = [(x["actor"], x["action"]) for x in reversed(audit["items"])
+                 if x["action"].startswith("call.supervise")]
+        assert trail == [("wang.boss", "call.supervise.start"),
+                         ("wang.boss", "call.supervise.mode"),
+                         ("wang.boss", "call.supervise.end")]  # the end written on A
 
         # The desk's call actions at B are done by the call's Talk on A.
         assert await agent.action(call_id, "mute") == {"state": "talking", "muted": True}
