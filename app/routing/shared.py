@@ -8,11 +8,14 @@ where its four stores live and how one operation is isolated from the others:
   exactly the single-process behaviour, at no extra cost.
 - ``RedisState`` (``redis_url``): presence, queue entries, offers and statistics are hashes
   of JSON values in Redis (``app.routing.codec``, versioned), plus the queue's arrival
-  counter and a revision number. ``run(op)`` is one transaction: take the routing lock
+  counter, a revision number and an epoch (a random id the state's first write sets: a
+  Redis restarted empty has none, then a new one, so a node's copy of the old state is
+  never taken for the new one, whatever revision the new one has reached). ``run(op)`` is
+  one transaction: take the routing lock
   (``redis.asyncio.lock.Lock`` with a ttl, so a dead node holds it at most ``lock_ttl_s``),
-  load the state into ``Memory*`` stores (or reuse this node's copy when the revision did
-  not move), run ``op`` on the service, write back only the values that changed plus the
-  new revision in one ``MULTI`` (``WATCH`` on the revision: if the lock ran out and another
+  load the state into ``Memory*`` stores (or reuse this node's copy when the revision and
+  epoch did not move), run ``op`` on the service, write back only the values that changed
+  plus the new revision in one ``MULTI`` (``WATCH`` on both: if the lock ran out and another
   node committed meanwhile, nothing is written and ``SharedStateError`` is raised), release.
   The events ``op`` produced are delivered after the commit, never for a change that was
   not stored.
@@ -30,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -92,6 +96,7 @@ class Snapshot:
     """The state as loaded (raw revision and decoded values), to diff against after ``op``."""
 
     rev: int
+    epoch: str = ""  # the stored state's identity (random, set by its first write; "" none)
     presence: dict[str, AgentPresence] = field(default_factory=dict)
     queue: dict[str, QueueEntry] = field(default_factory=dict)
     offers: dict[str, Offer] = field(default_factory=dict)
@@ -197,7 +202,7 @@ class RedisState:
         sent = False
         try:
             async with self._client.pipeline(transaction=True) as pipe:
-                await pipe.watch(self.key("rev"))
+                await pipe.watch(self.key("rev"), self.key("epoch"))
                 snap = await self._load(pipe)
                 stores = self._install(snap)
                 publish = self.service._publish
@@ -240,11 +245,12 @@ class RedisState:
         the values. ``SharedStateError`` when Redis is unreachable (the copy stays)."""
         runs = self.figures.runs
         try:
-            if self._cache is not None and \
-                    int(await self._client.get(self.key("rev")) or 0) == self._cache.rev:
+            if self._cache is not None and self._current(
+                    *await self._client.mget(self.key("rev"), self.key("epoch"))):
                 return
             reader = self._client.pipeline(transaction=True)
             reader.get(self.key("rev"))
+            reader.get(self.key("epoch"))
             values = await self._read_all(reader)
         except RedisError as exc:
             self.figures.failures += 1
@@ -253,7 +259,7 @@ class RedisState:
             raise SharedStateError(f"routing state unreachable: {exc}") from exc
         if self.figures.runs != runs:
             return  # a transaction committed meanwhile: its copy is at least as fresh
-        self._cache = self._snapshot(int(values[0] or 0), values[1:])
+        self._cache = self._snapshot(int(values[0] or 0), values[1] or "", values[2:])
         self._install(self._cache)
 
     async def _read_all(self, reader: Any) -> list[Any]:
@@ -263,26 +269,33 @@ class RedisState:
         return list(await reader.execute())
 
     async def _load(self, pipe: Any) -> Snapshot:
-        raw_rev = await pipe.get(self.key("rev"))
-        rev = int(raw_rev or 0)
-        if self._cache is not None and self._cache.rev == rev:
+        raw_rev, raw_epoch = await pipe.mget(self.key("rev"), self.key("epoch"))
+        if self._cache is not None and self._current(raw_rev, raw_epoch):
             return self._cache
         # After WATCH the pipeline runs commands at once; read them all in one round trip.
-        return self._snapshot(rev, await self._read_all(self._client.pipeline(
-            transaction=True)))
+        return self._snapshot(int(raw_rev or 0), raw_epoch or "", await self._read_all(
+            self._client.pipeline(transaction=True)))
 
-    def _snapshot(self, rev: int, values: list[Any]) -> Snapshot:
+    def _current(self, raw_rev: Any, raw_epoch: Any) -> bool:
+        """Whether this node's copy is the stored state (same epoch, same revision)."""
+        cache = self._cache
+        return cache is not None and cache.rev == int(raw_rev or 0) \
+            and cache.epoch == (raw_epoch or "")
+
+    def _snapshot(self, rev: int, epoch: str, values: list[Any]) -> Snapshot:
         """The state decoded from the hashes as read (``_HASHES`` then ``seq``)."""
         before = self._seen
-        if before is not None and rev < before.rev:
-            # Redis restarted without its data: what the nodes knew is gone (to rebuild).
+        if before is not None and before.epoch and (epoch != before.epoch or rev < before.rev):
+            # Redis restarted without its data (its epoch is gone or new, whatever its
+            # revision has reached since): what the nodes knew is gone (to rebuild).
             self.figures.resets += 1
-            self._log.warning("routing_state_reset", rev=rev, had_rev=before.rev)
+            self._log.warning("routing_state_reset", rev=rev, had_rev=before.rev,
+                              epoch=epoch or None, had_epoch=before.epoch)
             if self.on_reset is not None:
                 self.on_reset(before)
         self.figures.reloads += 1
         presence, queue, offers, last, handle, seq = values
-        snap = Snapshot(rev=rev, seq=int(seq or 0), last=dict(last))
+        snap = Snapshot(rev=rev, epoch=epoch, seq=int(seq or 0), last=dict(last))
         snap.presence = self._decode(presence, codec.load_presence, "presence")
         entries = self._decode(queue, codec.load_entry, "queue")
         # In arrival order, as the in-process store iterates them (Redis hashes have none).
@@ -331,7 +344,8 @@ class RedisState:
                queues: MemoryQueues, offers: MemoryOffers, stats: MemoryStats) -> Snapshot:
         """Queue the changed values on ``pipe`` (in MULTI); the snapshot after the commit."""
         entries, seq = queues.contents()
-        after = Snapshot(rev=snap.rev + 1, presence=dict(presence.snapshot()), queue=entries,
+        after = Snapshot(rev=snap.rev + 1, epoch=snap.epoch or uuid.uuid4().hex,
+                         presence=dict(presence.snapshot()), queue=entries,
                          offers=offers.contents(), last=dict(stats.last_offered()), seq=seq,
                          handle=stats.all_handle_times())
         _diff(pipe, self.key("presence"), snap.presence, after.presence, codec.dump_presence)
@@ -347,6 +361,8 @@ class RedisState:
         if after.seq != snap.seq:
             pipe.set(self.key("seq"), after.seq)
         pipe.set(self.key("rev"), after.rev)
+        if after.epoch != snap.epoch:  # the first write of this state: it gets its identity
+            pipe.set(self.key("epoch"), after.epoch)
         return after
 
 

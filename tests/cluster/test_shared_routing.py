@@ -228,3 +228,35 @@ async def test_refresh_brings_a_nodes_copy_up_to_date_without_writing(
         assert b.state.figures.resets == 1
     finally:
         await _close(a, b)
+
+
+async def test_a_state_lost_is_never_taken_for_a_copy_at_the_same_revision(
+        nodes: tuple[Node, Node], redis_server: RedisServer) -> None:  # noqa: F811
+    """Redis restarted empty, and another node's writes brought the new state to exactly the
+    revision this node's copy has: the epoch tells them apart, so this node reloads (and
+    rebuilds) instead of writing its old copy over the new state."""
+    a, b = nodes
+    lost: list[Any] = []
+    b.state.on_reset = lost.append
+    try:
+        await b.state.run(lambda s: s.login("ann", T))
+        await b.state.run(lambda s: s.enqueue(request(call_id="c1"), T))
+        assert b.state._cache is not None
+        rev = b.state._cache.rev
+        redis_server.stop()
+        redis_server.start()  # empty
+        await a.state.run(lambda s: s.login("bob", T))  # A alone, on the new state,
+        for i in range(rev - 1):  # up to B's revision
+            await a.state.run(lambda s, i=i: s.enqueue(request(call_id=f"n{i}"), T))
+        assert int(await a.state._client.get(a.state.key("rev"))) == rev
+        await b.state.run(lambda s: s.tick(T))  # B's next transaction
+        assert b.state.figures.resets == 1 and len(lost) == 1
+        assert [e.call_id for e in lost[0].queue.values()] == ["c1"]  # what B knew
+        assert set(lost[0].presence) == {"ann"}
+        assert set(b.service.presence.snapshot()) == {"bob"}  # the new state, not B's copy
+        assert b.service.queues.get("c1") is None
+        await a.state.refresh()
+        assert set(a.service.presence.snapshot()) == {"bob"}  # B wrote nothing of its copy
+        assert a.service.queues.get("c1") is None
+    finally:
+        await _close(a, b)
