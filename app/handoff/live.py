@@ -486,6 +486,8 @@ class LiveRouting:
 
     # -- ringing -----------------------------------------------------------------------------
     async def _ring(self, offer: Offer) -> None:
+        if offer.id in self.ringing:  # already rung here (an event and a catch-up both)
+            return
         link = self.links.get(offer.call_id)
         agent = self.service.routing.agents.get(offer.agent_id)
         if link is None or agent is None:

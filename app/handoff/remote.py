@@ -3,6 +3,8 @@
 - Other nodes' routing changes (``events``): each event is handled as a local one (agents'
   states shown on this node's desks; a call's events recorded where the call is held), and a
   pending offer for a call this node holds is rung here, whichever node dispatched it.
+  After the bus was away (``catch_up``), pending offers for calls held here that nobody
+  rings yet are read from the state and rung.
 - Desk actions forwarded by another node (``request``): answer/prepare/decline an offer this
   node rings, an action on a call this node holds (``control``), or a supervisor's request
   for such a call (``supervise_*``, handled by ``LiveRouting.on_supervise``).
@@ -46,6 +48,7 @@ class Remote:
         self.locate: Locate | None = None
         bus.on_events = self.events
         bus.on_request = self.request
+        bus.on_resubscribed = self._resubscribed
 
     def events(self, message: dict[str, Any]) -> None:
         """Another node's routing change: its events, for what this node holds."""
@@ -88,6 +91,24 @@ class Remote:
         if method.startswith("supervise_") and live.on_supervise is not None:
             return await live.on_supervise(method, args)
         raise DeskError(400, f"unknown desk action {method!r}")
+
+    def _resubscribed(self) -> None:
+        if not self.live._closing:
+            self.live.spawn(self.catch_up(), "routing-catch-up")
+
+    async def catch_up(self) -> list[str]:
+        """After the bus was away: ring the pending offers for calls this node holds that
+        another node dispatched meanwhile (their events were lost). Returns the offer ids
+        rung."""
+        live = self.live
+        await live.refresh()
+        missed = [offer for offer in live.service.offers.pending()
+                  if offer.call_id in live.links and offer.id not in live.ringing]
+        for offer in missed:
+            live.spawn(live._ring(offer), f"ring-{offer.id}")
+        if missed:
+            live.log.warning("routing_offers_caught_up", offers=[o.id for o in missed])
+        return [o.id for o in missed]
 
     def offer_node(self, offer_id: str) -> str | None:
         """The node that rings ``offer_id`` when it is not this one (None: this one)."""

@@ -56,6 +56,9 @@ class RoutingBus:
         self.on_events: Handler | None = None
         self.on_desk: Handler | None = None
         self.on_request: RequestHandler | None = None
+        # subscribed again after a lost connection: what was published meanwhile is lost
+        # (pub/sub is at most once), so the owner catches up from the state
+        self.on_resubscribed: Callable[[], None] | None = None
         self.dropped = 0
         self._client = redis.Redis.from_url(url, decode_responses=True,
                                             socket_connect_timeout=2, socket_timeout=10)
@@ -157,6 +160,8 @@ class RoutingBus:
             try:
                 await pubsub.subscribe(EVENTS, DESK, self.channel(self.node_id))
                 self._ready.set()
+                if failures and self.on_resubscribed is not None:
+                    self.on_resubscribed()
                 failures = 0
                 while not self._closing:
                     message = await pubsub.get_message(timeout=1.0)

@@ -5,7 +5,8 @@ media leg is created on node A (its ``accept_web``); a decline through B reaches
 state changes show on their desk wherever it is. Redis down at an enqueue: the caller takes
 the no-agent path, and routing works again once Redis is back; a lost node's calls are let
 go (the leader's sweep); Redis restarted empty: the nodes put back what they hold; a desk
-action from a node that never saw the call's offer finds the call's node in the records."""
+action from a node that never saw the call's offer finds the call's node in the records; an
+offer missed while a node's bus was away is rung when the bus is back."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import pytest
+import redis.asyncio as redis
 from prometheus_client import REGISTRY
 
 from app.events import utc_now
@@ -172,6 +174,29 @@ async def test_a_desk_that_never_saw_the_offer_reaches_the_call_through_the_reco
             await b.live.control("ann", "c9", "unmute", {})
         assert ended.value.status == 409 and talk.done == [("ann", "mute")]
         a.live.talks.pop("c9")
+
+
+async def test_an_offer_missed_while_the_bus_was_away_is_rung_when_it_is_back(
+        redis_server: RedisServer) -> None:  # noqa: F811
+    """Pub/sub is at most once: an offer B dispatched while A's bus was away would ring
+    nowhere until its ring timeout. When A's bus subscribes again, A reads the pending
+    offers for the calls it holds and rings them."""
+    async with two_nodes(redis_server.url) as (a, b), b.live.desk.connect("ann") as desk:
+        await a.live.enqueue(_link("c5"))  # waits on A; ann is not signed in yet
+        assert a.live.remote is not None
+        a.bus.on_events = None  # A hears no routing events, as while its bus is away
+        await b.live.set_status("ann", "available", None)  # B dispatches c5 to ann
+        pending = await b.state.run(lambda s: [o.id for o in s.offers.pending()])
+        assert len(pending) == 1 and not a.live.ringing  # nobody rings it
+        a.bus.on_events = a.live.remote.events
+        client = redis.Redis.from_url(redis_server.url)
+        try:
+            assert await client.client_kill_filter(_type="pubsub") >= 2  # both buses drop
+        finally:
+            await client.aclose()
+        offer = await _next(desk, "offer", timeout_s=30)  # A subscribed again, caught up
+        assert offer["offer_id"] == pending[0] and offer["call_id"] == "c5"
+        assert pending[0] in a.live.ringing and not b.live.ringing
 
 
 def _failures(op: str) -> float:
