@@ -271,7 +271,8 @@ async def build_services(settings: Settings, *, http_base_url: str | None = None
     liveness.on_lost = services.handoff.nodes_lost  # a lost node's calls, its callbacks
     await liveness.tick()  # this node's heartbeat before its first call (and a first sweep)
     liveness.start()
-    await services.handoff.adopt_callbacks()  # this node's callbacks queued before a restart
+    if "routing" not in degraded:  # this node's callbacks queued before a restart
+        await services.handoff.adopt_callbacks()
     services.alerts = AlertEngine(settings, bus, calls, rolling_service_level(db, settings), http)
     await services.alerts.start()
     if settings.sip_enabled:  # SIP trunk + RTP media (app/sip): calls in, agents' phones out
