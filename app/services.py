@@ -307,6 +307,13 @@ async def start_handoff(services: Services, clock: Callable[[], datetime]) -> Ha
     desk, state, bus = await _routing_parts(settings, routing)
     live = LiveRouting(routing, desk, clock=clock, dial_device=phones.ring_device,
                        accept_web=accept_web, state=state, bus=bus)
+    if live.remote is not None:  # a desk that never saw a call's offer finds its node here
+        repo = services.repo
+
+        async def locate(call_id: str) -> str | None:
+            return await asyncio.to_thread(repo.live_node, call_id)
+
+        live.remote.locate = locate
     live.start()
     return HandoffService(live, HandoffRepository(services.db), services.bus, services.http,
                           phones, node_id=settings.node_id)

@@ -29,7 +29,6 @@ from app.auth import Perm
 from app.auth.deps import CurrentPrincipal, require
 from app.handoff.live import DeskError
 from app.handoff.service import HandoffService
-from app.handoff.wait import CallHandoff
 from app.handoff.wrapup import Draft, dispositions_of, draft
 from app.record import WrapUp, event_payload, parse_event
 from app.routing.config import Target
@@ -196,9 +195,7 @@ async def call_action(call_id: str, action: str, agent: Agent, request: Request
             _check_target(handoff, parsed.target)
             body = {"mode": parsed.mode, "target": parsed.target, "note": parsed.note}
         elif action == "handback":
-            node = HandBackTo.model_validate_json(raw or b"{}").node
-            _check_node(handoff, call_id, node)
-            body = {"node": node}
+            body = {"node": HandBackTo.model_validate_json(raw or b"{}").node}
         elif action == "message":
             body = {"text": _chat_text(request, raw)}
         result = await handoff.live.control(agent.agent_id, call_id, action, body)
@@ -225,19 +222,6 @@ def _check_target(handoff: HandoffService, target: Target) -> None:
         raise DeskError(400, f"no group {target.group!r}")
     if target.kind in ("voicemail", "callback", "split"):
         raise DeskError(400, "transfer to an agent, a group or a number")
-
-
-def _check_node(handoff: HandoffService, call_id: str, node: str) -> None:
-    call = handoff.calls.get(call_id)
-    if call is None:
-        raise DeskError(409, f"call {call_id} is not with an agent here")
-    if not isinstance(call, CallHandoff):
-        raise DeskError(409, f"{call_id} is a chat: it cannot be handed back to the bot")
-    hotline = handoff.live.service.routing.config.hotline(call.call.info.hotline_number)
-    allowed = dict(hotline.handback) if hotline else {}
-    if node not in allowed:
-        raise DeskError(400, f"the bot does not take callers back at {node!r} (this "
-                        f"hotline's hand-back nodes: {', '.join(allowed) or 'none'})")
 
 
 # -- wrap-up ----------------------------------------------------------------------------------

@@ -217,4 +217,7 @@ class ChatTalk:
         if action == "hangup":
             self._done.set_result(TalkEnd("agent_hangup", self._talk_s()))
             return {"state": "ended"}
+        if action == "handback":
+            raise DeskError(409, f"{self.chat.info.call_id} is a chat: it cannot be handed "
+                            "back to the bot")
         raise DeskError(409, f"{action!r} is not available in a chat (message, hangup)")

@@ -682,16 +682,14 @@ class LiveRouting:
     async def control(self, agent_id: str, call_id: str, action: str, body: dict[str, Any],
                       *, forward: bool = True) -> dict[str, Any]:
         """A desk action on a call with an agent (hold, mute, hang up, transfer, warm
-        transfer's complete/cancel, a chat message): done by the call's ``Talk`` here, or
-        forwarded to the node holding the call (several nodes)."""
-        node = self.remote.call_node(call_id) if forward and self.remote is not None else None
+        transfer's complete/cancel, hand-back to the bot, a chat message): done by the
+        call's ``Talk`` here, or forwarded to the node holding the call (several nodes)."""
+        node = await self.remote.held_by(call_id) if forward and self.remote is not None \
+            else None
         if node is None:
             result: dict[str, Any] = await self.talk(agent_id, call_id).control(
                 agent_id, action, body)
             return result
-        if action == "handback":
-            raise DeskError(409, f"call {call_id} is held by node {node}: hand it back from "
-                            "a desk there (not forwarded yet)")
         wire = dict(body)
         if isinstance(wire.get("target"), Target):
             wire["target"] = wire["target"].model_dump(mode="json")

@@ -6,7 +6,8 @@
 - Desk actions forwarded by another node (``request``): answer/prepare/decline an offer this
   node rings, or an action on a call this node holds (``control``).
 - Where to forward this node's desk actions (``offer_node``, ``call_node``: learnt by the
-  ``SharedDeskHub`` from the offers it was sent) and ``forward`` itself (a refusal comes back
+  ``SharedDeskHub`` from the offers it was sent; ``held_by`` falls back on the call records'
+  node for a desk that never saw the call's offer) and ``forward`` itself (a refusal comes back
   as the ``DeskError`` the other node raised).
 
 It is a part of ``LiveRouting`` and uses its internals (``_handle``, ``_ring``).
@@ -14,6 +15,7 @@ It is a part of ``LiveRouting`` and uses its internals (``_handle``, ``_ring``).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -31,10 +33,16 @@ if TYPE_CHECKING:
 _EVENT: TypeAdapter[RoutingEvent] = TypeAdapter(RoutingEvent)
 
 
+Locate = Callable[[str], Awaitable[str | None]]
+
+
 class Remote:
     def __init__(self, live: LiveRouting, bus: RoutingBus) -> None:
         self.live = live
         self.bus = bus
+        # the node holding a call per the call records (wired by ``build_services``): for a
+        # desk that did not see the call's offer (reloaded on another node, a supervisor)
+        self.locate: Locate | None = None
         bus.on_events = self.events
         bus.on_request = self.request
 
@@ -92,6 +100,14 @@ class Remote:
             return None
         call_node = getattr(self.live.desk, "call_node", None)
         return self._other(call_node(call_id) if call_node is not None else None)
+
+    async def held_by(self, call_id: str) -> str | None:
+        """``call_node``, else the node the call records name (None: this node, or the call
+        is not up anywhere)."""
+        node = self.call_node(call_id)
+        if node is None and call_id not in self.live.talks and self.locate is not None:
+            node = self._other(await self.locate(call_id))
+        return node
 
     def _other(self, node: str | None) -> str | None:
         return node if node != self.bus.node_id else None

@@ -123,6 +123,18 @@ class Talk:
     def agents(self) -> set[str]:
         return {self.agent.id} | ({self.consult.id} if self.consult else set())
 
+    def _handback_node(self, body: dict[str, Any]) -> str:
+        """The flow node a hand-back returns the caller to: one of the hotline's hand-back
+        nodes (checked here, on the node holding the call, so a desk elsewhere gets the same
+        answer)."""
+        node = str(body.get("node") or "")
+        hotline = self.live.service.routing.config.hotline(self.call.info.hotline_number)
+        allowed = dict(hotline.handback) if hotline else {}
+        if node not in allowed:
+            raise DeskError(400, f"the bot does not take callers back at {node!r} (this "
+                            f"hotline's hand-back nodes: {', '.join(allowed) or 'none'})")
+        return node
+
     # -- run -----------------------------------------------------------------------------------
     async def run(self) -> TalkEnd:
         call, conn = self.call, self.agent.conn
@@ -315,7 +327,7 @@ class Talk:
         elif action == "hangup":
             self._finish(TalkEnd("agent_hangup", self._talk_s()))
         elif action == "handback":
-            node = str(body.get("node") or "")
+            node = self._handback_node(body)
             self._finish(TalkEnd("handback", self._talk_s(), node=node, leg=self.agent.leg))
         elif action == "transfer":
             target, note, mode = body["target"], str(body.get("note") or ""), body["mode"]

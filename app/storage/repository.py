@@ -350,6 +350,13 @@ class CallRepository:
                                type="callback_adopted",
                                payload={"from_node": lost, "by_node": survivor}))
 
+    def live_node(self, call_id: str) -> str | None:
+        """The node holding ``call_id`` while it is up (None: ended, unknown, or no node)."""
+        with self.db.session() as s:
+            node: str | None = s.scalar(select(CallRow.node_id).where(
+                CallRow.id == call_id, CallRow.ended_at.is_(None)))
+            return node
+
     def nodes(self) -> dict[str, datetime]:
         """Every node's last heartbeat (lost nodes are forgotten once their calls are
         finalized)."""

@@ -4,7 +4,8 @@ offered to an agent whose desk is connected to node B; B's desk answers through 
 media leg is created on node A (its ``accept_web``); a decline through B reaches A too; agents'
 state changes show on their desk wherever it is. Redis down at an enqueue: the caller takes
 the no-agent path, and routing works again once Redis is back; a lost node's calls are let
-go (the leader's sweep); Redis restarted empty: the nodes put back what they hold."""
+go (the leader's sweep); Redis restarted empty: the nodes put back what they hold; a desk
+action from a node that never saw the call's offer finds the call's node in the records."""
 
 from __future__ import annotations
 
@@ -16,12 +17,14 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
+from app.events import utc_now
 from app.handoff.live import CallLink, Connected, DeskError, Exited, LiveRouting, NoAudio
 from app.handoff.packet import HandoffPacket
 from app.handoff.routing_bus import RoutingBus, SharedDeskHub
 from app.record import CallError
 from app.routing.service import RoutingService
 from app.routing.shared import RedisState
+from app.storage import CallRepository
 from tests.helpers.redis_server import RedisServer, redis_server  # noqa: F401  (fixture)
 from tests.helpers.routing import NUMBER, SHANGHAI_FIXED, compiled, config, request
 
@@ -126,6 +129,49 @@ async def test_a_decline_at_node_b_reaches_the_offer_on_node_a(
             await b.live.answer_web("ann", offer["offer_id"], "late sdp")
         assert refused.value.status == 409 and "not ringing" in refused.value.detail
         assert a.legs == []
+
+
+class _Talk:
+    """The call's talk on its node (what a desk's actions reach): it records them."""
+
+    def __init__(self) -> None:
+        self.done: list[tuple[str, str]] = []
+
+    def agents(self) -> set[str]:
+        return {"ann"}
+
+    async def control(self, agent_id: str, action: str, body: dict[str, Any]
+                      ) -> dict[str, Any]:
+        self.done.append((agent_id, action))
+        return {"state": "talking", "muted": action == "mute"}
+
+
+async def test_a_desk_that_never_saw_the_offer_reaches_the_call_through_the_records(
+        redis_server: RedisServer, repo: CallRepository) -> None:  # noqa: F811
+    """A desk reloaded on a node that never carried the call's offer: the call records
+    name the node holding the call (``CallRepository.live_node``), the action goes there."""
+    async with two_nodes(redis_server.url) as (a, b):
+        talk = _Talk()
+        a.live.talks["c9"] = talk  # ann talks to c9 on A; B never saw its offer
+        with pytest.raises(DeskError) as unknown:  # nothing to go by: not here
+            await b.live.control("ann", "c9", "mute", {})
+        assert unknown.value.status == 409
+        repo.start_call("c9", NUMBER, SHANGHAI_FIXED, "sip", "zh", utc_now(), "demo",
+                        node_id="node-a")
+        assert b.live.remote is not None
+
+        async def locate(call_id: str) -> str | None:
+            return await asyncio.to_thread(repo.live_node, call_id)
+
+        b.live.remote.locate = locate
+        assert await b.live.control("ann", "c9", "mute", {}) == {"state": "talking",
+                                                                 "muted": True}
+        assert talk.done == [("ann", "mute")]  # done on A
+        repo.end_call("c9", "agent_handled", utc_now())
+        with pytest.raises(DeskError) as ended:  # the records say it is over
+            await b.live.control("ann", "c9", "unmute", {})
+        assert ended.value.status == 409 and talk.done == [("ann", "mute")]
+        a.live.talks.pop("c9")
 
 
 def _failures(op: str) -> float:

@@ -111,6 +111,9 @@ async def test_a_chat_is_offered_at_the_desk_answered_typed_both_ways_and_wrappe
         await second.action(chat.call_id, "message", {"text": too_long}, expect=422)
         await second.action(chat.call_id, "message", {"text": " \u202e "}, expect=400)
         await second.action(chat.call_id, "hold", expect=409)  # no audio in a chat
+        refused = await second.action(chat.call_id, "handback", {"node": "verify"},
+                                      expect=409)
+        assert "is a chat" in refused["detail"]
         await first.action(chat.call_id, "message", {"text": "hi"}, expect=409)
 
         await second.action(chat.call_id, "hangup")

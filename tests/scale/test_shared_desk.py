@@ -8,7 +8,8 @@ desk's own view and the monitor read on B show what A changed; the call's record
 A's. And node A killed (-9) with the agent on one of its calls and a caller queued: node
 B's sweep lets both go (the agent is available again on B's desk, the queue is empty) and a
 new caller on B is offered to the agent. And Redis restarted empty while a caller waits on A:
-A puts the caller back, and the agent at B answers them."""
+A puts the caller back, and the agent at B answers them, then hands them back to the bot
+(the hand-back checked and done on A)."""
 
 from __future__ import annotations
 
@@ -53,6 +54,7 @@ hotlines:
   - number: "{NUMBER}"
     flow: hold
     default: {{group: g}}
+    handback: {{busy: Goodbye}}
 """
 
 
@@ -232,6 +234,14 @@ async def test_redis_restarted_empty_a_waiting_caller_is_still_served(
         play(peer, Pcm(tone(AGENT_HZ, 8), 16_000))
         await hears(caller.peer, start_caller, AGENT_HZ, timeout_s=30)
         await hears(peer, start_agent, CALLER_HZ, timeout_s=30)
+
+        # A hand-back at B is checked and done by the call's Talk on A.
+        refused = await agent.action(caller.call_id, "handback", {"node": "agent"},
+                                     expect=400)
+        assert "busy" in refused["detail"]  # A's answer: the hotline's hand-back nodes
+        await agent.action(caller.call_id, "handback", {"node": "busy"})
+        await caller.event("agent_disconnected", agent_id="ann", reason="handback")
+        await caller.event("call_ended", timeout_s=60)  # the bot's goodbye, on A
     finally:
         await caller.close()
         await agent.close()
