@@ -13,6 +13,7 @@ Adding an event: a class here with ``type: Literal["name"] = "name"``, listed in
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -410,9 +411,24 @@ class CallbackOffered(_Event):
 
 
 class CallbackQueued(_Event):
+    """The caller will be called back: a task in routing. ``joined_at`` (their place) and
+    ``request`` (the routing request, JSON) let another node, or this one after a restart,
+    queue the task again (``app.handoff.adopt``)."""
+
     type: Literal["callback_queued"] = "callback_queued"
     number: str
     group: str | None = None
+    joined_at: datetime | None = None
+    request: dict[str, Any] | None = None
+
+
+class CallbackAdopted(_Event):
+    """A queued callback of a lost node (``from_node``) is now served by ``by_node``
+    (written by the leader's sweep, in its transaction)."""
+
+    type: Literal["callback_adopted"] = "callback_adopted"
+    from_node: str
+    by_node: str
 
 
 class CallbackDone(_Event):
@@ -490,8 +506,8 @@ CallEvent = Annotated[
     | RecordingResumed | RoutingDecided | QueueJoinedEvent | QueueLeftEvent | OverflowEvent
     | QueueExitEvent | OfferEvent | RingEnded | AnnouncedPosition | AgentConnected
     | AgentDisconnected | HoldChanged | MuteChanged | AgentTransfer | HandBack | WrapUp
-    | CallbackOffered | CallbackQueued | CallbackDone | SupervisorJoined | SupervisorMode
-    | SupervisorLeft,
+    | CallbackOffered | CallbackQueued | CallbackAdopted | CallbackDone | SupervisorJoined
+    | SupervisorMode | SupervisorLeft,
     Field(discriminator="type"),
 ]
 EVENTS: TypeAdapter[CallEvent] = TypeAdapter(CallEvent)

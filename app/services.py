@@ -268,9 +268,11 @@ async def build_services(settings: Settings, *, http_base_url: str | None = None
                         leadership=leadership)
     services.handoff = await start_handoff(services, clock)
     deps.handoff = services.handoff
-    liveness.on_lost = services.handoff.live.release_lost  # a lost node's calls let go
+    liveness.on_lost = services.handoff.nodes_lost  # a lost node's calls, its callbacks
     await liveness.tick()  # this node's heartbeat before its first call (and a first sweep)
     liveness.start()
+    if "routing" not in degraded:  # this node's callbacks queued before a restart
+        await services.handoff.adopt_callbacks()
     services.alerts = AlertEngine(settings, bus, calls, rolling_service_level(db, settings), http)
     await services.alerts.start()
     if settings.sip_enabled:  # SIP trunk + RTP media (app/sip): calls in, agents' phones out
@@ -314,7 +316,7 @@ async def start_handoff(services: Services, clock: Callable[[], datetime]) -> Ha
         live.remote.locate = locate
     live.start()
     return HandoffService(live, HandoffRepository(services.db), services.bus, services.http,
-                          phones)
+                          phones, node_id=settings.node_id)
 
 
 async def _routing_parts(settings: Settings, routing: RoutingService

@@ -32,6 +32,7 @@ from app.record import (
     event_payload,
 )
 from app.routing.plan import RouteRequest
+from app.routing.queue import CALLBACK_EXPIRED
 from app.storage.handoff_repo import HandoffRepository
 
 
@@ -73,6 +74,11 @@ class LateLog:
             await asyncio.gather(self._writer, return_exceptions=True)
 
 
+def callback_request(request: RouteRequest) -> RouteRequest:
+    """A callback task's routing request: the call's, without an agent's transfer."""
+    return request.model_copy(update={"transfer_to": None, "transferred_by": None})
+
+
 DialNumber = Callable[[str, str, str], Coroutine[Any, Any, Any]]
 
 
@@ -91,8 +97,9 @@ class CallbackLink(CallLink):
     def deliver(self, decision: Connected | Exited) -> None:
         if isinstance(decision, Connected):
             self.live.spawn(self._run(decision), f"callback-{self.call_id}")
-        else:
-            self.emit(CallbackDone(agent_id="", number=self.number, outcome="not_routed"))
+        else:  # too old (``callback_expire_after_s``), or no route left
+            outcome = "expired" if decision.reason == CALLBACK_EXPIRED else "not_routed"
+            self.emit(CallbackDone(agent_id="", number=self.number, outcome=outcome))
             self.live.links.pop(self.call_id, None)
 
     async def _run(self, conn: Connected) -> None:

@@ -52,8 +52,9 @@ from app.routing.events import (
     QueueExit,
     RoutingEvent,
 )
+from app.routing.plan import RouteRequest
 from app.routing.presence import AgentPresence, AwayReason, ChosenStatus, effective_state
-from app.routing.queue import Announced, Offer, OfferError, QueueEntry
+from app.routing.queue import CALLBACK_EXPIRED, Announced, Offer, OfferError, QueueEntry
 from app.routing.service import RoutingError, RoutingService, Ticket
 from app.routing.shared import LocalState, RedisState, RoutingState, SharedStateError, Snapshot
 
@@ -410,6 +411,41 @@ class LiveRouting:
             raise ValueError(f"{UNREACHABLE}: {exc}") from exc
         await self.changed()
         return ticket
+
+    async def adopt_callback(self, call_id: str, make: Callable[[RouteRequest, str, datetime],
+                                                                CallLink],
+                             request: RouteRequest, number: str, joined_at: datetime,
+                             group: str | None) -> str:
+        """A callback task this node now serves (its node was lost, or this node restarted).
+        Still in the (shared) queue: its link (``make(request, number, joined_at)``, from the
+        entry) is kept here and its pending offers, reserved but rung by no node, ring now
+        ("linked"); not queued: queued again with the caller's ``joined_at`` ("queued");
+        past its group's ``callback_expire_after_s``: it leaves routing and ends expired
+        ("expired"). ``ValueError``: the shared state unreachable (nothing done)."""
+        try:
+            await self.state.refresh()
+        except SharedStateError as exc:
+            self.unreachable("adopt_callback", exc, call_id=call_id)
+            raise ValueError(f"{UNREACHABLE}: {exc}") from exc
+        entry = self.entry(call_id)
+        if entry is not None and entry.callback:
+            request, joined_at, group = entry.request, entry.joined_at, entry.group
+            number = entry.callback_number or number
+        link = make(request, number, joined_at)
+        if self.service.callback_expired(group, joined_at, self.now()):
+            if entry is not None:
+                await self.leave(call_id, "cancelled")
+            link.deliver(Exited("no_route", None, CALLBACK_EXPIRED))
+            return "expired"
+        if entry is None or not entry.callback:
+            await self.enqueue_callback(link, number, joined_at)
+            return "queued"
+        self.links[call_id] = link
+        await self.changed()
+        for offer in list(self.service.offers.pending()):  # reserved, rung by no node
+            if offer.call_id == call_id and offer.id not in self.ringing:
+                await self._ring(offer)
+        return "linked"
 
     def _not_routed(self, op: str, link: CallLink, exc: SharedStateError, now: datetime
                     ) -> Ticket:

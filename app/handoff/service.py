@@ -15,13 +15,17 @@ from typing import TYPE_CHECKING, Any
 from app.call.ports import EventPublisher
 from app.chat.session import ChatSession
 from app.flows.runtime import CallerInput, ResumeAt, Transfer
-from app.handoff.callbacks import CallbackLink, LateLog
+from app.handoff.adopt import adopt_callbacks
+from app.handoff.callbacks import CallbackLink, LateLog, callback_request
 from app.handoff.chat import ChatHandoff
 from app.handoff.desk import DeskHub
 from app.handoff.live import CallLink, LiveRouting
+from app.handoff.packet import HandoffPacket
 from app.handoff.phones import Phones
 from app.handoff.wait import CallHandoff
 from app.log import get_logger
+from app.record import CallbackQueued
+from app.routing.plan import RouteRequest
 from app.storage.handoff_repo import HandoffRepository
 
 if TYPE_CHECKING:
@@ -30,8 +34,13 @@ if TYPE_CHECKING:
 
 class HandoffService:
     def __init__(self, live: LiveRouting, repo: HandoffRepository, bus: EventPublisher,
-                 http: Any, phones: Phones) -> None:
+                 http: Any, phones: Phones, *, node_id: str = "node-1") -> None:
+        """``node_id``: this node's (its calls' rows carry it; its callbacks are served
+        here)."""
         self.live = live
+        self.node_id = node_id
+        self.adopted: set[str] = set()  # callbacks adopted here (served, or ended)
+        self._adopting = asyncio.Lock()
         self.desk: DeskHub = live.desk
         self.repo = repo
         self.bus = bus
@@ -60,11 +69,34 @@ class HandoffService:
             await handoff.close()
 
     # -- callbacks ------------------------------------------------------------------------------
+    def callback_queued(self, link: CallLink, number: str, group: str | None,
+                        joined_at: datetime) -> CallbackQueued:
+        """The record's line for a queued callback: with what re-queues it elsewhere."""
+        return CallbackQueued(number=number, group=group, joined_at=joined_at,
+                              request=callback_request(link.request).model_dump(mode="json"))
+
     def _callback_link(self, link: CallLink, number: str, joined_at: datetime) -> CallbackLink:
-        request = link.request.model_copy(update={"transfer_to": None, "transferred_by": None})
-        return CallbackLink(self.live, link.call_id, request, link.packet,
-                            self.late.emitter(link.call_id), number, self.phones.dial_number,
-                            joined_at)
+        return self.callback_link(link.call_id, callback_request(link.request), link.packet,
+                                  number, joined_at)
+
+    def callback_link(self, call_id: str, request: RouteRequest, packet: HandoffPacket,
+                      number: str, joined_at: datetime) -> CallbackLink:
+        return CallbackLink(self.live, call_id, request, packet, self.late.emitter(call_id),
+                            number, self.phones.dial_number, joined_at)
+
+    async def adopt_callbacks(self) -> list[str]:
+        """Serve this node's queued callbacks that are not served here (after a restart;
+        a lost node's, once the leader's sweep gave them to this node)."""
+        async with self._adopting:  # the start's and the sweep's: one at a time
+            return await adopt_callbacks(self, self.node_id)
+
+    async def nodes_lost(self, lost: dict[str, list[str]]) -> None:
+        """The leader's sweep (``NodeLiveness.on_lost``): the lost nodes' calls leave the
+        routing, and their queued callbacks, now this node's, are served here."""
+        try:
+            await self.live.release_lost(lost)
+        finally:
+            await self.adopt_callbacks()
 
     def keep_as_callback(self, handoff: CallHandoff, number: str) -> None:
         """The queued caller asked to be called back: their queue entry (and place) is now

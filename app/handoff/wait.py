@@ -40,7 +40,6 @@ from app.record import (
     AgentTransfer,
     AnnouncedPosition,
     CallbackOffered,
-    CallbackQueued,
     CallError,
     HandBack,
     HandoffRequested,
@@ -337,7 +336,9 @@ class CallHandoff:
             return False
         self.callback_kept = True
         self.owner.keep_as_callback(self, number)
-        self.call.events.emit(CallbackQueued(number=number, group=self._group()))
+        assert self.link is not None
+        self.call.events.emit(self.owner.callback_queued(
+            self.link, number, self._group(), self.joined_at or self.live.now()))
         await self._say("callback_kept", number=number)
         self.call.conversation.outcome = "callback_requested"
         return True
@@ -372,8 +373,10 @@ class CallHandoff:
         state = self.call.state
         number = state.slots.get("callback_number") if state else None
         if self.call.outcome == "callback_requested" and number and self.link is not None:
-            self.call.events.emit(CallbackQueued(number=number, group=self.link.packet.queue))
-            await self.owner.queue_callback(self.link, number, self.joined_at or self.live.now())
+            joined_at = self.joined_at or self.live.now()
+            self.call.events.emit(self.owner.callback_queued(
+                self.link, number, self.link.packet.queue, joined_at))
+            await self.owner.queue_callback(self.link, number, joined_at)
 
 
 async def _drain(leg: CallMedia) -> None:

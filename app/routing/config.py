@@ -230,6 +230,9 @@ class Group(_Strict):
     callback_offer_after_s: float | None = Field(default=None, gt=0, description="offer a "
                                                  "callback once the estimated wait passes this")
     callback_priority: int = Field(default=0, ge=-100, le=100)
+    callback_expire_after_s: float = Field(default=86_400, gt=0, le=7 * 86_400, description=
+                                           "a callback task not served this long after the "
+                                           "caller joined ends failed (expired)")
     default_handle_s: float = Field(default=180, gt=0, description="estimated handle time "
                                     "until the group has history")
 

@@ -126,6 +126,16 @@ def next_announcement(last: Announced | None, position: int, wait_s: float | Non
     return None
 
 
+CALLBACK_EXPIRED = "callback expired"  # the QueueExit reason of a callback task too old
+
+
+def callback_expired(group: Group | None, joined_at: datetime, now: datetime) -> bool:
+    """A callback task whose caller joined more than the group's ``callback_expire_after_s``
+    ago is not served any more (nobody wants a call back days later)."""
+    limit_s = (group or Group()).callback_expire_after_s
+    return (now - joined_at).total_seconds() >= limit_s
+
+
 def callback_due(entry: QueueEntry, group: Group | None, wait_s: float | None,
                  now: datetime) -> bool:
     """Offer a callback once: when the estimated (or actual) wait passes the threshold."""

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from app.routing import presence as pres
 from app.routing.conditions import DEFAULT_TZ
-from app.routing.config import digits
+from app.routing.config import Group, digits
 from app.routing.dispatch import plan_offers
 from app.routing.engine import (
     CompiledRouting,
@@ -44,11 +44,13 @@ from app.routing.events import (
 from app.routing.plan import RoutePlan, RouteRequest, Step
 from app.routing.presence import AgentPresence, AwayReason, ChosenStatus, MissOutcome
 from app.routing.queue import (
+    CALLBACK_EXPIRED,
     FRONT_PRIORITY,
     Announced,
     Offer,
     QueueEntry,
     callback_due,
+    callback_expired,
     end_offer,
     estimated_wait_s,
     next_announcement,
@@ -516,7 +518,10 @@ class RoutingService:
         presence = self.presence.snapshot()
         for entry in list(self.queues.waiting()):
             current = self.queues.get(entry.call_id)
-            if current is None or current.callback:
+            if current is not None and current.callback:
+                self._expire_callback(current, now)
+                continue
+            if current is None:
                 continue
             step = current.plan.steps[current.step]
             waited_s = (now - current.step_started_at).total_seconds()
@@ -536,6 +541,18 @@ class RoutingService:
                 reason = _BLOCKED.get(self._group_status(group, now, presence))
             if reason is not None:
                 self._overflow(current, reason, now)
+
+    def callback_expired(self, group: str | None, joined_at: datetime, now: datetime) -> bool:
+        index = self.routing.groups.get(group or "")
+        return callback_expired(index.cfg if index else None, joined_at, now)
+
+    def _expire_callback(self, entry: QueueEntry, now: datetime) -> None:
+        """A callback task past its group's ``callback_expire_after_s`` leaves routing."""
+        if not self.callback_expired(entry.group, entry.joined_at, now):
+            return
+        for offer_id in entry.offers:
+            self._cancel_offer(offer_id, now, requeue=False)
+        self._exit(replace(entry, offers=()), "no_route", now, None, CALLBACK_EXPIRED)
 
     def _overflow(self, entry: QueueEntry, reason: OverflowReason, now: datetime) -> None:
         for offer_id in entry.offers:
@@ -558,6 +575,10 @@ class RoutingService:
             wait_s = (step.max_wait_s if step.kind == "group" else step.ring_timeout_s) or 0.0
             if not e.callback:
                 times.append(e.step_started_at + timedelta(seconds=wait_s))
+            else:
+                group = self.routing.groups.get(e.group or "")
+                expire_s = (group.cfg if group else Group()).callback_expire_after_s
+                times.append(e.joined_at + timedelta(seconds=expire_s))
         future = [t for t in times if t > after]
         return min(future) if future else None
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app.storage.db import Database
 from app.storage.errors import CallNotFoundError
@@ -32,6 +33,27 @@ class PreviousCall(BaseModel):
     disposition: str | None
     wrap_notes: str | None
     channel: str
+
+
+class StoredCallback(BaseModel):
+    """A callback still queued in the record, with what serves it again: the call's row and
+    the payloads of its ``callback_queued`` (last), ``handoff_requested`` (last), ``crm``
+    (last) and ``sentiment`` events, and when it first joined a queue."""
+
+    call_id: str
+    channel: str
+    hotline_number: str
+    caller_number: str
+    locale: str
+    started_at: datetime
+    queued: dict[str, Any]
+    handoff: dict[str, Any] | None = None
+    crm: dict[str, Any] | None = None
+    sentiment_scores: list[float] = []
+    first_joined_at: datetime | None = None
+
+
+_CALLBACK_EVENTS = ("callback_queued", "handoff_requested", "crm", "sentiment", "queue_joined")
 
 
 class HandoffRepository:
@@ -65,6 +87,38 @@ class HandoffRepository:
         with self.db.session() as s:
             row = s.get(CallRow, call_id)
             return None if row is None else Cdr.model_validate(row)
+
+    def queued_callbacks(self, node_id: str) -> list[StoredCallback]:
+        """The ended calls of ``node_id`` whose callback is still queued, oldest first."""
+        with self.db.session() as s:
+            rows = s.scalars(
+                select(CallRow).where(CallRow.node_id == node_id,
+                                      CallRow.callback_status == "queued",
+                                      CallRow.ended_at.is_not(None))
+                .order_by(CallRow.started_at)
+            ).all()
+            return [self._stored_callback(s, row) for row in rows]
+
+    @staticmethod
+    def _stored_callback(s: Session, row: CallRow) -> StoredCallback:
+        found: dict[str, dict[str, Any]] = {}
+        scores: list[float] = []
+        joined: datetime | None = None
+        events = s.scalars(select(CallEventRow).where(
+            CallEventRow.call_id == row.id, CallEventRow.type.in_(_CALLBACK_EVENTS))
+            .order_by(CallEventRow.seq)).all()
+        for ev in events:
+            if ev.type == "sentiment" and isinstance(ev.payload.get("score"), int | float):
+                scores.append(float(ev.payload["score"]))
+            elif ev.type == "queue_joined":
+                joined = joined or ev.at
+            else:
+                found[ev.type] = dict(ev.payload)
+        return StoredCallback(
+            call_id=row.id, channel=row.channel, hotline_number=row.hotline_number,
+            caller_number=row.caller_number, locale=row.locale, started_at=row.started_at,
+            queued=found.get("callback_queued", {}), handoff=found.get("handoff_requested"),
+            crm=found.get("crm"), sentiment_scores=scores[-20:], first_joined_at=joined)
 
     def append_late(self, call_id: str, event: dict[str, Any], at: datetime) -> int:
         """Append ``event`` (with its ``type``) to the log of a closed call; a wrap-up or a

@@ -311,7 +311,9 @@ class CallRepository:
         ``stale_after_s`` (killed, or its machine lost), as ``finalize_interrupted`` does, and
         forget that node's heartbeat. One transaction; several survivors running this at once
         finalize each lost node once (PostgreSQL: its heartbeat row is taken ``FOR UPDATE SKIP
-        LOCKED``; SQLite: writers are serialized). Returns {lost node: its finalized calls}."""
+        LOCKED``; SQLite: writers are serialized). A lost node's queued callbacks go to
+        ``survivor`` in the same transaction (``_take_callbacks``). Returns {lost node: its
+        finalized calls}."""
         when = _aware("now", now)
         if not math.isfinite(stale_after_s) or stale_after_s <= 0:
             raise ValueError(f"stale_after_s must be > 0, got {stale_after_s!r}")
@@ -329,8 +331,24 @@ class CallRepository:
                 query = select(CallRow).where(CallRow.ended_at.is_(None),
                                               CallRow.node_id == node.node_id)
                 done[node.node_id] = self._finalize(s, query, extra, recording_duration)
+                self._take_callbacks(s, node.node_id, survivor, when)
                 s.delete(node)
         return done
+
+    @staticmethod
+    def _take_callbacks(s: Session, lost: str, survivor: str, when: datetime) -> None:
+        """The lost node's queued callbacks become ``survivor``'s (``node_id``), each with a
+        ``callback_adopted`` line in its record: the survivor serves them (``app.handoff.
+        adopt``), and only it, as the lost node's row goes in the same transaction."""
+        rows = s.scalars(select(CallRow).where(
+            CallRow.node_id == lost, CallRow.callback_status == "queued",
+            CallRow.ended_at.is_not(None)).with_for_update()).all()
+        for row in rows:
+            row.node_id = survivor
+            row.last_seq += 1
+            s.add(CallEventRow(call_id=row.id, seq=row.last_seq, at=when,
+                               type="callback_adopted",
+                               payload={"from_node": lost, "by_node": survivor}))
 
     def live_node(self, call_id: str) -> str | None:
         """The node holding ``call_id`` while it is up (None: ended, unknown, or no node)."""

@@ -17,7 +17,7 @@ from app.routing.events import (
     RoutingDecision,
     RoutingEvent,
 )
-from app.routing.queue import OfferError
+from app.routing.queue import CALLBACK_EXPIRED, OfferError
 from app.routing.service import RoutingError, RoutingService
 from tests.helpers.routing import MONDAY_10, agent, compiled, config, request
 
@@ -251,6 +251,25 @@ def test_a_callback_task_waits_even_when_nobody_is_logged_in() -> None:
     svc.login("ann", at(3601))
     [offer] = svc.dispatch(at(3601))
     assert offer.call_id == "c1" and svc.queues.get("c1").callback_number == "+8613800138000"  # type: ignore[union-attr]
+
+
+def test_a_callback_task_expires_after_the_groups_callback_expiry_with_its_offer() -> None:
+    desk = Desk({"g": {"members": ["ann"], "overflow_if_empty": False,
+                       "callback_expire_after_s": 7200}})
+    svc = desk.svc
+    svc.enqueue_callback(request(call_id="c1"), "+8613800138000", T, at(60))
+    assert svc.next_deadline(at(60)) == at(7200)  # the timer wakes for the expiry
+    svc.tick(at(7199))
+    assert svc.queues.get("c1") is not None
+    svc.login("ann", at(7199))
+    [offer] = svc.dispatch(at(7199))  # ringing when it expires: the offer is cancelled
+    svc.tick(at(7200))
+    assert svc.queues.get("c1") is None and svc.presence.get("ann").offers == ()  # type: ignore[union-attr]
+    assert [(e.offer_id, e.state) for e in desk.of(OfferChanged) if e.state != "pending"] == [
+        (offer.id, "cancelled")]
+    [exit_] = desk.of(QueueExit)
+    assert (exit_.call_id, exit_.action, exit_.reason) == ("c1", "no_route", CALLBACK_EXPIRED)
+    assert svc.dispatch(at(7201)) == []
 
 
 def test_an_agent_target_who_stays_busy_is_given_up_after_the_ring_timeout() -> None:
