@@ -33,6 +33,7 @@ from app.routing.shared import RedisState
 from app.settings import Settings
 from app.storage import CallRepository, Database
 from app.storage.handoff_repo import HandoffRepository
+from tests.cluster.test_shared_live import _next
 from tests.helpers.redis_server import RedisServer, redis_server  # noqa: F401  (fixture)
 from tests.helpers.routing import NUMBER, compiled, config, request
 
@@ -121,15 +122,6 @@ def _call_asked_for_callback(repo: CallRepository, node: Node, call_id: str,
         repo.append_event(call_id, event, started + timedelta(seconds=i))
     repo.end_call(call_id, "callback_requested", joined_at + timedelta(seconds=5))
     return link
-
-
-async def _next(queue: asyncio.Queue[dict[str, Any]], kind: str, timeout_s: float = 20
-                ) -> dict[str, Any]:
-    async with asyncio.timeout(timeout_s):
-        while True:
-            message = await queue.get()
-            if message.get("type") == kind:
-                return message
 
 
 async def _until(what: str, condition: Callable[[], bool], timeout_s: float = 20) -> None:
