@@ -88,6 +88,13 @@ def test_export_reads_back_to_the_same_configuration() -> None:
      "hotlines.0.rules.2.target: split percentages add up to 90, not 100"),
     (GOOD.replace("  en: {members", "  zh: {members"), 9, "duplicate key 'zh'"),
     (GOOD.replace("version: 1", "version: 2"), 1, "version: Input should be 1"),
+    (GOOD.replace("en: {members: [bob]", "en: {callback_expire_after_s: 0, members: [bob]"), 9,
+     "groups.en.callback_expire_after_s: Input should be greater than 0"),
+    (GOOD.replace("en: {members: [bob]", "en: {callback_expire_after_s: 1 day, members: [bob]"),
+     9, "groups.en.callback_expire_after_s: Input should be a valid number, unable to parse "
+     "string as a number"),
+    (GOOD.replace("en: {members: [bob]", "en: {callback_expire_after_s: 999999, members: [bob]"),
+     9, "groups.en.callback_expire_after_s: Input should be less than or equal to 604800"),
 ])
 def test_mistakes_are_reported_with_their_line(text: str, line: int, reason: str) -> None:
     assert (line, reason) in problems(text)
