@@ -136,7 +136,11 @@ class DeskAgent:
     def __init__(self, url: str, agent_id: str) -> None:
         self.url = url
         self.agent_id = agent_id
-        self.client = httpx.AsyncClient(base_url=url, timeout=30)
+        # A pooled connection idle as long as the server's keep-alive (uvicorn: 5 s, httpx's
+        # default expiry too) may be closed by the server just as a request reuses it
+        # (httpx.ReadError, seen once waiting for an offer); expire ours well before.
+        self.client = httpx.AsyncClient(base_url=url, timeout=30,
+                                        limits=httpx.Limits(keepalive_expiry=2.0))
         self.csrf = ""
         self.feed = _Feed()
         self.peers: list[CallerPeer] = []
